@@ -1,0 +1,3 @@
+from advisor_repro.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""`repro all` and `repro <stage>`: run the stages over one run directory.
+
+Examples:
+  repro all                                   # the smoke replay (CPU, minutes)
+  repro all --profile paper                   # the paper on a 16 GB GPU
+  repro all --force data                      # rerun data (and so everything after it)
+  repro data --set data.source=/path/to/folder
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from advisor_repro import pipeline
+from advisor_repro.cli.common import Selection, add_run_options, command_line, say, select
+from advisor_repro.manifest import mark_latest, write_manifest
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description=help_text, epilog=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_options(p)
+    if name == "all":
+        p.add_argument("--force", action="append", default=[], metavar="STAGE",
+                       help="rerun STAGE even if it is up to date (repeatable)")
+    else:
+        p.add_argument("--force", action="store_true", help="rerun even if up to date")
+    p.set_defaults(func=main_all if name == "all" else main_stage, stage=name)
+
+
+def _open(sel: Selection) -> None:
+    sel.run_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(sel.run_dir, sel.cfg, sel.profile, sel.overrides, command_line())
+    mark_latest(sel.run_dir)
+    say(f"run directory: {sel.run_dir}  (profile {sel.profile}, config {sel.cfg.hash[:12]})")
+
+
+def main_all(args: argparse.Namespace) -> int:
+    sel = select(args)
+    for name in args.force:
+        pipeline.get_stage(name)  # refuse a misspelt stage before any work
+    with pipeline.locked(sel.run_dir):
+        _open(sel)
+        ran = 0
+        for stage in pipeline.stages():
+            what, _ = pipeline.run_stage(stage, sel.cfg, sel.run_dir, force=stage.name in args.force,
+                                         log=say)
+            ran += what == "ran"
+    say(f"all stages done ({ran} ran, {len(pipeline.stages()) - ran} up to date). "
+        f"See: repro status --run-dir {sel.run_dir}")
+    return 0
+
+
+def main_stage(args: argparse.Namespace) -> int:
+    sel = select(args)
+    stage = pipeline.get_stage(args.stage)
+    with pipeline.locked(sel.run_dir):
+        _open(sel)
+        pipeline.run_stage(stage, sel.cfg, sel.run_dir, force=args.force, log=say)
+    return 0

@@ -1,0 +1,77 @@
+"""Errors that reach the user: each names the problem and the fix, and carries an exit code.
+
+The exit codes are a documented contract (README, "Exit codes"); keep the table in sync.
+"""
+
+from __future__ import annotations
+
+
+class ReproError(Exception):
+    """A refusal the user can act on. `problem` says what is wrong, `fix` what to do."""
+
+    exit_code = 1
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        return f"{self.problem}\n  fix: {self.fix}" if self.fix else self.problem
+
+
+class ConfigError(ReproError):
+    """Bad profile, unknown key, wrong type, bad --set override, bad command line."""
+
+    exit_code = 2
+
+
+class DataError(ReproError):
+    """A dataset record or input file is malformed (names split/file, index/row, problem)."""
+
+    exit_code = 3
+
+
+class PreflightError(ReproError):
+    """The hardware cannot run this profile (no GPU, too little VRAM, no kernels for it)."""
+
+    exit_code = 4
+
+
+class ResourceError(ReproError):
+    """Not enough free disk (or another resource) for the plan, found before work starts."""
+
+    exit_code = 5
+
+
+class OfflineError(ReproError):
+    """A model or dataset is not in the local cache and the hub cannot be reached."""
+
+    exit_code = 6
+
+
+class StageInputError(ReproError):
+    """A stage's declared inputs are missing: an earlier stage has not run."""
+
+    exit_code = 7
+
+
+class BusyError(ReproError):
+    """Another `repro` process holds this run directory."""
+
+    exit_code = 8
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "internal error (a bug: please report it with the log)",
+    ConfigError.exit_code: "configuration or command-line error",
+    DataError.exit_code: "malformed dataset or input file",
+    PreflightError.exit_code: "hardware refused by preflight",
+    ResourceError.exit_code: "not enough disk for the plan",
+    OfflineError.exit_code: "model or dataset missing from the cache while offline",
+    StageInputError.exit_code: "an earlier stage's outputs are missing",
+    BusyError.exit_code: "another repro process is using this run directory",
+    130: "interrupted (Ctrl-C); finished work is kept",
+}

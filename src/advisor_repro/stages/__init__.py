@@ -1,0 +1,1 @@
+"""One module per stage; each exposes `STAGE` (see advisor_repro.pipeline.Stage)."""

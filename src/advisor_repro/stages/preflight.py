@@ -1,0 +1,89 @@
+"""Stage `preflight`: can this machine run this profile? Decided in seconds, before any work.
+
+Probes the device (name, compute capability, VRAM, driver/CUDA, torch's arch list), decides
+the compute dtype from the capability (bf16 only on sm >= 8: a T4 "supports" bf16 only by
+emulation), checks free disk against the plan's estimate, then runs one tiny matmul and one
+bitsandbytes NF4 matmul on the device, because CUDA can say "available" on a GPU the build
+has no kernels for. The pure decision lives in advisor_repro.preflight_checks.
+
+Outputs: report.json (everything seen), decision.json (device + dtype: the only part later
+stages depend on, so moving from a P100 to a T4, both fp16, does not invalidate them).
+"""
+
+from __future__ import annotations
+
+from advisor_repro import pipeline
+from advisor_repro.config import Config
+from advisor_repro.errors import PreflightError
+from advisor_repro.files import write_json
+from advisor_repro.manifest import update_manifest
+from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
+from advisor_repro.preflight_checks import Requirement, decide, kernel_checks, probe_device
+
+GIB = 2**30
+
+
+def disk_needed(cfg: Config) -> int:
+    """Sum of the registered stages' disk estimates plus the profile's margin."""
+    total = sum(s.estimate(cfg).disk_bytes for s in pipeline.stages() if s.estimate)
+    return int(total + cfg.hardware.disk_margin_gib * GIB)
+
+
+def requirement(cfg: Config) -> Requirement:
+    hw = cfg.hardware
+    return Requirement(needs_cuda=hw.require_cuda, min_vram_gib=hw.min_vram_gib,
+                       disk_needed_bytes=disk_needed(cfg),
+                       allow_unsupported_gpu=hw.allow_unsupported_gpu)
+
+
+def run(cfg: Config, ctx: StageContext) -> StageResult:
+    want = "cpu" if cfg.hardware.device == "cpu" else "auto"  # "cuda" is judged by decide()
+    facts = probe_device(want, ctx.run_dir)
+    decision = decide(facts, requirement(cfg))
+    report = {"device": facts.to_dict(), "decision": decision.to_dict(),
+              "disk_needed_bytes": requirement(cfg).disk_needed_bytes, "kernel_checks": []}
+    write_json(ctx.out / "report.json", report)
+    if decision.refusal is not None:
+        raise decision.refusal
+    warnings = list(decision.warnings)
+    checks = kernel_checks(decision.device, decision.dtype)
+    report["kernel_checks"] = checks
+    write_json(ctx.out / "report.json", report)
+    failed = [c for c in checks if not c["ok"]]
+    if failed:
+        detail = "; ".join(f"{c['name']}: {c['detail']}" for c in failed)
+        if not cfg.hardware.allow_unsupported_gpu:
+            raise PreflightError(
+                f"{facts.name}: a test operation failed on the device ({detail})",
+                "use the image's CUDA 12.6 torch build (it has sm_60 and sm_75 kernels), or "
+                "check the driver; --set hardware.allow_unsupported_gpu=true goes on anyway",
+            )
+        warnings.append(f"kernel check failed and was overridden: {detail}")
+    write_json(ctx.out / "decision.json", {"device": decision.device, "dtype": decision.dtype})
+    if warnings:
+        update_manifest(ctx.run_dir, "warnings", [f"preflight: {w}" for w in warnings])
+    vram = facts.vram_gib
+    return StageResult(
+        figures={"device": facts.name, "dtype": decision.dtype,
+                 **({"vram_gib": round(vram, 2)} if vram else {}),
+                 **({"cc": ".".join(map(str, facts.compute_capability))}
+                    if facts.compute_capability else {})},
+        warnings=warnings,
+    )
+
+
+def device_identity(cfg: Config) -> dict[str, str]:
+    """Preflight reruns when the machine changes (a P100 session, then a T4 session)."""
+    facts = probe_device("cpu" if cfg.hardware.device == "cpu" else "auto")
+    return {"device": f"{facts.kind}|{facts.name}|{facts.compute_capability}|"
+                      f"{facts.total_vram_bytes}|torch {facts.torch_version}"}
+
+
+STAGE = Stage(
+    name="preflight",
+    summary="check the GPU (name, capability, VRAM), dtype, disk, and real test kernels",
+    run=run,
+    config=("hardware",),
+    external=device_identity,
+    estimate=lambda cfg: Estimate(seconds=15),
+)
