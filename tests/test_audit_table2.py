@@ -1,4 +1,4 @@
-"""Table 2 audit: hand-built datasets whose every number is known, plus a brute-force TF-IDF check."""
+"""Table 2 audit: hand-built datasets with every number known, and a brute-force TF-IDF check."""
 
 from __future__ import annotations
 

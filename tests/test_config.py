@@ -18,7 +18,11 @@ def test_paper_profile_carries_the_paper_settings():
     assert (t.max_seq_length, t.max_grad_norm, t.weight_decay, t.seed) == (2048, 0.3, 0.0, 42)
     assert t.optimizer == "adamw_8bit" and t.lr_scheduler == "linear" and not t.packing
     assert cfg.data.source == "hf:millat/StudyAbroadGPT-Dataset"
-    assert (cfg.data.expected_train, cfg.data.expected_test, cfg.data.eval_prompts) == (2274, 402, 50)
+    assert (cfg.data.expected_train, cfg.data.expected_test, cfg.data.eval_prompts) == (
+        2274,
+        402,
+        50,
+    )
     assert cfg.generate.caps == [256, 512] and cfg.judge.cap == 256
     assert cfg.model.train_base == "unsloth/mistral-7b-instruct-v0.3-bnb-4bit"
     assert cfg.metrics.bertscore_model == "roberta-large" and cfg.metrics.bertscore_rescale
@@ -72,7 +76,7 @@ def test_wrong_type_names_key_and_expected_type(tmp_path):
 
 
 def test_bool_is_not_an_int(tmp_path):
-    with pytest.raises(ConfigError, match="train.segment1.epochs"):
+    with pytest.raises(ConfigError, match=r"train\.segment1\.epochs"):
         load_config(_profile(tmp_path, "[train.segment1]\nepochs = true\n"))
 
 
@@ -82,7 +86,7 @@ def test_bad_choice_lists_the_choices():
 
 
 def test_unknown_override_key_is_refused():
-    with pytest.raises(ConfigError, match="--set.*unknown key 'train.segment3'"):
+    with pytest.raises(ConfigError, match=r"--set.*unknown key 'train\.segment3'"):
         load_config("paper", ["train.segment3.lr=1"])
 
 

@@ -26,8 +26,10 @@ def _make_stages(calls: list[str]):
         write_json(ctx.out / "sum.json", sum(nums))
         return StageResult(figures={"sum": sum(nums)})
 
-    return (Stage("first", "writes numbers", first, config=("data",)),
-            Stage("second", "sums them", second, needs=("first/numbers.json",)))
+    return (
+        Stage("first", "writes numbers", first, config=("data",)),
+        Stage("second", "sums them", second, needs=("first/numbers.json",)),
+    )
 
 
 def _run_all(stages, cfg, run_dir):
@@ -79,8 +81,10 @@ def test_missing_record_means_partial_and_resumes_in_place(tmp_path):
     stages, cfg = _make_stages(calls), load_config("smoke")
     _run_all(stages, cfg, tmp_path)
     (tmp_path / "first" / "done.json").unlink()
-    pipeline.write_json(tmp_path / "first" / "started.json",
-                        {"inputs": pipeline.input_fingerprint(stages[0], cfg, tmp_path)})
+    pipeline.write_json(
+        tmp_path / "first" / "started.json",
+        {"inputs": pipeline.input_fingerprint(stages[0], cfg, tmp_path)},
+    )
     assert pipeline.stage_state(stages[0], cfg, tmp_path).state == "partial"
     pipeline.run_stage(stages[0], cfg, tmp_path, log=lambda m: None)
     assert read_json(tmp_path / "first" / "done.json")["figures"] == {"resumed": True}
@@ -92,8 +96,9 @@ def test_stale_stage_starts_clean(tmp_path):
     calls: list[str] = []
     stages = _make_stages(calls)
     _run_all(stages, load_config("smoke"), tmp_path)
-    pipeline.run_stage(stages[0], load_config("smoke", ["data.eval_prompts=3"]), tmp_path,
-                       log=lambda m: None)
+    pipeline.run_stage(
+        stages[0], load_config("smoke", ["data.eval_prompts=3"]), tmp_path, log=lambda m: None
+    )
     assert (tmp_path / "first" / "partial.txt").read_text() == "x"
 
 

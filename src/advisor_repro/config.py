@@ -8,12 +8,13 @@ An unknown key or a wrong type is an error that names the key and the file it ca
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import tomllib
 
 from advisor_repro.errors import ConfigError
 from advisor_repro.files import canonical_json, sha256_text
@@ -78,8 +79,15 @@ class Lora:
     dropout: float = 0.0
     bias: Literal["none", "all", "lora_only"] = "none"
     target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                 "down_proj"]
+        default_factory=lambda: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ]
     )
     random_state: int = 3407  # LoRA init seed (Unsloth's random_state)
     expected_trainable: int = 41_943_040  # 1,310,720 per layer x 32 layers (0 = do not check)
@@ -275,7 +283,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """`train.segment2.lr=1e-4` -> (["train", "segment2", "lr"], 0.0001); values are TOML."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set '{text}' is not KEY=VALUE", "write e.g. --set train.segment2.lr=1e-4")
+        raise ConfigError(
+            f"--set '{text}' is not KEY=VALUE", "write e.g. --set train.segment2.lr=1e-4"
+        )
     try:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -309,8 +319,10 @@ def load_config(profile: str, overrides: list[str] | None = None) -> Config:
 def build(cls: type, data: Any, where: str, prefix: str = "") -> Any:
     """Construct dataclass `cls` from a dict, refusing unknown keys and wrong types."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: [{prefix or 'top'}] must be a table, got {data!r}",
-                          "see repro/profiles/paper.toml for the layout")
+        raise ConfigError(
+            f"{where}: [{prefix or 'top'}] must be a table, got {data!r}",
+            "see repro/profiles/paper.toml for the layout",
+        )
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
@@ -330,8 +342,10 @@ def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
     if origin is Literal:
         if value not in typing.get_args(tp):
             choices = ", ".join(repr(a) for a in typing.get_args(tp))
-            raise ConfigError(f"{where}: '{key}' = {value!r} is not one of {choices}",
-                              f"set {key} to one of {choices}")
+            raise ConfigError(
+                f"{where}: '{key}' = {value!r} is not one of {choices}",
+                f"set {key} to one of {choices}",
+            )
         return value
     if origin is list:
         (item,) = typing.get_args(tp)
@@ -342,7 +356,7 @@ def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
         raise NotImplementedError(f"union type for {key}")
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if tp in (int, float) and isinstance(value, bool) or not isinstance(value, tp):
+    if (tp in (int, float) and isinstance(value, bool)) or not isinstance(value, tp):
         raise _type_error(where, key, value, tp.__name__)
     return value
 
@@ -359,10 +373,15 @@ def validate(cfg: Config) -> None:
     t = cfg.train
     checks = [
         (t.lora.r > 0, "train.lora.r must be > 0"),
-        (t.segment1.micro_batch > 0 and t.segment1.grad_accum > 0,
-         "train.segment1 micro_batch and grad_accum must be > 0"),
+        (
+            t.segment1.micro_batch > 0 and t.segment1.grad_accum > 0,
+            "train.segment1 micro_batch and grad_accum must be > 0",
+        ),
         (0 <= t.segment1.warmup_ratio < 1, "train.segment1.warmup_ratio must be in [0, 1)"),
-        (0 <= t.segment2.resolved().warmup_ratio < 1, "train.segment2 warmup_ratio must be in [0, 1)"),
+        (
+            0 <= t.segment2.resolved().warmup_ratio < 1,
+            "train.segment2 warmup_ratio must be in [0, 1)",
+        ),
         (cfg.data.eval_prompts > 0, "data.eval_prompts must be > 0"),
         (all(c > 0 for c in cfg.generate.caps), "generate.caps must be positive token counts"),
         (cfg.hardware.vram_budget_gib > 0, "hardware.vram_budget_gib must be > 0"),

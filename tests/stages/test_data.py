@@ -43,8 +43,12 @@ def test_prompt_draw_matches_the_paper_indices():
     prompts = data.draw_eval_prompts(test, 50, 42)
     assert [p["dataset_index"] for p in prompts[:8]] == [151, 127, 77, 43, 261, 68, 371, 280]
     assert len({p["dataset_index"] for p in prompts}) == 50
-    assert prompts[0] == {"sample_id": 0, "dataset_index": 151, "prompt": "q151",
-                          "reference": "a151"}
+    assert prompts[0] == {
+        "sample_id": 0,
+        "dataset_index": 151,
+        "prompt": "q151",
+        "reference": "a151",
+    }
 
 
 def test_drawing_more_prompts_than_the_split_holds_is_refused():

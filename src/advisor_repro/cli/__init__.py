@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr, flush=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: finished stages are kept; rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: finished stages are kept; rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130

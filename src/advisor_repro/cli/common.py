@@ -16,11 +16,20 @@ DEFAULT_PROFILE = "smoke"
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run selection")
-    g.add_argument("--profile", help=f"profile name in repro/profiles/ or a .toml path "
-                   f"(default: the run directory's, else '{DEFAULT_PROFILE}')")
-    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a profile value, e.g. --set train.segment2.lr=1e-4 "
-                   "(repeatable; values are TOML)")
+    g.add_argument(
+        "--profile",
+        help=f"profile name in repro/profiles/ or a .toml path "
+        f"(default: the run directory's, else '{DEFAULT_PROFILE}')",
+    )
+    g.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile value, e.g. --set train.segment2.lr=1e-4 "
+        "(repeatable; values are TOML)",
+    )
     g.add_argument("--run-dir", help="run directory (default: runs/<run-id>)")
     g.add_argument("--run-id", help="name of the run under runs/ (default: the profile name)")
 
@@ -38,8 +47,7 @@ def select(args: argparse.Namespace) -> Selection:
     run directory (--run-dir, else runs/latest) is continued with its recorded ones."""
     profile, overrides = args.profile, list(args.overrides)
     if profile is None and not overrides:
-        existing = Path(args.run_dir) if args.run_dir else (
-            None if args.run_id else last_run_dir())
+        existing = Path(args.run_dir) if args.run_dir else (None if args.run_id else last_run_dir())
         manifest = existing / "manifest.json" if existing else None
         if manifest and manifest.is_file():
             recorded = read_json(manifest)

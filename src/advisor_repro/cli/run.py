@@ -17,12 +17,22 @@ from advisor_repro.manifest import mark_latest, write_manifest
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
-    p = sub.add_parser(name, help=help_text, description=help_text, epilog=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_run_options(p)
     if name == "all":
-        p.add_argument("--force", action="append", default=[], metavar="STAGE",
-                       help="rerun STAGE even if it is up to date (repeatable)")
+        p.add_argument(
+            "--force",
+            action="append",
+            default=[],
+            metavar="STAGE",
+            help="rerun STAGE even if it is up to date (repeatable)",
+        )
     else:
         p.add_argument("--force", action="store_true", help="rerun even if up to date")
     p.set_defaults(func=main_all if name == "all" else main_stage, stage=name)
@@ -43,11 +53,14 @@ def main_all(args: argparse.Namespace) -> int:
         _open(sel)
         ran = 0
         for stage in pipeline.stages():
-            what, _ = pipeline.run_stage(stage, sel.cfg, sel.run_dir, force=stage.name in args.force,
-                                         log=say)
+            what, _ = pipeline.run_stage(
+                stage, sel.cfg, sel.run_dir, force=stage.name in args.force, log=say
+            )
             ran += what == "ran"
-    say(f"all stages done ({ran} ran, {len(pipeline.stages()) - ran} up to date). "
-        f"See: repro status --run-dir {sel.run_dir}")
+    say(
+        f"all stages done ({ran} ran, {len(pipeline.stages()) - ran} up to date). "
+        f"See: repro status --run-dir {sel.run_dir}"
+    )
     return 0
 
 

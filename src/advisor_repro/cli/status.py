@@ -15,8 +15,12 @@ from advisor_repro.cli.common import add_run_options, say, select
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="show which stages are done, stale or pending",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "status",
+        help="show which stages are done, stale or pending",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_run_options(p)
     p.set_defaults(func=main)
 

@@ -22,18 +22,28 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     audit["eval_prompts"] = template_reuse(train, eval_test)
     write_json(ctx.out / "table2.json", audit)
     ep = audit["eval_prompts"]
-    atomic_write_text(ctx.out / "table2.md", render_markdown(audit) + (
-        f"\nEvaluation prompts with an identical question in train: "
-        f"{ep['test_prompts_in_train_first_human']} of {ep['test_prompts']} (first human turn), "
-        f"{ep['test_prompts_in_train_any_human']} (any human turn).\n"))
+    atomic_write_text(
+        ctx.out / "table2.md",
+        render_markdown(audit)
+        + (
+            f"\nEvaluation prompts with an identical question in train: "
+            f"{ep['test_prompts_in_train_first_human']} of {ep['test_prompts']} "
+            "(first human turn), "
+            f"{ep['test_prompts_in_train_any_human']} (any human turn).\n"
+        ),
+    )
     tt = audit["train_test"]
-    return StageResult(figures={
-        "valid": audit["all"]["valid_rate"],
-        "dup": audit["all"]["exact_duplicate_conversations"],
-        "overlap": tt["train_test_exact_overlap"],
-        "near_dup": tt["near_dup_test_conversations"],
-        "max_sim_mean": round(tt["max_sim_mean"], 4) if tt["max_sim_mean"] is not None else None,
-    })
+    return StageResult(
+        figures={
+            "valid": audit["all"]["valid_rate"],
+            "dup": audit["all"]["exact_duplicate_conversations"],
+            "overlap": tt["train_test_exact_overlap"],
+            "near_dup": tt["near_dup_test_conversations"],
+            "max_sim_mean": round(tt["max_sim_mean"], 4)
+            if tt["max_sim_mean"] is not None
+            else None,
+        }
+    )
 
 
 def estimate(cfg: Config) -> Estimate:

@@ -68,8 +68,10 @@ def draw_eval_prompts(test: list[Record], n: int, seed: int) -> list[Record]:
     """`random.Random(seed)` shuffle of the test indices, first n; first human turn as prompt,
     first assistant turn as reference (the paper's evaluate script)."""
     if n > len(test):
-        raise DataError(f"data.eval_prompts = {n} but the test split has {len(test)} conversations",
-                        f"set --set data.eval_prompts={len(test)} or less")
+        raise DataError(
+            f"data.eval_prompts = {n} but the test split has {len(test)} conversations",
+            f"set --set data.eval_prompts={len(test)} or less",
+        )
     indices = list(range(len(test)))
     random.Random(seed).shuffle(indices)
     return [
@@ -95,15 +97,19 @@ def fingerprint(splits: dict[str, list[Record]]) -> dict[str, Any]:
 
 
 # ---- I/O ---------------------------------------------------------------------------------------
-def load_splits(data: Data, cache_dir: Path | None = None) -> tuple[dict[str, list[Record]],
-                                                                      dict[str, Any]]:
+def load_splits(
+    data: Data, cache_dir: Path | None = None
+) -> tuple[dict[str, list[Record]], dict[str, Any]]:
     """Returns the splits and provenance (source, resolved revision, planted-error labels)."""
     if data.source == "builtin:smoke":
         from advisor_repro import smokedata
 
         splits, planted = smokedata.smoke_dataset(
-            seed=42, n_train=data.smoke_train, n_test=data.smoke_test,
-            error_rate=data.smoke_error_rate)
+            seed=42,
+            n_train=data.smoke_train,
+            n_test=data.smoke_test,
+            error_rate=data.smoke_error_rate,
+        )
         return splits, {"source": data.source, "revision": "builtin", "planted": planted}
     if data.source.startswith("hf:"):
         from advisor_repro.models import resolve_hub_dataset
@@ -113,27 +119,35 @@ def load_splits(data: Data, cache_dir: Path | None = None) -> tuple[dict[str, li
         return _read_folder(folder), {"source": data.source, "revision": sha}
     folder = Path(data.source).expanduser()
     if not folder.is_dir():
-        raise DataError(f"data.source '{data.source}' is not 'hf:<repo>', 'builtin:smoke' "
-                        "or an existing folder",
-                        "point --set data.source=PATH at a folder with train/test .jsonl or "
-                        ".parquet files")
+        raise DataError(
+            f"data.source '{data.source}' is not 'hf:<repo>', 'builtin:smoke' "
+            "or an existing folder",
+            "point --set data.source=PATH at a folder with train/test .jsonl or .parquet files",
+        )
     return _read_folder(folder), {"source": str(folder.resolve()), "revision": "local"}
 
 
 def _split_files(folder: Path, split: str) -> list[Path]:
     """`train.jsonl`, `train.parquet`, `data/train-00000-of-00001.parquet` and the like."""
-    found = [p for p in sorted(folder.rglob(f"{split}*"))
-             if p.suffix in (".jsonl", ".parquet") and p.is_file()]
+    found = [
+        p
+        for p in sorted(folder.rglob(f"{split}*"))
+        if p.suffix in (".jsonl", ".parquet") and p.is_file()
+    ]
     if not found:
-        raise DataError(f"no '{split}' split in {folder} (looked for {split}*.jsonl / "
-                        f"{split}*.parquet, also in subfolders)",
-                        "put the split there as train.jsonl/test.jsonl or parquet files")
+        raise DataError(
+            f"no '{split}' split in {folder} (looked for {split}*.jsonl / "
+            f"{split}*.parquet, also in subfolders)",
+            "put the split there as train.jsonl/test.jsonl or parquet files",
+        )
     return found
 
 
 def _read_folder(folder: Path) -> dict[str, list[Record]]:
-    return {split: [r for p in _split_files(folder, split) for r in _read_file(p, split)]
-            for split in SPLITS}
+    return {
+        split: [r for p in _split_files(folder, split) for r in _read_file(p, split)]
+        for split in SPLITS
+    }
 
 
 def _read_file(path: Path, split: str) -> list[Record]:
@@ -148,8 +162,10 @@ def _read_file(path: Path, split: str) -> list[Record]:
                 try:
                     out.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno} ({split}): not valid JSON ({exc.msg})",
-                                    "repair or remove that line") from exc
+                    raise DataError(
+                        f"{path}:{lineno} ({split}): not valid JSON ({exc.msg})",
+                        "repair or remove that line",
+                    ) from exc
     return out
 
 
@@ -158,8 +174,10 @@ def check_sizes(splits: dict[str, list[Record]], data: Data) -> list[str]:
     warnings = []
     for split, expected in (("train", data.expected_train), ("test", data.expected_test)):
         if expected and len(splits[split]) != expected:
-            warnings.append(f"{split} split has {len(splits[split])} conversations, "
-                            f"the profile expects {expected}")
+            warnings.append(
+                f"{split} split has {len(splits[split])} conversations, "
+                f"the profile expects {expected}"
+            )
     return warnings
 
 
@@ -170,9 +188,13 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     out = ctx.out
     for split in SPLITS:
         write_jsonl(out / f"{split}.jsonl", splits[split])
-        write_jsonl(out / f"{split}_text.jsonl", (
-            {"index": i, "text": render_training_text(r, cfg.data)}
-            for i, r in enumerate(splits[split])))
+        write_jsonl(
+            out / f"{split}_text.jsonl",
+            (
+                {"index": i, "text": render_training_text(r, cfg.data)}
+                for i, r in enumerate(splits[split])
+            ),
+        )
     prompts = draw_eval_prompts(splits["test"], cfg.data.eval_prompts, cfg.data.eval_draw_seed)
     write_jsonl(out / "eval_prompts.jsonl", prompts)
     if "planted" in provenance:
@@ -181,8 +203,12 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     write_json(out / "fingerprint.json", fp)
     update_manifest(ctx.run_dir, "data", fp)
     return StageResult(
-        figures={"train": len(splits["train"]), "test": len(splits["test"]),
-                 "eval_prompts": len(prompts), "revision": provenance["revision"]},
+        figures={
+            "train": len(splits["train"]),
+            "test": len(splits["test"]),
+            "eval_prompts": len(prompts),
+            "revision": provenance["revision"],
+        },
         warnings=check_sizes(splits, cfg.data),
     )
 
@@ -193,13 +219,18 @@ def external_inputs(cfg: Config) -> dict[str, str]:
     if src == "builtin:smoke":
         from advisor_repro import smokedata
 
-        code = {k: v for k, v in hash_tree(Path(smokedata.__file__).parent).items()
-                if k.endswith((".py", ".toml"))}
+        code = {
+            k: v
+            for k, v in hash_tree(Path(smokedata.__file__).parent).items()
+            if k.endswith((".py", ".toml"))
+        }
         return {"generator": sha256_text(canonical_json(code))}
     if src.startswith("hf:"):
         return {"hub": f"{src}@{cfg.data.revision}"}
     folder = Path(src).expanduser()
-    return {"folder": sha256_text(canonical_json(hash_tree(folder))) if folder.is_dir() else "missing"}
+    return {
+        "folder": sha256_text(canonical_json(hash_tree(folder))) if folder.is_dir() else "missing"
+    }
 
 
 def estimate(cfg: Config) -> Estimate:

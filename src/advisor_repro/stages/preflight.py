@@ -31,17 +31,24 @@ def disk_needed(cfg: Config) -> int:
 
 def requirement(cfg: Config) -> Requirement:
     hw = cfg.hardware
-    return Requirement(needs_cuda=hw.require_cuda, min_vram_gib=hw.min_vram_gib,
-                       disk_needed_bytes=disk_needed(cfg),
-                       allow_unsupported_gpu=hw.allow_unsupported_gpu)
+    return Requirement(
+        needs_cuda=hw.require_cuda,
+        min_vram_gib=hw.min_vram_gib,
+        disk_needed_bytes=disk_needed(cfg),
+        allow_unsupported_gpu=hw.allow_unsupported_gpu,
+    )
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     want = "cpu" if cfg.hardware.device == "cpu" else "auto"  # "cuda" is judged by decide()
     facts = probe_device(want, ctx.run_dir)
     decision = decide(facts, requirement(cfg))
-    report = {"device": facts.to_dict(), "decision": decision.to_dict(),
-              "disk_needed_bytes": requirement(cfg).disk_needed_bytes, "kernel_checks": []}
+    report = {
+        "device": facts.to_dict(),
+        "decision": decision.to_dict(),
+        "disk_needed_bytes": requirement(cfg).disk_needed_bytes,
+        "kernel_checks": [],
+    }
     write_json(ctx.out / "report.json", report)
     if decision.refusal is not None:
         raise decision.refusal
@@ -64,10 +71,16 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         update_manifest(ctx.run_dir, "warnings", [f"preflight: {w}" for w in warnings])
     vram = facts.vram_gib
     return StageResult(
-        figures={"device": facts.name, "dtype": decision.dtype,
-                 **({"vram_gib": round(vram, 2)} if vram else {}),
-                 **({"cc": ".".join(map(str, facts.compute_capability))}
-                    if facts.compute_capability else {})},
+        figures={
+            "device": facts.name,
+            "dtype": decision.dtype,
+            **({"vram_gib": round(vram, 2)} if vram else {}),
+            **(
+                {"cc": ".".join(map(str, facts.compute_capability))}
+                if facts.compute_capability
+                else {}
+            ),
+        },
         warnings=warnings,
     )
 
@@ -75,8 +88,10 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 def device_identity(cfg: Config) -> dict[str, str]:
     """Preflight reruns when the machine changes (a P100 session, then a T4 session)."""
     facts = probe_device("cpu" if cfg.hardware.device == "cpu" else "auto")
-    return {"device": f"{facts.kind}|{facts.name}|{facts.compute_capability}|"
-                      f"{facts.total_vram_bytes}|torch {facts.torch_version}"}
+    return {
+        "device": f"{facts.kind}|{facts.name}|{facts.compute_capability}|"
+        f"{facts.total_vram_bytes}|torch {facts.torch_version}"
+    }
 
 
 STAGE = Stage(

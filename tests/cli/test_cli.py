@@ -1,0 +1,122 @@
+"""The real `repro` CLI on the smoke profile and on a paper-size stand-in dataset."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from advisor_repro.cli import main
+from advisor_repro.files import read_json, read_jsonl
+from advisor_repro.smokedata import standin_dataset, write_splits
+
+
+def repro(*args: str) -> int:
+    return main(list(args))
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    return str(tmp_path / "run")
+
+
+def test_help_lists_stages_and_exit_codes():
+    out = subprocess.run(
+        [sys.executable, "-m", "advisor_repro", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in ("preflight", "data", "audit-data", "status", "plan"):
+        assert name in out
+    assert "exit codes" in out and "hardware refused by preflight" in out
+
+
+def test_smoke_all_then_rerun_recomputes_nothing(run_dir, capsys):
+    assert repro("all", "--run-dir", run_dir) == 0
+    records = {
+        s: read_json(f"{run_dir}/{s}/done.json") for s in ("preflight", "data", "audit-data")
+    }
+    capsys.readouterr()
+    assert repro("all", "--run-dir", run_dir) == 0
+    assert "(0 ran, 3 up to date)" in capsys.readouterr().out
+    for s, rec in records.items():
+        assert read_json(f"{run_dir}/{s}/done.json") == rec
+    manifest = read_json(f"{run_dir}/manifest.json")
+    assert manifest["profile"] == "smoke" and manifest["config"]["run"]["name"] == "smoke"
+    assert manifest["libraries"]["torch"] and manifest["data"]["splits"]["train"]["n"] == 100
+    assert len(manifest["invocations"]) == 2
+    assert repro("status", "--run-dir", run_dir) == 0
+    status = capsys.readouterr().out
+    assert "audit-data  done" in status and "train=100" in status
+
+
+def test_changed_profile_value_reruns_only_dependent_stages(run_dir, capsys):
+    assert repro("all", "--run-dir", run_dir) == 0
+    capsys.readouterr()
+    assert repro("all", "--run-dir", run_dir, "--set", "data.eval_prompts=5") == 0
+    out = capsys.readouterr().out
+    assert "[preflight] up to date" in out and "[data] running" in out
+    assert "[audit-data] running" in out  # it reads eval_prompts.jsonl, which changed
+    assert len(read_jsonl(f"{run_dir}/data/eval_prompts.jsonl")) == 5
+
+
+def test_paper_profile_data_on_a_paper_size_standin(tmp_path, run_dir, capsys):
+    src = tmp_path / "standin"
+    write_splits(standin_dataset(seed=3), src, "parquet")
+    args = ("--profile", "paper", "--set", f"data.source='{src}'", "--run-dir", run_dir)
+    assert repro("data", *args) == 0
+    prompts = read_jsonl(f"{run_dir}/data/eval_prompts.jsonl")
+    assert [p["dataset_index"] for p in prompts[:8]] == [151, 127, 77, 43, 261, 68, 371, 280]
+    assert len(prompts) == 50
+    text = read_jsonl(f"{run_dir}/data/train_text.jsonl")
+    assert len(text) == 2274 and text[0]["text"].startswith("Human: ")
+    assert "</s>\n\nHuman: " in text[0]["text"]
+    assert repro("audit-data", *args) == 0
+    table = read_json(f"{run_dir}/audit-data/table2.json")
+    assert table["train"]["n_conversations"] == 2274 and table["test"]["n_conversations"] == 402
+    assert table["eval_prompts"]["test_prompts"] == 50
+
+
+def test_unknown_profile_key_exits_2_naming_key_and_file(tmp_path, run_dir, capsys):
+    prof = tmp_path / "bad.toml"
+    prof.write_text('extends = "smoke"\n[data]\nsorce = "x"\n')
+    assert repro("data", "--profile", str(prof), "--run-dir", run_dir) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'data.sorce'" in err and "bad.toml" in err and "fix:" in err
+
+
+def test_wrong_type_override_exits_2(run_dir, capsys):
+    assert repro("data", "--set", "data.eval_prompts='many'", "--run-dir", run_dir) == 2
+    assert "data.eval_prompts' must be int" in capsys.readouterr().err
+
+
+def test_bad_record_exits_3_and_keeps_finished_stages(tmp_path, run_dir, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    good = {"conversations": [{"from": "human", "value": "q"}, {"from": "assistant", "value": "a"}]}
+    bad = {"conversations": [{"from": "human", "value": "q"}, {"from": "human", "value": "q2"}]}
+    (src / "train.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    (src / "test.jsonl").write_text(json.dumps(good) + "\n")
+    args = ("--set", f"data.source='{src}'", "--set", "data.eval_prompts=1", "--run-dir", run_dir)
+    assert repro("all", *args) == 3
+    err = capsys.readouterr().err
+    assert "train[1]: turn 1 is from 'human'" in err
+    assert read_json(f"{run_dir}/preflight/done.json")["stage"] == "preflight"
+    (src / "train.jsonl").write_text(json.dumps(good) + "\n")
+    capsys.readouterr()
+    assert repro("all", *args) == 0
+    assert "[preflight] up to date" in capsys.readouterr().out
+
+
+def test_paper_profile_without_gpu_is_refused_with_the_fix(run_dir, capsys):
+    assert repro("preflight", "--profile", "paper", "--run-dir", run_dir) == 4
+    err = capsys.readouterr().err
+    assert "CUDA" in err and "--profile smoke" in err
+    assert not (tmp := __import__("pathlib").Path(run_dir, "preflight", "done.json")).exists(), tmp
+
+
+def test_plan_prints_estimates(run_dir, capsys):
+    assert repro("plan", "--profile", "paper", "--run-dir", run_dir) == 0
+    out = capsys.readouterr().out
+    assert "preflight" in out and "audit-data" in out and "total to run" in out
