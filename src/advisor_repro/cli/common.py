@@ -30,6 +30,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="override a profile value, e.g. --set train.segment2.lr=1e-4 "
         "(repeatable; values are TOML)",
     )
+    g.add_argument(
+        "--allow-unsupported-gpu",
+        action="store_true",
+        help="go on (with a warning in the manifest) on a GPU preflight refuses; "
+        "same as --set hardware.allow_unsupported_gpu=true",
+    )
     g.add_argument("--run-dir", help="run directory (default: runs/<run-id>)")
     g.add_argument("--run-id", help="name of the run under runs/ (default: the profile name)")
 
@@ -46,6 +52,8 @@ def select(args: argparse.Namespace) -> Selection:
     """Profile and overrides come from the command line. When it names neither, an existing
     run directory (--run-dir, else runs/latest) is continued with its recorded ones."""
     profile, overrides = args.profile, list(args.overrides)
+    if args.allow_unsupported_gpu:
+        overrides.append("hardware.allow_unsupported_gpu=true")
     if profile is None and not overrides:
         existing = Path(args.run_dir) if args.run_dir else (None if args.run_id else last_run_dir())
         manifest = existing / "manifest.json" if existing else None
