@@ -14,6 +14,7 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from advisor_repro.config import Model
 from advisor_repro.errors import OfflineError
 from advisor_repro.files import read_json, sha256_file, write_json
 
@@ -202,3 +203,25 @@ def _snapshot(
     # The hub cache lays snapshots out as .../snapshots/<commit sha>/.
     folder = Path(folder)
     return folder, folder.name
+
+
+def cache_root() -> Path:
+    """Where converted models and other caches live: $ADVISOR_REPRO_CACHE, else
+    ~/.cache/advisor-repro. Kept out of the Config so moving machines changes no hash."""
+    return Path(os.environ.get("ADVISOR_REPRO_CACHE") or Path.home() / ".cache" / "advisor-repro")
+
+
+def base_model(model_cfg: Model, which: str = "train") -> tuple[Path, str]:
+    """The local folder and resolved revision of the profile's base model.
+
+    which = "train" (the model segment 1 starts from) or "eval" (the generation base).
+    The smoke source converts the packaged GGUF once; the hub source resolves a snapshot
+    (offline when HF_HUB_OFFLINE=1)."""
+    if model_cfg.source == "smoke":
+        folder = smoke_model_dir(cache_root())
+        return folder, "gguf-" + folder.name.rsplit("-", 1)[-1]
+    from huggingface_hub import constants
+
+    repo, rev = ((model_cfg.train_base, model_cfg.train_base_revision) if which == "train"
+                 else (model_cfg.eval_base, model_cfg.eval_base_revision))
+    return resolve_hub_model(repo, rev, None, offline=constants.HF_HUB_OFFLINE)

@@ -112,10 +112,13 @@ def load_splits(
         )
         return splits, {"source": data.source, "revision": "builtin", "planted": planted}
     if data.source.startswith("hf:"):
+        from huggingface_hub import constants
+
         from advisor_repro.models import resolve_hub_dataset
 
         repo = data.source[3:]
-        folder, sha = resolve_hub_dataset(repo, data.revision, cache_dir, offline=None)
+        folder, sha = resolve_hub_dataset(repo, data.revision, cache_dir,
+                                          offline=constants.HF_HUB_OFFLINE)
         return _read_folder(folder), {"source": data.source, "revision": sha}
     folder = Path(data.source).expanduser()
     if not folder.is_dir():
