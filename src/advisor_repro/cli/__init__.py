@@ -11,7 +11,7 @@ from advisor_repro.errors import EXIT_CODES, ReproError
 
 def build_parser() -> argparse.ArgumentParser:
     from advisor_repro import pipeline
-    from advisor_repro.cli import plan, run, status
+    from advisor_repro.cli import fetch, plan, run, status
 
     stage_lines = "\n".join(f"  {s.name:<12} {s.summary}" for s in pipeline.stages())
     codes = "\n".join(f"  {k:<4} {v}" for k, v in sorted(EXIT_CODES.items()))
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_parser(sub, stage.name, f"run only the stage '{stage.name}': {stage.summary}")
     status.add_parser(sub)
     plan.add_parser(sub)
+    fetch.add_parser(sub)
     return parser
 
 
