@@ -25,7 +25,7 @@ PAPER_MIN_VRAM_GIB = 14.5
 
 # Torch wheels with sm_60 (P100) and sm_75 (T4) kernels; CUDA 12.8+ builds dropped sm_60.
 ARCH_FIX = "install the image's CUDA 12.6 torch build, which includes sm_60 and sm_75"
-ALLOW_FLAG = "--set hardware.allow_unsupported_gpu=true"  # the override, as the CLI spells it
+ALLOW_FLAG = "--allow-unsupported-gpu"  # = --set hardware.allow_unsupported_gpu=true
 
 
 @dataclass(frozen=True)

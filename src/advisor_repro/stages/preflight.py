@@ -39,6 +39,20 @@ def requirement(cfg: Config) -> Requirement:
     )
 
 
+def pick_backend(wanted: str, device: str, cc: tuple[int, int] | None) -> tuple[str, str]:
+    """Unsloth needs a CUDA GPU of compute capability >= 7.0 (its Triton kernels); elsewhere
+    (a P100, the CPU) the `hf` backend runs the same QLoRA recipe. Returns (backend, warning)."""
+    if wanted != "unsloth":
+        return wanted, ""
+    if device != "cuda" or cc is None:
+        return "hf", "the unsloth backend needs a CUDA GPU; using the hf backend on the CPU"
+    if cc < (7, 0):
+        return "hf", (f"the unsloth backend needs compute capability >= 7.0 (Triton), this GPU "
+                      f"is {cc[0]}.{cc[1]}; using the hf backend (transformers + bitsandbytes + "
+                      "PEFT + TRL), as the paper's P100 segment would need today")
+    return "unsloth", ""
+
+
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     want = "cpu" if cfg.hardware.device == "cpu" else "auto"  # "cuda" is judged by decide()
     facts = probe_device(want, ctx.run_dir)
@@ -66,7 +80,11 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                 "check the driver; --set hardware.allow_unsupported_gpu=true goes on anyway",
             )
         warnings.append(f"kernel check failed and was overridden: {detail}")
-    write_json(ctx.out / "decision.json", {"device": decision.device, "dtype": decision.dtype})
+    backend, why = pick_backend(cfg.model.backend, decision.device, facts.compute_capability)
+    if why:
+        warnings.append(why)
+    write_json(ctx.out / "decision.json",
+               {"device": decision.device, "dtype": decision.dtype, "backend": backend})
     if warnings:
         update_manifest(ctx.run_dir, "warnings", [f"preflight: {w}" for w in warnings])
     vram = facts.vram_gib
