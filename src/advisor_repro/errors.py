@@ -63,6 +63,28 @@ class BusyError(ReproError):
     exit_code = 8
 
 
+class HandoffError(ReproError):
+    """The handoff bundle is refused: a file hash, the base model, the LoRA config, the
+    trainable parameter count or the data does not match, or optimizer state is present."""
+
+    exit_code = 9
+
+
+class JudgeError(ReproError):
+    """The judge could not be asked: no API key in the named variable, a refused request
+    (401/403/404/400), or 429 / 5xx / timeouts beyond the retries. Verdicts already paid
+    for stay in the stage's cache, so the rerun resumes without paying twice."""
+
+    exit_code = 10
+
+
+class VerifyFailed(ReproError):
+    """A required check of the expected ranges failed (or, with verify.strict, was skipped).
+    verify/verify.json and verify.md are written first and kept: they name every check."""
+
+    exit_code = 11
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug: please report it with the log)",
@@ -73,5 +95,8 @@ EXIT_CODES: dict[int, str] = {
     OfflineError.exit_code: "model or dataset missing from the cache while offline",
     StageInputError.exit_code: "an earlier stage's outputs are missing",
     BusyError.exit_code: "another repro process is using this run directory",
+    HandoffError.exit_code: "the handoff bundle failed verification (the check is named)",
+    JudgeError.exit_code: "the judge could not be asked (key, refusal, or retries spent)",
+    VerifyFailed.exit_code: "a required check against the paper failed (see verify/verify.md)",
     130: "interrupted (Ctrl-C); finished work is kept",
 }
