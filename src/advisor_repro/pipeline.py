@@ -56,6 +56,7 @@ class StageContext:
     name: str
     run_dir: Path
     needs: tuple[str, ...]
+    optional: tuple[str, ...] = ()
 
     @property
     def out(self) -> Path:
@@ -63,7 +64,7 @@ class StageContext:
 
     def input(self, rel: str) -> Path:
         """Path of a declared input `stage/file`; refuses undeclared or missing ones."""
-        if rel not in self.needs:
+        if rel not in self.needs and rel not in self.optional:
             raise RuntimeError(f"stage {self.name} reads {rel} but does not declare it in needs")
         path = self.run_dir / rel
         if not path.exists():
@@ -81,6 +82,8 @@ class Stage:
     summary: str  # one line for `repro --help`, `status` and `plan`
     run: Callable[[Config, StageContext], StageResult]
     needs: tuple[str, ...] = ()  # "stage/relative/path" files read from earlier stages
+    # read when present (verify, report): hashed like needs, but a missing one is no error
+    optional: tuple[str, ...] = ()
     config: tuple[str, ...] = ()  # config sections whose values change the result
     external: Callable[[Config], dict[str, str]] | None = None  # hashes of outside inputs
     estimate: Callable[[Config], Estimate] | None = None
@@ -88,9 +91,26 @@ class Stage:
 
 def _registry() -> list[Stage]:
     # Imported here so that `import advisor_repro.pipeline` stays light for the CLI's --help.
-    from advisor_repro.stages import audit_data, data, preflight
+    from advisor_repro.stages import (
+        audit,
+        audit_data,
+        audit_training,
+        control,
+        data,
+        generate,
+        handoff,
+        judge,
+        metrics,
+        preflight,
+        report,
+        train,
+        verify,
+    )
 
-    return [preflight.STAGE, data.STAGE, audit_data.STAGE]
+    # verify and report stay the last two: they read whatever the stages before them wrote.
+    return [preflight.STAGE, data.STAGE, audit_data.STAGE, train.STAGE_1, handoff.STAGE,
+            train.STAGE_2, control.STAGE, generate.STAGE, metrics.STAGE, judge.STAGE,
+            audit.STAGE, audit_training.STAGE, verify.STAGE, report.STAGE]
 
 
 _STAGES: list[Stage] | None = None
@@ -118,7 +138,7 @@ def get_stage(name: str) -> Stage:
 def input_fingerprint(stage: Stage, cfg: Config, run_dir: Path) -> dict[str, Any]:
     """Everything that, when changed, makes the stage's result stale."""
     files = {}
-    for rel in stage.needs:
+    for rel in (*stage.needs, *stage.optional):
         p = run_dir / rel
         if p.is_dir():  # a declared folder (e.g. an adapter bundle) hashes as a whole
             files[rel] = "tree:" + sha256_text(canonical_json(hash_tree(p)))
@@ -226,7 +246,7 @@ def run_stage(
     write_json(folder / STARTED, {"inputs": fingerprint, "time": time.time()})
     log(f"[{stage.name}] {'resuming' if resumable else 'running'}: {stage.summary}")
     t0 = time.monotonic()
-    ctx = StageContext(stage.name, run_dir, stage.needs)
+    ctx = StageContext(stage.name, run_dir, stage.needs, stage.optional)
     try:
         result = stage.run(cfg, ctx)
     except ReproError as exc:

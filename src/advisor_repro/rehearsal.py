@@ -116,3 +116,49 @@ def _create(out: Path, scale: str, seed: int = 1234) -> None:
 
 def describe(folder: Path) -> dict[str, Any]:
     return read_json(Path(folder) / "source.json")
+
+
+# The MiniLM-shaped encoder for BERTScore and the audits' embeddings in the rehearsal: the real
+# all-MiniLM-L6-v2 (91 MB) cannot travel to the GPU machine, a random one of its shape can be
+# made there. Named "random:minilm" in a profile.
+RANDOM_ENCODER = "random:minilm"
+MINILM = {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
+          "intermediate_size": 1536, "max_position_embeddings": 512, "vocab_size": 30522}
+
+
+def random_encoder_dir(cache_root: Path, create: bool = False) -> Path:
+    final = Path(cache_root) / "models" / "minilm-l6-shape-random"
+    if (final / "source.json").is_file():
+        return final
+    if not create:
+        raise OfflineError(f"the rehearsal encoder is not in {final.parent}",
+                           "create it once with: repro fetch --profile rehearsal")
+    import torch
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        wp = BertWordPieceTokenizer(lowercase=True)
+        wp.train_from_iterator(corpus(), vocab_size=MINILM["vocab_size"], show_progress=False)
+        wp.save_model(str(tmp))
+        BertTokenizerFast(vocab_file=str(tmp / "vocab.txt"), do_lower_case=True,
+                          model_max_length=512).save_pretrained(tmp)
+        torch.manual_seed(4321)
+        BertModel(BertConfig(**MINILM)).save_pretrained(tmp, safe_serialization=True)
+        write_json(tmp / "source.json", {"kind": "random-init", "shape": "all-MiniLM-L6-v2"})
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def resolve_encoder(name: str) -> str | None:
+    """The folder for "random:minilm", else None (the caller resolves the name itself)."""
+    if name != RANDOM_ENCODER:
+        return None
+    from advisor_repro.models import cache_root
+
+    return str(random_encoder_dir(cache_root()))

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from advisor_repro import pipeline
 from advisor_repro.cli import main
 from advisor_repro.files import read_json, read_jsonl
 from advisor_repro.smokedata import standin_dataset, write_splits
@@ -33,29 +34,47 @@ def test_help_lists_stages_and_exit_codes():
     assert "exit codes" in out and "hardware refused by preflight" in out
 
 
+@pytest.mark.slow
 def test_smoke_all_then_rerun_recomputes_nothing(run_dir, capsys):
+    """The end-to-end test: the whole smoke replay, then a rerun that recomputes nothing."""
+    names = [s.name for s in pipeline.stages()]
     assert repro("all", "--run-dir", run_dir) == 0
-    records = {
-        s: read_json(f"{run_dir}/{s}/done.json") for s in ("preflight", "data", "audit-data")
-    }
+    records = {s: read_json(f"{run_dir}/{s}/done.json") for s in names}
     capsys.readouterr()
     assert repro("all", "--run-dir", run_dir) == 0
-    assert "(0 ran, 3 up to date)" in capsys.readouterr().out
+    assert f"(0 ran, {len(names)} up to date)" in capsys.readouterr().out
     for s, rec in records.items():
         assert read_json(f"{run_dir}/{s}/done.json") == rec
     manifest = read_json(f"{run_dir}/manifest.json")
     assert manifest["profile"] == "smoke" and manifest["config"]["run"]["name"] == "smoke"
     assert manifest["libraries"]["torch"] and manifest["data"]["splits"]["train"]["n"] == 100
     assert len(manifest["invocations"]) == 2
+    assert read_json(f"{run_dir}/verify/verify.json")
     assert repro("status", "--run-dir", run_dir) == 0
     status = capsys.readouterr().out
-    assert "audit-data  done" in status and "train=100" in status
+    assert "audit-data      done" in status and "train=100" in status
+
+
+EARLY = ("preflight", "data", "audit-data")
+
+
+def _early(run_dir: str, *extra: str) -> list[int]:
+    return [repro(stage, "--run-dir", run_dir, *extra) for stage in EARLY]
+
+
+def test_early_stages_rerun_nothing_when_unchanged(run_dir, capsys):
+    assert _early(run_dir) == [0, 0, 0]
+    records = {s: read_json(f"{run_dir}/{s}/done.json") for s in EARLY}
+    capsys.readouterr()
+    assert _early(run_dir) == [0, 0, 0]
+    assert capsys.readouterr().out.count("up to date, skipped") == 3
+    assert {s: read_json(f"{run_dir}/{s}/done.json") for s in EARLY} == records
 
 
 def test_changed_profile_value_reruns_only_dependent_stages(run_dir, capsys):
-    assert repro("all", "--run-dir", run_dir) == 0
+    assert _early(run_dir) == [0, 0, 0]
     capsys.readouterr()
-    assert repro("all", "--run-dir", run_dir, "--set", "data.eval_prompts=5") == 0
+    assert _early(run_dir, "--set", "data.eval_prompts=5") == [0, 0, 0]
     out = capsys.readouterr().out
     assert "[preflight] up to date" in out and "[data] running" in out
     assert "[audit-data] running" in out  # it reads eval_prompts.jsonl, which changed
@@ -100,13 +119,13 @@ def test_bad_record_exits_3_and_keeps_finished_stages(tmp_path, run_dir, capsys)
     (src / "train.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
     (src / "test.jsonl").write_text(json.dumps(good) + "\n")
     args = ("--set", f"data.source='{src}'", "--set", "data.eval_prompts=1", "--run-dir", run_dir)
-    assert repro("all", *args) == 3
+    assert _early(run_dir, *args)[:2] == [0, 3]
     err = capsys.readouterr().err
     assert "train[1]: turn 1 is from 'human'" in err
     assert read_json(f"{run_dir}/preflight/done.json")["stage"] == "preflight"
     (src / "train.jsonl").write_text(json.dumps(good) + "\n")
     capsys.readouterr()
-    assert repro("all", *args) == 0
+    assert _early(run_dir, *args) == [0, 0, 0]
     assert "[preflight] up to date" in capsys.readouterr().out
 
 

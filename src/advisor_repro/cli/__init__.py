@@ -11,7 +11,7 @@ from advisor_repro.errors import EXIT_CODES, ReproError
 
 def build_parser() -> argparse.ArgumentParser:
     from advisor_repro import pipeline
-    from advisor_repro.cli import fetch, plan, run, status
+    from advisor_repro.cli import bench, fetch, import_release, plan, run, status, train
 
     stage_lines = "\n".join(f"  {s.name:<12} {s.summary}" for s in pipeline.stages())
     codes = "\n".join(f"  {k:<4} {v}" for k, v in sorted(EXIT_CODES.items()))
@@ -27,10 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run.add_parser(sub, "all", "run every stage in order, skipping the ones up to date")
     for stage in pipeline.stages():
-        run.add_parser(sub, stage.name, f"run only the stage '{stage.name}': {stage.summary}")
+        if stage.name not in train.COMMANDS:  # those take --backend: cli/train.py adds them
+            summary = stage.summary.replace("%", "%%")  # argparse %-formats help strings
+            run.add_parser(sub, stage.name, f"run only the stage '{stage.name}': {summary}")
+    train.add_parsers(sub)
+    bench.add_parser(sub)
     status.add_parser(sub)
     plan.add_parser(sub)
     fetch.add_parser(sub)
+    import_release.add_parser(sub)
     return parser
 
 

@@ -42,11 +42,12 @@ def main(args: argparse.Namespace) -> int:
     if sel.cfg.model.source == "smoke":
         say(f"smoke model: {smoke_model_dir(cache_root())}")
     if sel.cfg.model.source == "random":
-        from advisor_repro.rehearsal import random_base_dir
+        from advisor_repro.rehearsal import random_base_dir, random_encoder_dir
 
         say(f"creating the random-weight base ({sel.cfg.model.random_scale}) ...")
         folder = random_base_dir(cache_root(), sel.cfg.model.random_scale, create=True)
         say(f"rehearsal base: {folder}")
+        say(f"rehearsal encoder: {random_encoder_dir(cache_root(), create=True)}")
     for kind, repo, rev in hub_needs(sel.cfg):
         resolve = resolve_hub_dataset if kind == "dataset" else resolve_hub_model
         folder, commit = resolve(repo, rev, None, offline=False)

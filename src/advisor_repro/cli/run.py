@@ -13,6 +13,7 @@ import argparse
 
 from advisor_repro import pipeline
 from advisor_repro.cli.common import Selection, add_run_options, command_line, say, select
+from advisor_repro.errors import VerifyFailed
 from advisor_repro.manifest import mark_latest, write_manifest
 
 
@@ -35,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> No
         )
     else:
         p.add_argument("--force", action="store_true", help="rerun even if up to date")
+    if name in ("all", "verify"):
+        p.add_argument("--strict", action="store_true",
+                       help="a skipped required check fails too (= --set verify.strict=true)")
     p.set_defaults(func=main_all if name == "all" else main_stage, stage=name)
 
 
@@ -45,18 +49,30 @@ def _open(sel: Selection) -> None:
     say(f"run directory: {sel.run_dir}  (profile {sel.profile}, config {sel.cfg.hash[:12]})")
 
 
+def _strict(args: argparse.Namespace) -> None:
+    if getattr(args, "strict", False):
+        args.overrides = [*args.overrides, "verify.strict=true"]
+
+
 def main_all(args: argparse.Namespace) -> int:
+    _strict(args)
     sel = select(args)
     for name in args.force:
         pipeline.get_stage(name)  # refuse a misspelt stage before any work
     with pipeline.locked(sel.run_dir):
         _open(sel)
         ran = 0
+        verify_failed: VerifyFailed | None = None
         for stage in pipeline.stages():
-            what, _ = pipeline.run_stage(
-                stage, sel.cfg, sel.run_dir, force=stage.name in args.force, log=say
-            )
+            try:
+                what, _ = pipeline.run_stage(
+                    stage, sel.cfg, sel.run_dir, force=stage.name in args.force, log=say
+                )
+            except VerifyFailed as exc:  # still write the report, then fail with verify's code
+                verify_failed, what = exc, "ran"
             ran += what == "ran"
+    if verify_failed is not None:
+        raise verify_failed
     say(
         f"all stages done ({ran} ran, {len(pipeline.stages()) - ran} up to date). "
         f"See: repro status --run-dir {sel.run_dir}"
@@ -65,6 +81,7 @@ def main_all(args: argparse.Namespace) -> int:
 
 
 def main_stage(args: argparse.Namespace) -> int:
+    _strict(args)
     sel = select(args)
     stage = pipeline.get_stage(args.stage)
     with pipeline.locked(sel.run_dir):

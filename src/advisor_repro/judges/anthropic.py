@@ -1,0 +1,64 @@
+"""The `anthropic` judge: Anthropic's Messages API over plain HTTP (the paper's judge family).
+
+POST {base_url}/v1/messages with the key in `x-api-key`, read from the variable
+`judge.api_key_env` names at each call. The system prompt goes in the top-level `system`
+field; the reply is the concatenated text blocks of `content`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from advisor_repro.config import Judge
+from advisor_repro.judges import settings
+from advisor_repro.judges.http import api_key, post_json
+from advisor_repro.judges.rubric import Messages
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"  # the anthropic-version header of the Messages API
+
+
+class AnthropicJudge:
+    def __init__(self, jc: Judge) -> None:
+        self.jc = jc
+        self.base_url = (jc.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.identity: dict[str, Any] = {
+            "backend": "anthropic",
+            "model": jc.model,
+            "base_url": self.base_url,
+            "api_version": API_VERSION,
+            **settings(jc),
+        }
+        self.client = httpx.Client(timeout=jc.timeout_s)
+
+    def complete(self, messages: Messages, key: str) -> str:
+        secret = api_key(self.jc.api_key_env, "anthropic", required=True)
+        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+        body: dict[str, Any] = {
+            "model": self.jc.model,
+            "max_tokens": self.jc.max_tokens,
+            "temperature": self.jc.temperature,
+            "messages": [m for m in messages if m["role"] != "system"],
+        }
+        if system:
+            body["system"] = system
+        data = post_json(
+            self.client,
+            f"{self.base_url}/v1/messages",
+            {"x-api-key": secret, "anthropic-version": API_VERSION},
+            body,
+            secret=secret,
+            max_retries=self.jc.max_retries,
+            backoff_s=self.jc.backoff_s,
+        )
+        blocks = data.get("content")
+        if not isinstance(blocks, list):
+            return ""  # no text: the parser turns this into a retry, then "unparseable"
+        return "".join(
+            b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text"
+        )
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,56 @@
+"""The `openai` judge: any OpenAI-compatible chat server (vLLM, llama.cpp server, Ollama).
+
+POST {base_url}/chat/completions. A key is sent as a Bearer token only when
+`judge.api_key_env` names a variable (local servers usually need none); it is read at each
+call and never stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from advisor_repro.config import Judge
+from advisor_repro.judges import settings
+from advisor_repro.judges.http import api_key, post_json
+from advisor_repro.judges.rubric import Messages
+
+
+class OpenAIJudge:
+    def __init__(self, jc: Judge) -> None:
+        self.jc = jc
+        self.base_url = jc.base_url.rstrip("/")
+        self.identity: dict[str, Any] = {
+            "backend": "openai",
+            "model": jc.model,
+            "base_url": self.base_url,
+            **settings(jc),
+        }
+        self.client = httpx.Client(timeout=jc.timeout_s)
+
+    def complete(self, messages: Messages, key: str) -> str:
+        secret = api_key(self.jc.api_key_env, "openai", required=bool(self.jc.api_key_env))
+        headers = {"authorization": f"Bearer {secret}"} if secret else {}
+        data = post_json(
+            self.client,
+            f"{self.base_url}/chat/completions",
+            headers,
+            {
+                "model": self.jc.model,
+                "messages": messages,
+                "temperature": self.jc.temperature,
+                "max_tokens": self.jc.max_tokens,
+            },
+            secret=secret,
+            max_retries=self.jc.max_retries,
+            backoff_s=self.jc.backoff_s,
+        )
+        try:
+            content = data["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            return ""  # no text: the parser turns this into a retry, then "unparseable"
+        return content if isinstance(content, str) else ""
+
+    def close(self) -> None:
+        self.client.close()

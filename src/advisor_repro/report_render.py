@@ -1,0 +1,171 @@
+"""The report's two renderings of one list of sections: a self-contained HTML file (inline CSS,
+figures as base64 PNG, no script, nothing fetched) and Markdown (figures as PNG files beside it).
+
+A section is an id, a title and blocks: Text, Table, Figure, NotRun, Pre. Secrets never reach
+either file: `redact` replaces the value of every environment variable whose name looks like a
+credential (..._KEY, ..._TOKEN, ...) wherever it occurs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+
+
+@dataclass
+class Text:
+    text: str
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    classes: list[str] = field(default_factory=list)  # one CSS class per row (HTML only)
+
+
+@dataclass
+class Figure:
+    name: str  # file name stem for the Markdown copy
+    png: bytes
+    caption: str
+
+
+@dataclass
+class NotRun:
+    what: str  # e.g. "loss curve: train-1, train-2 not run"
+
+
+@dataclass
+class Pre:
+    summary: str
+    text: str
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    blocks: list[Any]
+
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:1em 2em;
+color:#222;background:#fff}
+h1{font-size:1.5em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-top:.6em}
+nav a{margin-right:1em}table{border-collapse:collapse;margin:.6em 0;font-size:12px;width:100%}
+td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;
+overflow-wrap:break-word}
+th{background:#f2f2f2}tr.PASS td:first-child{background:#d9f2d9}
+tr.FAIL td:first-child{background:#f7c6c6}tr.SKIP td:first-child{background:#eee}
+.verdict{font-size:1.2em;padding:.5em 1em;border-radius:4px;display:inline-block}
+.verdict.PASS{background:#d9f2d9}.verdict.FAIL{background:#f7c6c6}.verdict.none{background:#eee}
+.notrun{border:2px dashed #bbb;color:#777;padding:1.2em;margin:.6em 0;text-align:center}
+figure{margin:.6em 0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:12px;color:#555}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;
+font-size:12px}
+"""
+
+
+def secret_values(extra_names: tuple[str, ...] = ()) -> list[str]:
+    """Values of environment variables that hold credentials (never shown, never written)."""
+    names = [n for n in os.environ if any(w in n.upper() for w in SECRET_WORDS)]
+    values = {os.environ[n] for n in (*names, *extra_names) if n and n in os.environ}
+    return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for value in secrets:
+        text = text.replace(value, "[redacted]")
+    return text
+
+
+# ---- HTML -----------------------------------------------------------------------------------
+def _e(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _html_block(block: Any) -> str:
+    if isinstance(block, Text):
+        return f"<p>{_e(block.text)}</p>"
+    if isinstance(block, NotRun):
+        return f'<div class="notrun">not run: {_e(block.what)}</div>'
+    if isinstance(block, Pre):
+        return (
+            f"<details><summary>{_e(block.summary)}</summary><pre>{_e(block.text)}</pre></details>"
+        )
+    if isinstance(block, Figure):
+        data = base64.b64encode(block.png).decode("ascii")
+        return (
+            f'<figure><img alt="{_e(block.caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_e(block.caption)}</figcaption></figure>"
+        )
+    if isinstance(block, Table):
+        head = "".join(f"<th>{_e(h)}</th>" for h in block.header)
+        rows = []
+        for i, row in enumerate(block.rows):
+            cls = block.classes[i] if i < len(block.classes) else ""
+            cells = "".join(f"<td>{_e(c)}</td>" for c in row)
+            rows.append(f'<tr class="{_e(cls)}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    raise TypeError(f"unknown report block {type(block).__name__}")
+
+
+def render_html(title: str, verdict: tuple[str, str], sections: list[Section]) -> str:
+    cls, text = verdict
+    nav = " ".join(f'<a href="#{s.id}">{_e(s.title)}</a>' for s in sections)
+    body = "".join(
+        f'<section id="{s.id}"><h2>{_e(s.title)}</h2>'
+        + "".join(_html_block(b) for b in s.blocks)
+        + "</section>"
+        for s in sections
+    )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
+        f'<header><h1>{_e(title)}</h1><div class="verdict {_e(cls)}">{_e(text)}</div>'
+        f"<nav>{nav}</nav></header>{body}</body></html>\n"
+    )
+
+
+# ---- Markdown -------------------------------------------------------------------------------
+def _md_cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_block(block: Any, figure_dir: str) -> str:
+    if isinstance(block, Text):
+        return block.text
+    if isinstance(block, NotRun):
+        return f"> not run: {block.what}"
+    if isinstance(block, Pre):
+        return (
+            f"<details><summary>{block.summary}</summary>\n\n```\n{block.text}\n```\n\n</details>"
+        )
+    if isinstance(block, Figure):
+        return f"![{block.caption}]({figure_dir}/{block.name}.png)\n\n*{block.caption}*"
+    if isinstance(block, Table):
+        lines = ["| " + " | ".join(_md_cell(h) for h in block.header) + " |"]
+        lines.append("|" + "---|" * len(block.header))
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+        return "\n".join(lines)
+    raise TypeError(f"unknown report block {type(block).__name__}")
+
+
+def render_markdown(
+    title: str, verdict: tuple[str, str], sections: list[Section], figure_dir: str
+) -> str:
+    parts = [f"# {title}", "", f"**{verdict[1]}**", ""]
+    for s in sections:
+        parts += [f"## {s.title}", ""]
+        parts += [_md_block(b, figure_dir) + "\n" for b in s.blocks]
+    return "\n".join(parts)
+
+
+def figures(sections: list[Section]) -> list[Figure]:
+    return [b for s in sections for b in s.blocks if isinstance(b, Figure)]

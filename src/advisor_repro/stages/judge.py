@@ -1,0 +1,172 @@
+"""Stage `judge`: the blind LLM judge of PAPER.md "Evaluation", and its statistics (Table 4).
+
+Each prompt's base and fine-tuned answers at `judge.cap` tokens go into slots A and B by the
+paper's rule (per prompt in order, random.Random(42).random() < 0.5 puts base in A); the judge
+scores each slot for domain accuracy and helpfulness (0-3) and prefers a / b / tie, as JSON.
+With `judge.swap_pass` a second pass shows every pair with the slots swapped.
+
+Outputs: mapping.json (the rule and each prompt's base slot), verdicts.jsonl (one row per
+prompt and pass: slot scores, preference, notes, status, the judge's identity and settings,
+the cache key), summary.json (advisor_repro.judge_stats.summarize), cache/ (replies paid for).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from advisor_repro.config import Config
+from advisor_repro.errors import DataError, JudgeError
+from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json, write_jsonl
+from advisor_repro.judge_stats import mapping_document, summarize, swapped
+from advisor_repro.judges import CachedJudge, ask, make_judge
+from advisor_repro.judges.replay import pair_key
+from advisor_repro.judges.rubric import pair_messages, parse_pair
+from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
+
+
+def answers_at_cap(rows: list[dict[str, Any]], cap: int) -> dict[tuple[str, str], str]:
+    """(sample_id, model) -> text of the answers generated at `cap` new tokens."""
+    return {(str(r["sample_id"]), r["model"]): r["text"] for r in rows if r["cap"] == cap}
+
+
+def judge_pairs(
+    judge: CachedJudge,
+    prompts: list[dict[str, Any]],
+    answers: dict[tuple[str, str], str],
+    base_slot: dict[str, str],
+    passes: list[str],
+    parse_retries: int,
+    log: Any = None,
+) -> list[dict[str, Any]]:
+    """One verdict row per prompt and pass (the released judge-scores columns + bookkeeping)."""
+    rows = []
+    for pass_name in passes:
+        for i, p in enumerate(prompts, start=1):
+            sid = str(p["sample_id"])
+            slot = base_slot[sid] if pass_name == "primary" else swapped(base_slot[sid])
+            base, ft = answers[(sid, "base")], answers[(sid, "ft")]
+            a, b = (base, ft) if slot == "A" else (ft, base)
+            reply = ask(judge, pair_messages(p["prompt"], a, b), parse_pair,
+                        pair_key(p["sample_id"], pass_name), parse_retries)
+            if reply.status == "missing":
+                raise JudgeError(
+                    f"the replay file has no {pass_name} verdict for sample {sid}",
+                    "replay a file made for these prompts, or --set judge.swap_pass=false",
+                )
+            rows.append(
+                {
+                    "sample_id": p["sample_id"],
+                    "pass": pass_name,
+                    "base_slot": slot,
+                    **(reply.parsed or {}),
+                    **reply.record(),
+                    "judge": judge.identity,
+                }
+            )
+            if log:
+                log(f"[judge] {pass_name} {i}/{len(prompts)}: sample {sid} {reply.status}")
+    return rows
+
+
+def run(cfg: Config, ctx: StageContext) -> StageResult:
+    jc = cfg.judge
+    prompts = read_jsonl(ctx.input("data/eval_prompts.jsonl"))
+    answers = answers_at_cap(read_jsonl(ctx.input("generate/answers.jsonl")), jc.cap)
+    mapping = mapping_document([p["sample_id"] for p in prompts], jc.slot_seed)
+    write_json(ctx.out / "mapping.json", mapping)
+    chosen = prompts[: jc.sample] if jc.sample else prompts
+    missing = [
+        f"{p['sample_id']}/{m}" for p in chosen for m in ("base", "ft")
+        if (str(p["sample_id"]), m) not in answers
+    ]
+    if missing:
+        raise DataError(
+            f"generate/answers.jsonl has no answer at cap {jc.cap} for {', '.join(missing[:6])}"
+            + (" ..." if len(missing) > 6 else ""),
+            f"judge.cap must be one of generate.caps; rerun repro generate --run-dir {ctx.run_dir}",
+        )
+    passes = ["primary", "swap"] if jc.swap_pass else ["primary"]
+    judge = make_judge(cfg, ctx.out / "cache")
+    try:
+        rows = judge_pairs(judge, chosen, answers, mapping["base_slot"], passes,
+                           jc.parse_retries, log=print)
+    finally:
+        judge.close()
+    write_jsonl(ctx.out / "verdicts.jsonl", rows)
+    summary = summarize(rows, mapping["base_slot"], jc.bootstrap_resamples, jc.bootstrap_seed)
+    summary["judge"] = judge.identity
+    summary["calls"] = {"paid": judge.calls, "cached": judge.hits}
+    write_json(ctx.out / "summary.json", summary)
+    return StageResult(figures=figures(summary), warnings=warnings(summary))
+
+
+def summarize_folder(judge_dir: Path, resamples: int = 1000, seed: int = 42) -> dict[str, Any]:
+    """summary.json for a judge folder written elsewhere (`repro import-release`): reads
+    verdicts.jsonl and mapping.json there, writes summary.json there, returns it."""
+    from advisor_repro.judge_stats import base_slots
+
+    rows = read_jsonl(judge_dir / "verdicts.jsonl")
+    summary = summarize(rows, base_slots(read_json(judge_dir / "mapping.json")), resamples, seed)
+    write_json(judge_dir / "summary.json", summary)
+    return summary
+
+
+def figures(summary: dict[str, Any]) -> dict[str, Any]:
+    p = summary.get("primary", {})
+    prefs = p.get("preference", {}).get("counts", {})
+    scores = p.get("scores", {})
+    out = {
+        "n": p.get("n_judged"),
+        "pref_base": prefs.get("base"),
+        "pref_ft": prefs.get("ft"),
+        "ties": prefs.get("tie"),
+        "unparseable": prefs.get("not_ok"),
+    }
+    for metric in ("domain", "help"):
+        if scores.get(metric):
+            out[f"d_{metric}"] = round(scores[metric]["delta"], 3)
+    if "swap_consistency" in summary:
+        rate = summary["swap_consistency"]["consistency_rate"]
+        out["consistency"] = round(rate, 3) if rate is not None else None
+    return out
+
+
+def warnings(summary: dict[str, Any]) -> list[str]:
+    out = []
+    for name, counts in summary["status_counts"].items():
+        bad = sum(v for k, v in counts.items() if k != "ok")
+        if bad:
+            total = sum(counts.values())
+            out.append(f"{bad} of {total} {name} verdicts are not usable JSON (counted as "
+                       "'not_ok', left out of the score statistics)")
+    return out
+
+
+def external_inputs(cfg: Config) -> dict[str, str]:
+    """A replayed file is an input; the local judge's weights are named by the config."""
+    if cfg.judge.backend == "replay" and cfg.judge.replay_file:
+        path = Path(cfg.judge.replay_file).expanduser()
+        return {"replay_file": sha256_file(path) if path.is_file() else "missing"}
+    return {}
+
+
+def estimate(cfg: Config) -> Estimate:
+    n = cfg.judge.sample or cfg.data.eval_prompts
+    n *= 2 if cfg.judge.swap_pass else 1
+    per_call = {"anthropic": 8.0, "openai": 8.0, "local": 6.0, "replay": 0.0}[cfg.judge.backend]
+    if cfg.model.source == "smoke":
+        per_call = 4.0 if cfg.judge.backend == "local" else per_call
+    vram = 10.5 if cfg.judge.backend == "local" and cfg.model.source != "smoke" else 0.0
+    return Estimate(seconds=30 + n * per_call, disk_bytes=n * 8_192, vram_gib=vram)
+
+
+STAGE = Stage(
+    name="judge",
+    summary="blind LLM judge of base vs fine-tuned answers (Table 4): slots, scores, preference",
+    run=run,
+    needs=("data/eval_prompts.jsonl", "generate/answers.jsonl"),
+    config=("judge",),
+    external=external_inputs,
+    estimate=estimate,
+)

@@ -1,0 +1,130 @@
+"""Stage `report`: one self-contained HTML file (report/report.html) and its Markdown twin
+(report/report.md + report/figures/*.png) of everything the run holds.
+
+Sections, in order: the verify table; the loss curve of both segments with the handoff marked
+and the control run overlaid; peak memory per segment against the 16 GB line; base vs FT metric
+distributions; judge scores and preferences (with the position-swap pass when present); the
+audits (Table 2, factuality, training data); environment and pinned versions; the deviations
+ledger (repro/deviations.toml). Every part is drawn from whatever stages exist and says "not
+run" otherwise, so the report renders on a partial run, on an imported release, and after a
+failed verify (it reads verify/verify.json even then).
+
+manifest.json and fetch.json describe the run directory rather than a stage's output; they are
+read without being declared, because every `repro` invocation rewrites the manifest and would
+otherwise make the report stale after each command.
+
+Examples:
+  repro report                      # the latest run
+  repro report --run-dir runs/paper
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from advisor_repro import report_sections as sections_of
+from advisor_repro.config import Config
+from advisor_repro.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    read_json,
+    read_jsonl,
+    sha256_file,
+)
+from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
+from advisor_repro.report_render import (
+    NotRun,
+    figures,
+    redact,
+    render_html,
+    render_markdown,
+    secret_values,
+)
+
+INPUTS = (
+    "verify/verify.json",
+    "preflight/report.json",
+    "data/fingerprint.json",
+    "audit-data/table2.json",
+    "train-1/steps.jsonl",
+    "train-1/summary.json",
+    "handoff/verified.json",
+    "train-2/steps.jsonl",
+    "train-2/summary.json",
+    "control/steps.jsonl",
+    "control/summary.json",
+    "control/comparison.json",
+    "metrics/per_item.jsonl",
+    "metrics/summary.json",
+    "judge/summary.json",
+    "audit/summary.json",
+    "audit-training/summary.json",
+)
+
+
+class Run:
+    """Tolerant reads of the run directory: a missing or unreadable file is None."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+
+    def get(self, rel: str) -> Any:
+        if rel not in self.ctx.needs and rel not in self.ctx.optional:
+            raise RuntimeError(f"report reads {rel} but does not declare it")
+        return _read(self.ctx.run_dir / rel)
+
+
+def _read(path: Path) -> Any:
+    try:
+        return read_jsonl(path) if path.suffix == ".jsonl" else read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
+# ---- the stage ------------------------------------------------------------------------------
+def run(cfg: Config, ctx: StageContext) -> StageResult:
+    get = Run(ctx).get
+    verify, verdict = sections_of.verify_section(get)
+    manifest = _read(ctx.run_dir / "manifest.json") or {}
+    fetched = _read(ctx.run_dir / "fetch.json") or {}
+    sections = [
+        verify,
+        sections_of.training_section(get),
+        sections_of.memory_section(get, cfg),
+        sections_of.metrics_section(get),
+        sections_of.judge_section(get),
+        sections_of.audits_section(get),
+        sections_of.environment_section(get, manifest, fetched),
+        sections_of.deviations_section(),
+    ]
+    title = f"advisor-repro report: {ctx.run_dir.name} (profile {cfg.run.name})"
+    secrets = secret_values((cfg.judge.api_key_env,))
+    figs = figures(sections)
+    for fig in figs:
+        atomic_write_bytes(ctx.out / "figures" / f"{fig.name}.png", fig.png)
+    atomic_write_text(
+        ctx.out / "report.html", redact(render_html(title, verdict, sections), secrets)
+    )
+    atomic_write_text(
+        ctx.out / "report.md", redact(render_markdown(title, verdict, sections, "figures"), secrets)
+    )
+    not_run = sum(isinstance(b, NotRun) for s in sections for b in s.blocks)
+    return StageResult(figures={"verdict": verdict[0], "figures": len(figs), "not_run": not_run})
+
+
+def external_inputs(cfg: Config) -> dict[str, str]:
+    files = (sections_of.DEVIATIONS, sections_of.RELEASE)
+    return {p.name: sha256_file(p) if p.is_file() else "missing" for p in files}
+
+
+STAGE = Stage(
+    name="report",
+    summary="self-contained HTML + Markdown report: verify table, plots, audits, environment, "
+    "deviations",
+    run=run,
+    optional=INPUTS,
+    config=("run", "hardware.vram_budget_gib", "judge.api_key_env"),
+    external=external_inputs,
+    estimate=lambda cfg: Estimate(seconds=10, disk_bytes=2 * 2**20),
+)
