@@ -50,7 +50,7 @@ def run(cfg: Config, out: Path, paths: list[str], micro_batches: list[int], step
     _need_gpu()
     spec = {"micro_batches": micro_batches, "steps": steps, "warmup": warmup, "dtype": dtype,
             "budget_gib": budget_gib, "seq": cfg.train.max_seq_length,
-            "config": cfg.to_dict()}
+            "unsloth_checkpointing": cfg.train.unsloth_checkpointing, "config": cfg.to_dict()}
     t0 = time.monotonic()
     try:
         base = random_base_dir(cache_root(), "full")
@@ -151,7 +151,8 @@ def worker(path: str, base: Path, spec: dict[str, Any]) -> dict[str, Any]:
 
     torch.manual_seed(cfg.train.seed)
     vram = apply_vram_budget("cuda", spec["budget_gib"])
-    load = LoadSpec(base, "cuda", spec["dtype"], spec["seq"], cfg.train.lora, True)
+    load = LoadSpec(base, "cuda", spec["dtype"], spec["seq"], cfg.train.lora, True,
+                    offload_checkpointing=cfg.train.unsloth_checkpointing == "unsloth")
     t0 = time.monotonic()
     model, tokenizer = backend.load(load)
     load_seconds = time.monotonic() - t0

@@ -165,6 +165,9 @@ class Train:
     weight_decay: float = 0.0
     seed: int = 42
     gradient_checkpointing: bool = True
+    # unsloth backend: "standard" = use_gradient_checkpointing=True, as the released notebooks;
+    # "unsloth" = Unsloth's offloaded checkpointing (activations held in CPU RAM: less VRAM)
+    unsloth_checkpointing: Literal["standard", "unsloth"] = "standard"
     padding_side: Literal["right", "left"] = "right"
     packing: bool = False
     loss_on: Literal["all_tokens"] = "all_tokens"  # no response-only masking, as the paper

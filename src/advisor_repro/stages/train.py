@@ -39,8 +39,9 @@ COMMON = (
     "model.source", "model.random_scale", "model.train_base", "model.train_base_revision",
     "model.backend", "hardware.vram_budget_gib", "train.max_seq_length", "train.optimizer",
     "train.lr_scheduler", "train.max_grad_norm", "train.weight_decay", "train.seed",
-    "train.gradient_checkpointing", "train.padding_side", "train.packing", "train.loss_on",
-    "train.precision", "train.session_limit_action", "train.lora",
+    "train.gradient_checkpointing", "train.unsloth_checkpointing", "train.padding_side",
+    "train.packing", "train.loss_on", "train.precision", "train.session_limit_action",
+    "train.lora",
 )
 
 
