@@ -39,13 +39,14 @@ LIBS = ("torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "u
 def run(cfg: Config, run_dir: Path, stage: str, say: Callable[[str], None] = print) -> dict:
     """Train `stage` ("train-1", "train-2" or "control") in run_dir/stage; return the summary."""
     process_start = time.monotonic()
-    backend = get_backend(cfg.model.backend)
+    decision = read_json(Path(run_dir) / "preflight" / "decision.json")
+    backend = get_backend(backend_name(cfg.model.backend, decision))
     backend.prepare()
     out = Path(run_dir) / stage
     train_text = Path(run_dir) / "data" / "train_text.jsonl"
     texts = [r["text"] for r in read_jsonl(train_text)]
     plan = segments.plan_for(cfg, stage, len(texts))
-    device, dtype = precision(cfg.train, read_json(Path(run_dir) / "preflight" / "decision.json"))
+    device, dtype = precision(cfg.train, decision)
     from transformers import set_seed
 
     set_seed(cfg.train.seed)
@@ -86,6 +87,14 @@ def precision(train: Train, decision: dict[str, str]) -> tuple[str, str]:
         raise ConfigError("train.precision = 'fp16' cannot train on the CPU",
                           "use --set train.precision='auto' (fp32 on CPU) or 'bf16'")
     return device, dtype
+
+
+def backend_name(wanted: str, decision: dict[str, str]) -> str:
+    """The profile's backend, unless preflight found that Unsloth cannot run here (the CPU, a
+    GPU below compute capability 7.0) and chose `hf`, with a warning, instead."""
+    if wanted == "unsloth" and decision.get("backend") == "hf":
+        return "hf"
+    return wanted
 
 
 def apply_vram_budget(device: str, budget_gib: float) -> dict[str, Any]:
@@ -204,6 +213,7 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
         shape = _shrink(trainer, model, shape, start_step, changes, shape_file, plan, say)
     seconds = rows[-1]["elapsed"] if rows else 0.0
     return {"rows": rows, "shape": shape, "changes": changes, "resumed_from": ckpt and ckpt.name,
+            "backend": backend.NAME,
             "global_step": trainer.state.global_step, "epoch": float(trainer.state.epoch or 0),
             "max_steps": trainer.state.max_steps, "train_seconds": seconds,
             "warmup_steps": trainer.args.get_warmup_steps(trainer.state.max_steps),
@@ -219,8 +229,21 @@ def build_trainer(model: Any, tokenizer: Any, dataset: Any, plan: SegmentPlan, s
     kwargs = sft_arguments(plan, shape, train, spec.device, spec.dtype, out,
                            backend.trainer_kwargs(spec))
     args = SFTConfig(**{**kwargs, **(extra or {})})
-    return SFTTrainer(model=model, args=args, train_dataset=dataset,
-                      processing_class=tokenizer, callbacks=callbacks)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
+                         processing_class=tokenizer, callbacks=callbacks)
+    keep_adapter_fp32(model)
+    return trainer
+
+
+def keep_adapter_fp32(model: Any) -> None:
+    """TRL casts a quantized model's trainable (LoRA) weights to bf16; Unsloth's patched
+    trainer removes that cast (it breaks fp16's GradScaler, and a CPU has no fast bf16). The
+    hf backend undoes it here, before the optimizer exists, so both train fp32 adapters."""
+    import torch
+
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
 
 
 def _shrink(trainer: Any, model: Any, shape: Shape, start_step: int, changes: list,
@@ -344,7 +367,8 @@ def build_summary(cfg: Config, plan: SegmentPlan, spec: LoadSpec, result: dict, 
     tokens = sum(r["tokens"] for r in rows)
     seconds = result["train_seconds"]
     return {
-        "stage": plan.stage, "segment": plan.segment, "backend": cfg.model.backend,
+        "stage": plan.stage, "segment": plan.segment, "backend": result["backend"],
+        "backend_requested": cfg.model.backend,
         "base_model": cfg.model.train_base, "base_revision": base_revision,
         "base_folder": str(spec.base_dir), "device": spec.device, "dtype": spec.dtype,
         "lora": lora_from_config(cfg.train.lora), "lora_random_state": cfg.train.lora.random_state,
@@ -366,7 +390,10 @@ def build_summary(cfg: Config, plan: SegmentPlan, spec: LoadSpec, result: dict, 
         "process_seconds": round(process_seconds, 2),
         "memory_peak": result["memory_peak"], "vram": budget,
         "session": result["session"], "heldout": heldout,
-        "warnings": _warnings(result, plan),
+        "warnings": _warnings(result, plan) + (
+            [f"model.backend is {cfg.model.backend}, but preflight found it cannot run here: "
+             f"trained with the {result['backend']} backend"]
+            if result["backend"] != cfg.model.backend else []),
         "versions": {k: v for k, v in library_versions().items() if k in LIBS},
     }
 

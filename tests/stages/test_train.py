@@ -91,6 +91,8 @@ def _load_adapter_and_score(base: Path, adapter: Path) -> None:
     key = next(k for k in stored if "lora_B" in k)
     live_key = key.replace(".weight", ".default.weight")
     assert torch.equal(live[live_key], stored[key]) and stored[key].abs().sum() > 0  # trained
+    # fp32 adapters, as Unsloth trains them (TRL alone would have cast them to bf16)
+    assert {t.dtype for t in stored.values()} == {torch.float32}
     tok = AutoTokenizer.from_pretrained(adapter)
     enc = tok("Human: Is there a scholarship?\n\nAssistant: Yes.", return_tensors="pt")
     with torch.no_grad():
@@ -225,7 +227,8 @@ def _zombie(pid: int) -> bool:
 @needs_smoke
 def test_session_limit_stops_cleanly_with_the_adapter_saved(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    extra = (*FAST, "--set", "train.segment1.max_steps=50",
+    # the paper's backend asked for on a CPU: preflight picks hf, the segment says so
+    extra = (*FAST, "--set", "train.segment1.max_steps=50", "--set", "model.backend='unsloth'",
              "--set", "train.segment1.session_limit_hours=0.001")  # 3.6 s: setup alone is more
     for args in (("preflight",), ("data",), ("train", "--segment", "1")):
         assert repro(run, *args, extra=extra) == 0
@@ -233,6 +236,8 @@ def test_session_limit_stops_cleanly_with_the_adapter_saved(tmp_path: Path) -> N
     assert s["session"]["stopped_early"] is True and s["optimizer_steps"] == 1
     assert s["session"]["projected_hours"] > 0.001 and s["session"]["warning"]
     assert any("stopped at the session limit" in w for w in s["warnings"])
+    assert (s["backend"], s["backend_requested"]) == ("hf", "unsloth")
+    assert any("trained with the hf backend" in w for w in s["warnings"])
     assert (run / "train-1/adapter/adapter_model.safetensors").is_file()
     assert read_json(run / "train-1/done.json")["warnings"] == s["warnings"]
 
