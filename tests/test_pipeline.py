@@ -119,3 +119,18 @@ def test_second_process_on_the_same_run_dir_is_refused(tmp_path):
 def test_registry_is_in_paper_order():
     names = [s.name for s in pipeline.stages()]
     assert names[:3] == ["preflight", "data", "audit-data"]
+
+
+def test_failed_stage_resumes_and_stale_stage_keeps_its_cache(tmp_path):
+    calls: list[str] = []
+    stages, cfg = _make_stages(calls), load_config("smoke")
+    _run_all(stages, cfg, tmp_path)
+    cache = tmp_path / "first" / "cache"
+    cache.mkdir()
+    (cache / "verdict.json").write_text("{}")
+    changed = load_config("smoke", ["data.eval_prompts=4"])
+    pipeline.run_stage(stages[0], changed, tmp_path, log=lambda m: None)
+    assert (cache / "verdict.json").is_file()  # keyed on its inputs: still valid
+    assert (tmp_path / "first" / "partial.txt").read_text() == "x"  # outputs were cleared
+    with pytest.raises(StageInputError):
+        pipeline.run_stage(stages[1], cfg, tmp_path / "other", log=lambda m: None)

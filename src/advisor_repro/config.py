@@ -309,7 +309,7 @@ def _get_path(d: dict[str, Any], dotted: str) -> Any:
 def profile_path(name_or_path: str) -> Path:
     """A profile is a name in repro/profiles/ or a path to a .toml file."""
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    if p.suffix == ".toml" or p.is_file():
         return p
     return PROFILES_DIR / f"{name_or_path}.toml"
 

@@ -238,9 +238,10 @@ def run_stage(
         return "skipped", None
     folder = run_dir / stage.name
     fingerprint = input_fingerprint(stage, cfg, run_dir)
-    resumable = st.state == "partial" and _same_start(folder, fingerprint) and not force
+    resumable = (st.state in ("partial", "failed") and _same_start(folder, fingerprint)
+                 and not force)
     if folder.exists() and not resumable:
-        shutil.rmtree(folder)  # stale or forced: nothing of the old result may leak through
+        _clear_keeping_cache(folder)  # stale or forced: no old result may leak through
     folder.mkdir(parents=True, exist_ok=True)
     (folder / FAILED).unlink(missing_ok=True)
     write_json(folder / STARTED, {"inputs": fingerprint, "time": time.time()})
@@ -270,6 +271,18 @@ def run_stage(
         log(f"[{stage.name}] warning: {w}")
     log(f"[{stage.name}] done in {seconds:.1f} s")
     return "ran", result
+
+
+def _clear_keeping_cache(folder: Path) -> None:
+    """Remove a stage's outputs but keep cache/: its entries are keyed on everything that
+    changes an answer (the judge's paid verdicts), so they stay valid when other inputs change."""
+    for child in folder.iterdir():
+        if child.name == "cache" and child.is_dir():
+            continue
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def _same_start(folder: Path, fingerprint: dict[str, Any]) -> bool:
