@@ -185,24 +185,22 @@ def _check_image_config(session: nox.Session) -> None:
 
 def _run_in_image(session: nox.Session, replay: bool) -> None:
     """The image's own user, environment and working directory (buildah run keeps them);
-    HF_HUB_OFFLINE=1 shows the smoke replay needs nothing from the network. /runs and /cache
-    are host folders (.nox/container/tmp/), as `docker run -v` would mount them: the run can be
-    read afterwards, and a replay cut short resumes on the next `nox -s container`."""
+    HF_HUB_OFFLINE=1 shows the smoke replay needs nothing from the network. /runs is a host
+    folder (.nox/container/tmp/runs), as `docker run -v` would mount it: the run can be read
+    afterwards, and a replay cut short resumes on the next `nox -s container`. (Only /runs:
+    buildah 1.28 drops every bind mount when given two over an image's VOLUMEs.)"""
     listed = ["buildah", "containers", "--format", "{{.ContainerName}}"]
     if CI_CONTAINER in session.run(*listed, external=True, silent=True).split():
         session.run("buildah", "rm", CI_CONTAINER, external=True, silent=True)  # a stale one
     start = ["buildah", "from", "--pull-never", "--name", CI_CONTAINER, CPU_IMAGE]
     session.run(*start, external=True, silent=True)
-    volumes, fresh = [], "fresh" in session.posargs
-    for name in ("runs", "cache"):
-        host = Path(session.create_tmp()) / name
-        if fresh or (name == "runs" and not replay):  # CI: a new run each time
-            shutil.rmtree(host, ignore_errors=True)
-        host.mkdir(exist_ok=True)
-        host.chmod(0o1777)  # the image's user (uid 1000) writes here, as into a named volume
-        volumes += ["--volume", f"{host.resolve()}:/{name}"]
-    run = ["buildah", "run", "--isolation", "chroot", "--env", "HF_HUB_OFFLINE=1", *volumes]
-    run.append(CI_CONTAINER)
+    runs = Path(session.create_tmp()).resolve() / "runs"
+    if "fresh" in session.posargs or not replay:  # CI: a new run each time
+        shutil.rmtree(runs, ignore_errors=True)
+    runs.mkdir(exist_ok=True)
+    runs.chmod(0o1777)  # the image's user (uid 1000) writes here, as into a named volume
+    run = ["buildah", "run", "--isolation", "chroot", "--env", "HF_HUB_OFFLINE=1"]
+    run += ["--volume", f"{runs}:/runs", CI_CONTAINER]
 
     def inside(*cmd: str, silent: bool = False) -> str:
         return session.run(*run, "--", *cmd, external=True, silent=silent)
