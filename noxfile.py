@@ -121,10 +121,16 @@ def container(session: nox.Session) -> None:
     args = [a for k, v in build_args.items() for a in ("--build-arg", f"{k}={v}")]
     # --format docker: the OCI format drops SHELL (bash -o pipefail); docker build keeps it
     build = ["podman", "build", "--isolation", "chroot", "--format", "docker", *secret, *args]
-    session.run(*build, "-t", CPU_IMAGE, ".", external=True)
-    session.log(f"base + image built in {time.monotonic() - started:.0f} s")
-    _check_image_config(session)
-    _run_in_image(session, replay="ci" not in session.posargs)
+    # the image id file proves this build finished: a tag could name an older image
+    iidfile = Path(session.create_tmp()) / "image.id"
+    iidfile.unlink(missing_ok=True)
+    session.run(*build, "--iidfile", str(iidfile), "-t", CPU_IMAGE, ".", external=True)
+    if not iidfile.is_file():
+        session.error("podman build ended without writing an image id: the build did not finish")
+    image = iidfile.read_text().strip()
+    session.log(f"base + image {image[:19]} built in {time.monotonic() - started:.0f} s")
+    _check_image_config(session, image)
+    _run_in_image(session, image, replay="ci" not in session.posargs)
     session.log(f"container session done in {time.monotonic() - started:.0f} s")
 
 
@@ -152,9 +158,9 @@ def _revision() -> str:
     return res.stdout.strip() or "unknown"
 
 
-def _check_image_config(session: nox.Session) -> None:
+def _check_image_config(session: nox.Session, image: str) -> None:
     """What `docker run` relies on: entry point, default command, user, volumes, labels."""
-    out = session.run("podman", "image", "inspect", CPU_IMAGE, external=True, silent=True)
+    out = session.run("podman", "image", "inspect", image, external=True, silent=True)
     config = json.loads(out)[0]["Config"]
     labels = config.get("Labels") or {}
     problems = [
@@ -183,7 +189,7 @@ def _check_image_config(session: nox.Session) -> None:
     session.log(f"image config ok: {config['Entrypoint']} {config['Cmd']} as {config['User']}")
 
 
-def _run_in_image(session: nox.Session, replay: bool) -> None:
+def _run_in_image(session: nox.Session, image: str, replay: bool) -> None:
     """The image's own user, environment and working directory (buildah run keeps them);
     HF_HUB_OFFLINE=1 shows the smoke replay needs nothing from the network. /runs is a host
     folder (.nox/container/tmp/runs), as `docker run -v` would mount it: the run can be read
@@ -192,7 +198,7 @@ def _run_in_image(session: nox.Session, replay: bool) -> None:
     listed = ["buildah", "containers", "--format", "{{.ContainerName}}"]
     if CI_CONTAINER in session.run(*listed, external=True, silent=True).split():
         session.run("buildah", "rm", CI_CONTAINER, external=True, silent=True)  # a stale one
-    start = ["buildah", "from", "--pull-never", "--name", CI_CONTAINER, CPU_IMAGE]
+    start = ["buildah", "from", "--pull-never", "--name", CI_CONTAINER, image]
     session.run(*start, external=True, silent=True)
     runs = Path(session.create_tmp()).resolve() / "runs"
     if "fresh" in session.posargs or not replay:  # CI: a new run each time
