@@ -140,3 +140,16 @@ def test_plan_prints_estimates(run_dir, capsys):
     assert repro("plan", "--profile", "paper", "--run-dir", run_dir) == 0
     out = capsys.readouterr().out
     assert "preflight" in out and "audit-data" in out and "total to run" in out
+
+
+def test_plan_gpu_projects_the_paper_run_and_compares_with_the_paper(run_dir, capsys):
+    assert repro("plan", "--gpu", "T4", "--run-dir", run_dir) == 0
+    out = capsys.readouterr().out
+    assert "profile paper on a Tesla T4" in out and "0.0657" in out
+    assert "284 steps of 2x4" in out and "142 steps of 4x8" in out
+    assert "paper 5h47m25s" in out and "paper 5h26m18s" in out and "paper-scaled" in out
+
+
+def test_plan_gpu_refuses_an_unknown_gpu(run_dir, capsys):
+    assert repro("plan", "--gpu", "K80", "--run-dir", run_dir) == 2
+    assert "K80" in capsys.readouterr().err

@@ -1,15 +1,21 @@
 """`repro plan`: what `repro all` would run, with estimated time, disk and VRAM.
 
+With --gpu NAME, the time of every stage of the profile (the paper's, unless --profile names
+another) on that GPU, projected from costs measured on an H100 under the 16 GB cap, set next to
+the paper's own wall-clock for its two segments (P100, then T4). The method and its sources:
+src/advisor_repro/projection.py, gpus.toml, measured_h100.toml; BENCHMARKS.md.
+
 Examples:
   repro plan                        # the smoke profile
   repro plan --profile paper
+  repro plan --gpu T4               # the paper run on a T4: P100, T4, V100, L4, A100, H100
 """
 
 from __future__ import annotations
 
 import argparse
 
-from advisor_repro import pipeline
+from advisor_repro import pipeline, projection
 from advisor_repro.cli.common import add_run_options, say, select
 
 
@@ -21,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_options(p)
+    p.add_argument("--gpu", metavar="NAME",
+                   help="project every stage's time onto this GPU (default profile: paper)")
     p.set_defaults(func=main)
 
 
@@ -37,7 +45,16 @@ def fmt_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
 
 
+def hms(s: float) -> str:
+    s = round(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.gpu:
+        if args.profile is None:
+            args.profile = "paper"
+        return gpu_projection(args)
     sel = select(args)
     say(f"plan for {sel.run_dir} (profile {sel.profile})")
     todo_s = disk = vram = 0.0
@@ -56,3 +73,53 @@ def main(args: argparse.Namespace) -> int:
         f"peak VRAM ~{vram:.1f} GiB (budget {sel.cfg.hardware.vram_budget_gib} GiB)"
     )
     return 0
+
+
+def gpu_projection(args: argparse.Namespace) -> int:
+    gpu = projection.gpu_named(args.gpu)  # an unknown name: ConfigError, exit 2
+    sel = select(args)
+    cfg, costs = sel.cfg, projection.measured()
+    ref = projection.gpus()[costs["source"]["gpu"]]
+    r = projection.ratio(gpu, costs)
+    say(f"projection for profile {sel.profile} on a {gpu.name} (sm {gpu.compute_capability}, "
+        f"{gpu.vram_gib} GiB; {gpu.where})")
+    say(f"  FP16 throughput {gpu.fp16_tflops:g} TFLOPS = {r:.4f} x the {ref.name}'s "
+        f"{ref.fp16_tflops:g} (NVIDIA datasheets, gpus.toml); training backend "
+        f"{projection.backend_on(cfg, gpu)}; costs measured {costs['source']['date']} "
+        f"(measured_h100.toml)")
+    own = {s.name: (s.estimate(cfg).seconds if s.estimate else 0.0) for s in pipeline.stages()}
+    rows = projection.project(cfg, gpu, own, costs)
+    factor = projection.calibration(cfg, gpu, costs)
+    if factor:
+        say(f"  'paper-scaled': GPU work x {factor:.2f}, the paper's own {gpu.key} segment "
+            f"over its projection: what this GPU sustained in the paper")
+    for row in rows:
+        scaled = f"{fmt_seconds(row.seconds + row.gpu_s * (factor - 1)):>9}" if factor else ""
+        say(f"  {row.stage:<15} {fmt_seconds(row.seconds):>9} {scaled}  {row.basis}")
+    for label, f in (("projected", 1.0), ("paper-scaled", factor)):
+        if f:
+            total = sum(row.seconds + row.gpu_s * (f - 1) for row in rows)
+            control = sum(row.seconds + row.gpu_s * (f - 1) for row in rows
+                          if row.stage == "control")
+            say(f"  total {label} {fmt_seconds(total)} ({fmt_seconds(total - control)} without "
+                f"the control run, which the paper did not make)")
+    for row in rows:
+        limit = _session_limit_h(cfg, row.stage)
+        if limit and row.seconds > limit * 3600:
+            say(f"  ! {row.stage} needs {fmt_seconds(row.seconds)}, over its {limit:g} h session "
+                f"limit: it stops cleanly at the limit (train.session_limit_action) and resumes "
+                f"in the next session from its last checkpoint")
+    say("compared with the paper's wall-clock (PAPER.md), each segment on the GPU it ran on:")
+    for c in projection.paper_comparison(cfg, costs):
+        say(f"  {c['stage']} on a {c['gpu']} ({c['backend']}): paper {hms(c['paper_s'])}, "
+            f"projected {hms(c['projected_s'])}; paper / projected = "
+            f"{c['paper_over_projected']:.2f}")
+    say("  datasheet peaks are full-clock figures (a 70 W T4 sustains less), so a projection is "
+        "a lower bound; on a GPU the paper timed, expect up to its figure")
+    return 0
+
+
+def _session_limit_h(cfg, stage: str) -> float:
+    t = cfg.train
+    return {"train-1": t.segment1.session_limit_hours, "train-2": t.segment2.session_limit_hours,
+            "control": t.control.session_limit_hours}.get(stage, 0.0)

@@ -241,9 +241,14 @@ def external_inputs(cfg: Config) -> dict[str, str]:
     return {**catalog_inputs(cfg.audit.catalog), **judge_external(cfg)}
 
 
+def judge_calls(cfg: Config) -> int:
+    """About how many judge calls the audit makes (for estimates): confirmations + probes."""
+    return (cfg.audit.confirm_limit or 8) + (8 if cfg.model.source == "smoke" else 36)
+
+
 def estimate(cfg: Config) -> Estimate:
     smoke = cfg.model.source == "smoke"
-    calls = (cfg.audit.confirm_limit or 8) + (8 if smoke else 36)
+    calls = judge_calls(cfg)
     return Estimate(seconds=20 + calls * (4.0 if smoke else 8.0), disk_bytes=2 * 2**20,
                     vram_gib=10.5 if cfg.judge.backend == "local" and not smoke else 0.0)
 

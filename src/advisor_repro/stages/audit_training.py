@@ -232,9 +232,14 @@ def external_inputs(cfg: Config) -> dict[str, str]:
     return {**catalog_inputs(cfg.audit.catalog), **judge_external(cfg)}
 
 
+def judge_calls(cfg: Config) -> int:
+    """About how many judge calls the training-data audit makes (for estimates)."""
+    return cfg.audit.training_sample + (cfg.audit.confirm_limit or 8 * cfg.audit.trace_top_k)
+
+
 def estimate(cfg: Config) -> Estimate:
     smoke = cfg.model.source == "smoke"
-    calls = cfg.audit.training_sample + (cfg.audit.confirm_limit or 8 * cfg.audit.trace_top_k)
+    calls = judge_calls(cfg)
     return Estimate(seconds=30 + calls * (4.0 if smoke else 8.0), disk_bytes=2**20,
                     vram_gib=10.5 if cfg.judge.backend == "local" and not smoke else 0.0)
 

@@ -151,9 +151,14 @@ def external_inputs(cfg: Config) -> dict[str, str]:
     return {}
 
 
-def estimate(cfg: Config) -> Estimate:
+def judge_calls(cfg: Config) -> int:
+    """Judge calls in one pass over the sample (two with the swap pass), before re-asks."""
     n = cfg.judge.sample or cfg.data.eval_prompts
-    n *= 2 if cfg.judge.swap_pass else 1
+    return n * (2 if cfg.judge.swap_pass else 1)
+
+
+def estimate(cfg: Config) -> Estimate:
+    n = judge_calls(cfg)
     per_call = {"anthropic": 8.0, "openai": 8.0, "local": 6.0, "replay": 0.0}[cfg.judge.backend]
     if cfg.model.source == "smoke":
         per_call = 4.0 if cfg.judge.backend == "local" else per_call

@@ -115,7 +115,7 @@ def estimate_for(stage: str):
     def estimate(cfg: Config) -> Estimate:
         plan = segments.plan_for(cfg, stage, cfg.data.expected_train or 100)
         n = cfg.data.expected_train or 100
-        steps = plan.max_steps or plan.epochs * -(-n // plan.shape.effective)
+        steps = segments.optimizer_steps(plan, n)
         disk = cfg.train.lora.expected_trainable * 4 * 6 or 2**28  # adapter + 2 checkpoints
         if cfg.hardware.device == "cpu" or cfg.model.source == "smoke":
             seconds = 20 + 2.0 * steps * plan.shape.effective  # ~2 s a 256-token sequence
