@@ -3,9 +3,8 @@ digest, its version label is the package's, and the locks it installs carry hash
 (Building and running the image is `nox -s container`.)"""
 
 import re
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 from advisor_repro import __version__
 

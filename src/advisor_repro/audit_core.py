@@ -10,11 +10,10 @@ presence in a text is the ground truth that the claim is made there.
 from __future__ import annotations
 
 import random
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from advisor_repro.errors import ConfigError
 from advisor_repro.files import canonical_json, sha256_text

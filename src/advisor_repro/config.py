@@ -8,13 +8,12 @@ An unknown key or a wrong type is an error that names the key and the file it ca
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-import tomllib
 
 from advisor_repro.errors import ConfigError
 from advisor_repro.files import canonical_json, sha256_text

@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import math
 import statistics
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from advisor_repro.errors import ConfigError
 from advisor_repro.files import read_json, read_jsonl

@@ -6,11 +6,10 @@ otherwise. Rendering is advisor_repro.report_render; the stage is advisor_repro.
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from advisor_repro import report_plots as plots
 from advisor_repro.config import Config

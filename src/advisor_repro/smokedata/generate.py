@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import json
 import random
+import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from advisor_repro.errors import ConfigError
 from advisor_repro.files import atomic_write_bytes, atomic_write_text
