@@ -4,6 +4,7 @@ nox -s tests      # the test suite (what .ci/run and the README run)
 nox -s lint       # ruff
 nox -s smoke      # `repro all --profile smoke` in a fresh environment
 nox -s bench      # `repro bench train` on a CUDA GPU (skipped without one)
+nox -s gpu        # GPU tier: the gpu-marked tests + the rehearsal (skipped without a CUDA GPU)
 nox -s citation   # cffconvert --validate on CITATION.cff (schema 1.2.0)
 nox -s container  # hadolint + build the Dockerfile with podman + the smoke replay inside it
 """
@@ -69,6 +70,39 @@ def bench(session: nox.Session) -> None:
     if "True" not in (cuda or ""):
         session.skip("no CUDA GPU here: `repro bench train` measures GPU training")
     session.run("repro", "bench", "train", "--markdown", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def gpu(session: nox.Session) -> None:
+    """The GPU tier on a CUDA machine: the gpu-marked tests, then the rehearsal (every stage of
+    the replay on the random-weight Mistral-7B shape under the 16 GB cap; BENCHMARKS.md).
+
+      nox -s gpu                       # both
+      nox -s gpu -- tests              # only the gpu-marked tests
+      nox -s gpu -- rehearsal --run-dir runs/reh --set ...   # only the rehearsal; the rest of
+                                       # the arguments go to `repro all` (a rerun resumes)
+      nox --no-venv -s gpu             # in the current environment (a prepared GPU image)
+    """
+    from nox.virtualenv import PassthroughEnv
+
+    if not isinstance(session.virtualenv, PassthroughEnv):
+        session.install(TORCH)  # on a GPU machine PyPI's torch wheel is a CUDA build
+        session.install("-e", ".[gpu,dev]")
+    probe = "import torch; print(torch.cuda.is_available() and torch.cuda.get_device_name(0))"
+    device = (session.run("python", "-c", probe, silent=True) or "").strip()
+    if device in ("", "False"):
+        session.skip("no CUDA GPU here: the GPU tier needs one (the CPU tier is `nox -s tests`)")
+    session.log(f"GPU: {device}")
+    parts = [p for p in ("tests", "rehearsal") if p in session.posargs] or ["tests", "rehearsal"]
+    rest = [a for a in session.posargs if a not in ("tests", "rehearsal")]
+    if "tests" in parts:
+        session.run("python", "-m", "pytest", "-m", "gpu", "-p", "no:cacheprovider", "tests")
+    if "rehearsal" in parts:
+        if "--run-dir" not in rest:
+            rest = ["--run-dir", str(Path(session.create_tmp()) / "rehearsal"), *rest]
+        repro = ("python", "-m", "advisor_repro")
+        session.run(*repro, "fetch", "--profile", "rehearsal")  # the random base, made once
+        session.run(*repro, "all", "--profile", "rehearsal", *rest)
 
 
 @nox.session(python=PYTHON)
