@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -85,22 +86,24 @@ def gpu(session: nox.Session) -> None:
     """
     from nox.virtualenv import PassthroughEnv
 
+    py = sys.executable  # --no-venv: the interpreter running nox, whatever PATH's python is
     if not isinstance(session.virtualenv, PassthroughEnv):
         session.install(TORCH)  # on a GPU machine PyPI's torch wheel is a CUDA build
         session.install("-e", ".[gpu,dev]")
+        py = "python"
     probe = "import torch; print(torch.cuda.is_available() and torch.cuda.get_device_name(0))"
-    device = (session.run("python", "-c", probe, silent=True) or "").strip()
+    device = (session.run(py, "-c", probe, silent=True) or "").strip()
     if device in ("", "False"):
         session.skip("no CUDA GPU here: the GPU tier needs one (the CPU tier is `nox -s tests`)")
     session.log(f"GPU: {device}")
     parts = [p for p in ("tests", "rehearsal") if p in session.posargs] or ["tests", "rehearsal"]
     rest = [a for a in session.posargs if a not in ("tests", "rehearsal")]
     if "tests" in parts:
-        session.run("python", "-m", "pytest", "-m", "gpu", "-p", "no:cacheprovider", "tests")
+        session.run(py, "-m", "pytest", "-m", "gpu", "-p", "no:cacheprovider", "tests")
     if "rehearsal" in parts:
         if "--run-dir" not in rest:
             rest = ["--run-dir", str(Path(session.create_tmp()) / "rehearsal"), *rest]
-        repro = ("python", "-m", "advisor_repro")
+        repro = (py, "-m", "advisor_repro")
         session.run(*repro, "fetch", "--profile", "rehearsal")  # the random base, made once
         session.run(*repro, "all", "--profile", "rehearsal", *rest)
 
