@@ -59,7 +59,7 @@ class Embedder:
         self.name = name
         self.device = device
         self.tok = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModel.from_pretrained(folder).to(device).eval()
+        self.model = AutoModel.from_pretrained(folder, use_safetensors=True).to(device).eval()
 
     def encode(self, texts: list[str], batch_size: int = 64) -> Any:
         """(len(texts), 384) float tensor of unit vectors, on the CPU. Each distinct text is

@@ -102,7 +102,7 @@ def load_model(folder: Path, spec: LoadSpec, adapter: Path | None = None) -> Any
         )
     device_map = {"": 0} if spec.device == "cuda" else {"": "cpu"}
     model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=dtype, device_map=device_map, **kwargs
+        folder, dtype=dtype, device_map=device_map, use_safetensors=True, **kwargs
     )
     if adapter is not None:
         from peft import PeftModel
@@ -119,7 +119,7 @@ def merge_adapter(base: Path, adapter: Path, out: Path, dtype: str) -> Path:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
-        base, dtype=getattr(torch, dtype), device_map={"": "cpu"}
+        base, dtype=getattr(torch, dtype), device_map={"": "cpu"}, use_safetensors=True
     )
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     merged.save_pretrained(out)

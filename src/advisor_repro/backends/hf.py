@@ -45,6 +45,7 @@ def load_base(spec: LoadSpec) -> tuple[Any, Any]:
         spec.base_dir,
         dtype=dtype,
         device_map={"": 0 if spec.device == "cuda" else "cpu"},
+        use_safetensors=True,  # never a pickle (.bin)
         # A pre-quantized base loads as stored; anything else is quantized while it loads.
         **({} if prequantized else {"quantization_config": nf4_config(dtype)}),
     )

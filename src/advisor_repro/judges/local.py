@@ -108,10 +108,12 @@ class LocalJudge:
             )
             where = {"": 0} if device == "cuda" else {"": "cpu"}
             self.model = AutoModelForCausalLM.from_pretrained(
-                folder, quantization_config=qc, device_map=where, dtype=dtype
+                folder, quantization_config=qc, device_map=where, dtype=dtype, use_safetensors=True
             )
         else:
-            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=dtype, use_safetensors=True
+            ).to(device)
         self.model.eval()
         self.identity: dict[str, Any] = {
             "backend": "local",

@@ -136,9 +136,11 @@ def _load_base(base_dir: Path) -> tuple[Any, dict[str, Any]]:
 
     if "quantization_config" in read_json(base_dir / "config.json"):
         # A pre-quantized base (bitsandbytes NF4) loads as its config says, on the GPU.
-        model = AutoModelForCausalLM.from_pretrained(base_dir, device_map="auto")
+        model = AutoModelForCausalLM.from_pretrained(
+            base_dir, device_map="auto", use_safetensors=True
+        )
     else:
-        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto")
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto", use_safetensors=True)
     device = str(next(model.parameters()).device)
     quantized = getattr(model, "is_loaded_in_4bit", False)
     dtype = "nf4" if quantized else str(model.dtype).removeprefix("torch.")
