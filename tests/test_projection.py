@@ -9,8 +9,10 @@ from advisor_repro.errors import ConfigError
 PAPER = load_config("paper")
 COSTS = {  # round numbers, so every expected figure below is plain arithmetic
     "source": {"gpu": "H100", "date": "test"},
-    "train": {"step": {"2x4": {"step_s": 2.0, "tokens": 6000},
-                       "4x8": {"step_s": 4.0, "tokens": 24000}},
+    "train": {"step": {"fp16": {"2x4": {"step_s": 2.0, "tokens": 6000},
+                                "4x8": {"step_s": 4.0, "tokens": 24000}},
+                       "bf16": {"2x4": {"step_s": 1.5, "tokens": 6000},
+                                "4x8": {"step_s": 3.0, "tokens": 24000}}},
               "fixed_s": {"train-1": 50.0, "train-2": 70.0, "control": 70.0},
               "hf_slowdown": {"2": 2.0, "4": 1.5}},
     "generate": {"fixed_s": 10.0, "step_s": 0.1, "batch": 50},
@@ -50,11 +52,21 @@ def test_ratio_is_the_datasheet_fp16_ratio():
 def test_training_scales_gpu_work_and_keeps_fixed_costs():
     t4, h100 = by_stage(PAPER, "T4"), by_stage(PAPER, "H100")
     r = 65 / 989.4
-    assert h100["train-1"].seconds == pytest.approx(50 + 284 * 2.0)
+    assert h100["train-1"].seconds == pytest.approx(50 + 284 * 1.5)  # bf16 on sm 9.0
     assert t4["train-1"].seconds == pytest.approx(50 + 284 * 2.0 / r)
     assert t4["train-2"].seconds == pytest.approx(70 + 142 * 4.0 / r)
     assert t4["train-2"].gpu_s == pytest.approx(142 * 4.0 / r)
     assert t4["control"].seconds == pytest.approx(70 + 852 * 2.0 / r)
+
+
+def test_precision_follows_preflight_rule_unless_set():
+    gpu = projection.gpu_named
+    assert projection.precision_on(PAPER, gpu("T4")) == "fp16"
+    assert projection.precision_on(PAPER, gpu("P100")) == "fp16"
+    assert projection.precision_on(PAPER, gpu("A100")) == "bf16"
+    fp16 = load_config("paper", ["train.precision='fp16'"])
+    assert projection.precision_on(fp16, gpu("H100")) == "fp16"
+    assert by_stage(fp16, "H100")["train-1"].seconds == pytest.approx(50 + 284 * 2.0)
 
 
 def test_on_a_p100_the_hf_backend_and_its_slowdown_are_used():
@@ -100,6 +112,7 @@ def test_paper_comparison_and_calibration():
 
 def test_the_shipped_tables_load_and_cover_the_paper_shapes():
     costs = projection.measured()
-    assert set(costs["train"]["step"]) >= {"2x4", "4x8"}
+    for precision in ("fp16", "bf16"):
+        assert set(costs["train"]["step"][precision]) >= {"2x4", "4x8"}
     assert costs["source"]["gpu"] in projection.gpus()
     assert {"P100", "T4", "A100", "H100"} <= set(projection.gpus())

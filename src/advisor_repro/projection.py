@@ -84,14 +84,25 @@ def backend_on(cfg: Config, gpu: Gpu) -> str:
     return cfg.model.backend if gpu.unsloth else "hf"
 
 
+def precision_on(cfg: Config, gpu: Gpu) -> str:
+    """What the run computes in there: `auto` is bf16 from sm 8.0 on, else fp16 (preflight's
+    rule); an explicit fp32 is projected with the fp16 costs (not measured)."""
+    p = cfg.train.precision
+    if p == "auto":
+        return "bf16" if float(gpu.compute_capability) >= 8.0 else "fp16"
+    return "bf16" if p == "bf16" else "fp16"
+
+
 def _train(cfg: Config, stage: str, gpu: Gpu, costs: dict[str, Any]) -> StageProjection:
     n = cfg.data.expected_train or 100
     plan = segments.plan_for(cfg, stage, n)
     steps = segments.optimizer_steps(plan, n)
     shape = f"{plan.shape.micro_batch}x{plan.shape.grad_accum}"
-    step = costs["train"]["step"].get(shape)
+    precision = precision_on(cfg, gpu)
+    measured_steps = costs["train"]["step"][precision]
+    step = measured_steps.get(shape)
     if step is None:  # an unmeasured shape: scale the nearest one by tokens per step
-        ref_shape, ref = min(costs["train"]["step"].items(), key=lambda kv: abs(
+        ref_shape, ref = min(measured_steps.items(), key=lambda kv: abs(
             int(kv[0].split("x")[0]) - plan.shape.micro_batch))
         per_seq = ref["tokens"] / math.prod(int(x) for x in ref_shape.split("x"))
         step = {"step_s": ref["step_s"] * per_seq * plan.shape.effective / ref["tokens"]}
@@ -105,8 +116,8 @@ def _train(cfg: Config, stage: str, gpu: Gpu, costs: dict[str, Any]) -> StagePro
     r = ratio(gpu, costs)
     fixed = costs["train"]["fixed_s"].get(stage, 60.0)
     gpu_s = steps * per_step / r
-    basis = (f"{steps} steps of {shape} x {step['step_s']:.2f} s (H100){slow} / {r:.4f}"
-             f" + {fixed:.0f} s load/save")
+    basis = (f"{steps} steps of {shape} x {step['step_s']:.2f} s ({precision}, H100){slow} "
+             f"/ {r:.4f} + {fixed:.0f} s load/save")
     return StageProjection(stage, fixed + gpu_s, basis, gpu_s)
 
 
@@ -176,8 +187,15 @@ def calibration(cfg: Config, gpu: Gpu, costs: dict[str, Any] | None = None) -> f
 
 def paper_comparison(cfg: Config, costs: dict[str, Any] | None = None
                      ) -> list[dict[str, Any]]:
-    """The paper's measured segments against this projection for the GPU each ran on."""
+    """The paper's measured segments against this projection for the GPU each ran on. The
+    steps are the paper's whatever `cfg` caps (a rehearsal's 10 steps compare with nothing);
+    the backend and precision choices are `cfg`'s."""
+    from advisor_repro.config import load_config
+
     costs = costs or measured()
+    if any(s.max_steps for s in (cfg.train.segment1, cfg.train.segment2)):
+        cfg = load_config("paper", [f"train.precision='{cfg.train.precision}'",
+                                    f"model.backend='{cfg.model.backend}'"])
     rows = []
     for stage, key in PAPER_GPU.items():
         gpu = gpus()[key]
