@@ -51,6 +51,7 @@ RUN_FILES = (
     "control/summary.json",
     "control/comparison.json",
     "generate/answers.jsonl",
+    "generate/summary.json",
     "metrics/summary.json",
     "judge/summary.json",
     "audit/summary.json",
