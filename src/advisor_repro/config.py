@@ -174,9 +174,10 @@ class Train:
     # compute capability >= 8 and fp16 below (what actually ran), "bf16"/"fp16"/"fp32" force.
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     checkpoint_every: int = 20  # optimizer steps between crash-resume checkpoints
-    # When the projected segment time exceeds its session_limit_hours: "warn" only, or "stop"
-    # cleanly (adapter saved, summary says so) before the limit is reached.
-    session_limit_action: Literal["warn", "stop"] = "stop"
+    # Before a segment's session_limit_hours run out: "pause" (a checkpoint of the last step,
+    # exit 12; the same command in a new session continues from it), "stop" (the segment ends
+    # there: adapter saved, fewer steps, the summary says so), or "warn" only.
+    session_limit_action: Literal["warn", "stop", "pause"] = "pause"
     lora: Lora = Lora()
     segment1: Segment1 = Segment1()
     segment2: Segment2 = Segment2()

@@ -85,6 +85,14 @@ class VerifyFailed(ReproError):
     exit_code = 11
 
 
+class SessionLimitReached(ReproError):
+    """A training segment stopped before its session limit (train.session_limit_action =
+    "pause") with a checkpoint of its last step saved. Rerunning the same command, in a new
+    session, continues from that step."""
+
+    exit_code = 12
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug: please report it with the log)",
@@ -98,5 +106,7 @@ EXIT_CODES: dict[int, str] = {
     HandoffError.exit_code: "the handoff bundle failed verification (the check is named)",
     JudgeError.exit_code: "the judge could not be asked (key, refusal, or retries spent)",
     VerifyFailed.exit_code: "a required check against the paper failed (see verify/verify.md)",
+    SessionLimitReached.exit_code: "training paused at the session limit, checkpoint saved: "
+    "rerun in a new session to continue",
     130: "interrupted (Ctrl-C); finished work is kept",
 }

@@ -143,8 +143,9 @@ def kept_rows(path: Path, upto_step: int) -> list[dict[str, Any]]:
 
 # ---- session limit -----------------------------------------------------------------------------
 class SessionGuard(TrainerCallback):
-    """Projects the session's wall-clock after PROJECT_AFTER steps; with action "stop", ends
-    training before the limit so the adapter is saved inside the session."""
+    """Projects the session's wall-clock after PROJECT_AFTER steps; with action "stop" or
+    "pause", ends training before the limit so the adapter ("stop") or a checkpoint to continue
+    from in the next session ("pause") is saved inside this one."""
 
     def __init__(self, limit_hours: float, action: str, process_start: float,
                  save_margin_s: float, say: Callable[[str], None] = print) -> None:
@@ -174,7 +175,7 @@ class SessionGuard(TrainerCallback):
             self.projected_s = segments.project(now, done, total_here, self._train_start)
             self._check_projection(state)
         margin = min(self.save_margin_s, 0.05 * self.limit_s)  # a short limit: a short margin
-        if self.action == "stop" and state.global_step < state.max_steps and \
+        if self.action in ("stop", "pause") and state.global_step < state.max_steps and \
                 segments.should_stop(now, per_step, self.limit_s, margin):
             if self.projected_s is None:
                 total_here = done + state.max_steps - state.global_step
@@ -182,9 +183,11 @@ class SessionGuard(TrainerCallback):
                 self._check_projection(state)
             self.stopped = True
             control.should_training_stop = True
+            control.should_save = self.action == "pause"  # the Trainer saves after this hook
+            kept = "a checkpoint to continue from" if self.action == "pause" else "the adapter"
             self.say(f"session limit: stopping after step {state.global_step} of "
                      f"{state.max_steps} ({now / 3600:.2f} h used of "
-                     f"{self.limit_s / 3600:g} h); the adapter is saved")
+                     f"{self.limit_s / 3600:g} h); {kept} is saved")
 
     def _check_projection(self, state: Any) -> None:
         hours = (self.projected_s or 0.0) / 3600
@@ -192,7 +195,9 @@ class SessionGuard(TrainerCallback):
                  f"(limit {self.limit_s / 3600:g} h)" if self.limit_s else
                  f"projected session time: {hours:.2f} h for {state.max_steps} steps")
         if self.limit_s and (self.projected_s or 0.0) > self.limit_s:
-            what = "it will stop before the limit" if self.action == "stop" else "it may be cut off"
+            what = {"stop": "it will stop before the limit",
+                    "pause": "it will pause before the limit (rerun in a new session)",
+                    }.get(self.action, "it may be cut off")
             self.warning = (f"projected {hours:.2f} h for this segment exceeds the session limit "
                             f"of {self.limit_s / 3600:g} h: {what}")
             self.say(f"warning: {self.warning}")

@@ -26,7 +26,7 @@ from typing import Any
 from advisor_repro import models, segments
 from advisor_repro.backends import LoadSpec, count_trainable, get_backend, torch_dtype
 from advisor_repro.config import Config, Train
-from advisor_repro.errors import ConfigError, ResourceError
+from advisor_repro.errors import ConfigError, ResourceError, SessionLimitReached
 from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json, write_jsonl
 from advisor_repro.segments import SegmentPlan, Shape
 
@@ -64,6 +64,14 @@ def run(cfg: Config, run_dir: Path, stage: str, say: Callable[[str], None] = pri
     trainable = count_trainable(model)
     check_trainable(trainable, cfg, plan)
     result = fit(model, tokenizer, texts, plan, cfg, spec, backend, out, process_start, say)
+    if result["session"]["stopped_early"] and cfg.train.session_limit_action == "pause":
+        write_jsonl(out / "steps.jsonl", result["rows"])
+        raise SessionLimitReached(
+            f"{stage} paused at its {plan.session_limit_hours:g} h session limit after "
+            f"{result['global_step']} of {result['max_steps']} optimizer steps; "
+            f"checkpoint-{result['global_step']} is saved in {out}/checkpoints",
+            "in a new session, rerun the same command: it continues from that step "
+            "(train.session_limit_action = 'stop' ends the segment there instead)")
     save_adapter(model, tokenizer, out / "adapter")
     heldout = None
     if plan.heldout:

@@ -229,7 +229,8 @@ def test_session_limit_stops_cleanly_with_the_adapter_saved(tmp_path: Path) -> N
     run = tmp_path / "run"
     # the paper's backend asked for on a CPU: preflight picks hf, the segment says so
     extra = (*FAST, "--set", "train.segment1.max_steps=50", "--set", "model.backend='unsloth'",
-             "--set", "train.segment1.session_limit_hours=0.001")  # 3.6 s: setup alone is more
+             "--set", "train.segment1.session_limit_hours=0.001",  # 3.6 s: setup alone is more
+             "--set", "train.session_limit_action='stop'")
     for args in (("preflight",), ("data",), ("train", "--segment", "1")):
         assert repro(run, *args, extra=extra) == 0
     s = read_json(run / "train-1/summary.json")
@@ -241,6 +242,31 @@ def test_session_limit_stops_cleanly_with_the_adapter_saved(tmp_path: Path) -> N
     assert (run / "train-1/adapter/adapter_model.safetensors").is_file()
     assert read_json(run / "train-1/done.json")["warnings"] == s["warnings"]
 
+
+
+@pytest.mark.slow
+@needs_smoke
+def test_session_limit_pause_checkpoints_and_the_rerun_continues(tmp_path: Path, capfd) -> None:
+    """The default action: pause before the limit with a checkpoint (exit 12, stage not done);
+    each rerun (a new session) continues from that step until the segment is complete."""
+    run = tmp_path / "run"
+    extra = (*FAST, "--set", "train.segment1.session_limit_hours=0.001")  # 3.6 s a session
+    assert repro(run, "preflight", extra=extra) == 0 and repro(run, "data", extra=extra) == 0
+    capfd.readouterr()
+    assert repro(run, "train", "--segment", "1", extra=extra) == 12
+    err = capfd.readouterr().err
+    assert "paused at its 0.001 h session limit after 1 of 3" in err and "rerun" in err
+    assert not (run / "train-1/done.json").exists()
+    assert (run / "train-1/checkpoints/checkpoint-1/trainer_state.json").is_file()
+    assert [r["step"] for r in read_jsonl(run / "train-1/steps.jsonl")] == [1]
+    assert repro(run, "train", "--segment", "1", extra=extra) == 12  # the next session: step 2
+    assert "resuming from checkpoint-1" in capfd.readouterr().out
+    assert repro(run, "train", "--segment", "1", extra=extra) == 0  # step 3 ends the segment
+    assert "resuming from checkpoint-2" in capfd.readouterr().out
+    s = read_json(run / "train-1/summary.json")
+    assert s["optimizer_steps"] == 3 and s["resumed_from"] == "checkpoint-2"
+    assert [r["step"] for r in read_jsonl(run / "train-1/steps.jsonl")] == [1, 2, 3]
+    assert (run / "train-1/done.json").is_file()
 
 # ---- GPU (run on the GPU machine: pytest -m gpu) ------------------------------------------------
 # The tiny random-weight Mistral (2 layers; the rehearsal base's small variant) instead of the

@@ -106,9 +106,12 @@ def gpu_projection(args: argparse.Namespace) -> int:
     for row in rows:
         limit = _session_limit_h(cfg, row.stage)
         if limit and row.seconds > limit * 3600:
+            then = {"pause": "it pauses before the limit with a checkpoint (exit 12) and the same "
+                             "command in a new session continues it",
+                    "stop": "it ends early at the limit, with fewer steps than planned",
+                    }.get(cfg.train.session_limit_action, "the session may be cut off")
             say(f"  ! {row.stage} needs {fmt_seconds(row.seconds)}, over its {limit:g} h session "
-                f"limit: it stops cleanly at the limit (train.session_limit_action) and resumes "
-                f"in the next session from its last checkpoint")
+                f"limit: {then} (train.session_limit_action)")
     say("compared with the paper's wall-clock (PAPER.md), each segment on the GPU it ran on:")
     for c in projection.paper_comparison(cfg, costs):
         say(f"  {c['stage']} on a {c['gpu']} ({c['backend']}): paper {hms(c['paper_s'])}, "
