@@ -128,3 +128,16 @@ def test_min_new_tokens_forces_full_length_answers(smoke):
     res = gen.generate_batch(model, ids, [10], pad_id=tok.pad_token_id,
                              eos_ids=[tok.eos_token_id], min_new_tokens=10)
     assert res[0][0] == {**res[0][0], "new_tokens": 10, "truncated": True}
+
+
+def test_static_kv_cache_gives_the_dynamic_cache_answers(smoke):
+    """generate.kv_cache = static (the GPU default) changes speed and memory, not the greedy
+    answers: the same tokens as the dynamic cache, batched with left padding."""
+    tok, model = smoke
+    ids = gen.encode_prompts(tok, PROMPTS)
+    kw = {"pad_id": tok.pad_token_id, "eos_ids": [tok.eos_token_id],
+          "decode": lambda t: tok.decode(t, skip_special_tokens=True)}
+    dynamic = gen.generate_batch(model, ids, [12], **kw)
+    static = gen.generate_batch(model, ids, [12], cache_implementation="static", **kw)
+    assert [r[0]["text"] for r in static] == [r[0]["text"] for r in dynamic]
+    assert all(r[0]["text"] for r in static)

@@ -208,6 +208,11 @@ class Generate:
     # the author's notebook tokenized the templated prompt again with special tokens on, which
     # gives Mistral a second <s>; true reproduces that
     double_bos: bool = False
+    # the KV cache: "static" (preallocated; on a GPU `repro bench generate` measured it 3.8x the
+    # dynamic cache's speed in less memory), "dynamic" (transformers' default), or "auto" =
+    # static on a GPU that runs Triton (sm >= 7.0: preflight's backend is not forced to hf),
+    # dynamic on the CPU and on a P100. Greedy answers are the same either way.
+    kv_cache: Literal["auto", "static", "dynamic"] = "auto"
 
 
 @dataclass(frozen=True)

@@ -189,3 +189,17 @@ def test_a_path_that_is_not_an_adapter_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="not a PEFT adapter folder"):
         pipeline.run_stage(generate.STAGE, cfg, run, log=lambda m: None)
+
+
+@pytest.mark.parametrize("setting,decision,want", [
+    ("auto", {"device": "cuda", "backend": "unsloth"}, "static"),   # T4, A100, H100
+    ("auto", {"device": "cuda", "backend": "hf"}, "dynamic"),       # P100: no Triton
+    ("auto", {"device": "cpu", "backend": "hf"}, "dynamic"),
+    ("static", {"device": "cpu", "backend": "hf"}, "static"),       # asked for: kept
+    ("dynamic", {"device": "cuda", "backend": "unsloth"}, "dynamic"),
+])
+def test_kv_cache_choice(setting, decision, want):
+    from advisor_repro.config import load_config
+    from advisor_repro.stages.generate import kv_cache
+
+    assert kv_cache(load_config("paper", [f"generate.kv_cache='{setting}'"]), decision) == want

@@ -75,9 +75,18 @@ def _progress(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="step", mininterval=0.5 if tty else 15.0)
 
 
+def kv_cache(cfg: Config, decision: dict[str, Any]) -> str:
+    """The KV cache this run uses: the profile's, or for "auto" static where Triton runs
+    (torch compiles the static-cache decoding step) and dynamic elsewhere."""
+    if cfg.generate.kv_cache != "auto":
+        return cfg.generate.kv_cache
+    cuda = decision.get("device") == "cuda" and decision.get("backend") != "hf"
+    return "static" if cuda else "dynamic"
+
+
 def generate_model(
     name: str, model: Any, tok: Any, prompts: list[dict[str, Any]], ids: list[list[int]],
-    cfg: Config, spec: gen.LoadSpec, log: gen.AnswerLog,
+    cfg: Config, spec: gen.LoadSpec, log: gen.AnswerLog, cache: str = "dynamic",
 ) -> dict[str, Any]:
     """All missing answers of one model, in batches appended to the log as they finish."""
     caps = sorted(cfg.generate.caps)
@@ -87,14 +96,15 @@ def generate_model(
         todo = [i for i, p in enumerate(prompts)
                 if any((p["sample_id"], name, c) not in log for c in caps_now)]
         if todo:
-            _run_pass(name, model, tok, prompts, ids, todo, caps_now, cfg, spec, log, stats)
+            _run_pass(name, model, tok, prompts, ids, todo, caps_now, cfg, spec, log, stats,
+                      cache)
     return stats
 
 
 def _run_pass(
     name: str, model: Any, tok: Any, prompts: list[dict[str, Any]], ids: list[list[int]],
     todo: list[int], caps: list[int], cfg: Config, spec: gen.LoadSpec, log: gen.AnswerLog,
-    stats: dict[str, Any],
+    stats: dict[str, Any], cache: str = "dynamic",
 ) -> None:
     """One generation pass at max(caps) over the prompts `todo`; halves the batch on OOM."""
     eos = {tok.eos_token_id, *_as_list(model.generation_config.eos_token_id)} - {None}
@@ -116,6 +126,7 @@ def _run_pass(
             results = gen.generate_batch(
                 model, [ids[i] for i in chunk], caps, pad_id=tok.pad_token_id, eos_ids=eos,
                 on_step=tick, decode=lambda t: tok.decode(t, skip_special_tokens=True).strip(),
+                cache_implementation=None if cache == "dynamic" else cache,
             )
         except Exception as exc:
             if not _is_oom(exc):
@@ -184,7 +195,8 @@ def _load_ft(cfg: Config, base_dir: Path, adapter: Path, spec: gen.LoadSpec, out
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     prompts = read_jsonl(ctx.input("data/eval_prompts.jsonl"))
-    device = read_json(ctx.input("preflight/decision.json"))["device"]
+    decision = read_json(ctx.input("preflight/decision.json"))
+    device, cache = decision["device"], kv_cache(cfg, decision)
     adapter = resolve_adapter(cfg, ctx)
     spec, deviations = load_spec(cfg, device)
     vram = gen.cap_vram(cfg.hardware.vram_budget_gib) if device == "cuda" else {}
@@ -201,10 +213,11 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
             model = gen.load_model(base_dir, spec)
         else:
             model = _load_ft(cfg, base_dir, adapter, spec, ctx.out)
-        per_model[name] = generate_model(name, model, tok, prompts, ids, cfg, spec, log)
+        per_model[name] = generate_model(name, model, tok, prompts, ids, cfg, spec, log, cache)
         gen.free(model)
     shutil.rmtree(ctx.out / "partial", ignore_errors=True)
     summary = _summary(cfg, spec, deviations, vram, base_revision, adapter, log, kept, per_model)
+    summary["kv_cache"] = cache
     write_json(ctx.out / "summary.json", summary)
     return StageResult(
         figures={"answers": len(log.rows), "generated": summary["generated_this_run"],
