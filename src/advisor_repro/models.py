@@ -26,7 +26,7 @@ SMOKE_NAME = "SmolLM2-135M-Instruct"  # folder name stem under <cache_root>/mode
 
 # --- hub downloads: what snapshot_download may fetch ---
 # tokenizer* covers sentencepiece's tokenizer.model (Mistral); *.jinja covers chat templates.
-MODEL_PATTERNS = ["*.safetensors", "*.json", "tokenizer*", "*.jinja", "merges.txt"]
+MODEL_PATTERNS = ["*.safetensors", "*.json", "tokenizer*", "*.jinja", "merges.txt", "vocab.txt"]
 # Mistral repos also ship consolidated.safetensors (the same 14 GB in Mistral's own layout);
 # Llama repos ship original/. Neither is loadable by transformers, so never download them.
 MODEL_IGNORE = ["consolidated*", "original/*"]
@@ -150,6 +150,16 @@ def _smoke_source(gguf: Path, sha: str, tok: object) -> dict[str, object]:
         "pad_token": getattr(tok, "pad_token", None),
         "pad_token_note": "pad = eos (<|im_end|>); the GGUF reader's eos (<|im_start|>) is fixed",
     }
+
+
+def is_hub_id(name: str) -> bool:
+    """True for a name only the hub can supply: not empty, not a local folder, not the
+    rehearsal's "random:..." encoders, not a model that an installed package ships."""
+    import importlib.util
+
+    if not name or name.startswith("random:") or Path(name).expanduser().is_dir():
+        return False
+    return "/" in name or importlib.util.find_spec(name.replace("-", "_")) is None
 
 
 def resolve_hub_model(

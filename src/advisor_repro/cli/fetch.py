@@ -15,7 +15,13 @@ import argparse
 from advisor_repro.cli.common import add_run_options, say, select
 from advisor_repro.config import Config
 from advisor_repro.files import write_json
-from advisor_repro.models import cache_root, resolve_hub_dataset, resolve_hub_model, smoke_model_dir
+from advisor_repro.models import (
+    cache_root,
+    is_hub_id,
+    resolve_hub_dataset,
+    resolve_hub_model,
+    smoke_model_dir,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +39,13 @@ def hub_needs(cfg: Config) -> list[tuple[str, str, str]]:
     if cfg.model.source == "hub":
         needs.append(("model", cfg.model.train_base, cfg.model.train_base_revision))
         needs.append(("model", cfg.model.eval_base, cfg.model.eval_base_revision))
+    # the metrics' BERTScore model, the audits' sentence encoder, a local judge
+    if is_hub_id(cfg.metrics.bertscore_model):
+        needs.append(("model", cfg.metrics.bertscore_model, "main"))
+    if is_hub_id(cfg.audit.embedding_model):
+        needs.append(("model", cfg.audit.embedding_model, "main"))
+    if cfg.judge.backend == "local" and is_hub_id(cfg.judge.local_model):
+        needs.append(("model", cfg.judge.local_model, cfg.judge.local_revision))
     return needs
 
 
