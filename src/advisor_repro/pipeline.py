@@ -164,7 +164,7 @@ def output_hashes(folder: Path) -> dict[str, str]:
 @dataclass
 class StageState:
     name: str
-    state: str  # done | stale | partial | failed | pending
+    state: str  # done | stale | partial | paused | failed | pending
     reason: str = ""
     record: dict[str, Any] | None = None
 
@@ -187,7 +187,10 @@ def stage_state(stage: Stage, cfg: Config, run_dir: Path) -> StageState:
             return StageState(stage.name, "stale", "outputs modified or missing", record)
         return StageState(stage.name, "done", "", record)
     if (folder / FAILED).is_file():
-        return StageState(stage.name, "failed", read_json(folder / FAILED).get("error", ""))
+        failed = read_json(folder / FAILED)
+        # a training segment paused at its session limit is not broken: the rerun continues it
+        state = "paused" if failed.get("type") == "SessionLimitReached" else "failed"
+        return StageState(stage.name, state, failed.get("error", ""))
     if (folder / STARTED).is_file():
         return StageState(stage.name, "partial", "interrupted; a rerun resumes it")
     return StageState(stage.name, "pending")
@@ -238,7 +241,7 @@ def run_stage(
         return "skipped", None
     folder = run_dir / stage.name
     fingerprint = input_fingerprint(stage, cfg, run_dir)
-    resumable = (st.state in ("partial", "failed") and _same_start(folder, fingerprint)
+    resumable = (st.state in ("partial", "paused", "failed") and _same_start(folder, fingerprint)
                  and not force)
     if folder.exists() and not resumable:
         _clear_keeping_cache(folder)  # stale or forced: no old result may leak through
@@ -251,7 +254,8 @@ def run_stage(
     try:
         result = stage.run(cfg, ctx)
     except ReproError as exc:
-        write_json(folder / FAILED, {"error": exc.problem, "fix": exc.fix, "time": time.time()})
+        write_json(folder / FAILED, {"error": exc.problem, "fix": exc.fix,
+                                     "type": type(exc).__name__, "time": time.time()})
         raise
     seconds = time.monotonic() - t0
     write_json(

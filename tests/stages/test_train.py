@@ -9,6 +9,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -259,6 +260,8 @@ def test_session_limit_pause_checkpoints_and_the_rerun_continues(tmp_path: Path,
     assert not (run / "train-1/done.json").exists()
     assert (run / "train-1/checkpoints/checkpoint-1/trainer_state.json").is_file()
     assert [r["step"] for r in read_jsonl(run / "train-1/steps.jsonl")] == [1]
+    assert repro(run, "status", extra=extra) == 0
+    assert re.search(r"train-1\s+paused", capfd.readouterr().out)
     assert repro(run, "train", "--segment", "1", extra=extra) == 12  # the next session: step 2
     assert "resuming from checkpoint-1" in capfd.readouterr().out
     assert repro(run, "train", "--segment", "1", extra=extra) == 0  # step 3 ends the segment
