@@ -48,6 +48,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def reliability(session: nox.Session) -> None:
+    """Only the fault scenarios (tests/reliability/README.md): kill -9 and resume, stale
+    inputs, refusals, the judge API, secrets, the lock. `tests` runs them too."""
+    install(session)
+    session.run("pytest", "tests/reliability", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff==0.17.6")
     session.run("ruff", "check", "src", "tests", "noxfile.py")

@@ -168,6 +168,25 @@ def verify_table(run: Path) -> list[tuple]:
     return [(c["id"], c["status"], c["value"]) for c in checks]
 
 
+def judge_api_double() -> type:
+    """The loopback judge API of tests/judges/conftest.py (a test double for the network
+    service only), loaded by path: that conftest is not importable from here."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "judges" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("reliability_judge_api_double", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FakeAPI
+
+
+def judge_sets(url: str, timeout_s: float = 1.0) -> tuple[str, ...]:
+    """--set values for the anthropic judge at `url`, with the fake key of SECRETS."""
+    return ("judge.backend='anthropic'", f"judge.base_url='{url}'",
+            "judge.api_key_env='ANTHROPIC_API_KEY'", "judge.model='claude-test'",
+            "judge.max_retries=2", "judge.backoff_s=0.2", f"judge.timeout_s={timeout_s}")
+
+
 def assert_no_secrets(*paths: Path) -> int:
     """No fake secret, as bytes, in any file under `paths` (binary files included); returns
     how many files were read, so a caller can see the scan was not empty."""
