@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     except errors.ReproError as exc:
         write_json(out / ERROR_FILE, {"type": type(exc).__name__, "problem": exc.problem,
                                       "fix": exc.fix, "exit_code": exc.exit_code})
-        print(f"error: {exc.message}", file=sys.stderr, flush=True)
+        # the parent `repro` raises it again from this file and prints it once
         return exc.exit_code
     return 0
 
