@@ -31,8 +31,8 @@ from advisor_repro.files import read_json
 
 # Recognisable fake values: none of them may appear in any file of a run directory or its log.
 SECRETS = {
-    "HF_TOKEN": "hf_RELIABILITYfakeHFtoken0123456789abcd",
-    "HUGGING_FACE_HUB_TOKEN": "hf_RELIABILITYfakeHUBtoken0123456789ab",
+    "HF_TOKEN": "hf_RELIABILITY-fake-HF-token-0123456789",
+    "HUGGING_FACE_HUB_TOKEN": "hf_RELIABILITY-fake-HUB-token-012345678",
     "ANTHROPIC_API_KEY": "sk-ant-RELIABILITY-fake-anthropic-key-0123",
     "OPENAI_API_KEY": "sk-RELIABILITY-fake-openai-key-0123456789",
 }
