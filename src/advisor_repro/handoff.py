@@ -19,7 +19,6 @@ import json
 import math
 import shutil
 import struct
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 from advisor_repro import __version__
 from advisor_repro.config import Config, Lora
 from advisor_repro.errors import HandoffError
-from advisor_repro.files import hash_tree, read_json, write_json
+from advisor_repro.files import atomic_folder, hash_tree, read_json, write_json
 
 HANDOFF_FILE = "handoff.json"
 FORMAT = "advisor-repro-handoff/1"
@@ -226,11 +225,7 @@ def make_bundle(
     lora, count = _adapter_facts(adapter_dir)
     _check_summary(summary, lora, count)
     copied, left_out = bundle_files(names)
-    bundle_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(
-        tempfile.mkdtemp(prefix=f".{bundle_dir.name}.", suffix=".tmp", dir=bundle_dir.parent)
-    )
-    try:
+    with atomic_folder(bundle_dir) as tmp:
         for name in copied:
             shutil.copyfile(adapter_dir / name, tmp / name)
         handoff = {
@@ -250,11 +245,6 @@ def make_bundle(
             "note": NOTE,
         }
         write_json(tmp / HANDOFF_FILE, handoff)
-        if bundle_dir.exists():
-            shutil.rmtree(bundle_dir)
-        tmp.rename(bundle_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return handoff
 
 

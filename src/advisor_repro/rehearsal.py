@@ -14,14 +14,12 @@ is saved as fp16 safetensors so the backends load and quantize it exactly like a
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from advisor_repro.errors import OfflineError
-from advisor_repro.files import read_json, write_json
+from advisor_repro.files import atomic_folder, read_json, write_json
 
 MISTRAL_CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}"
@@ -80,14 +78,8 @@ def random_base_dir(cache_root: Path, scale: str = "full", create: bool = False)
     if not create:
         raise OfflineError(f"the rehearsal base ({scale}) is not in {final.parent}",
                            "create it once with: repro fetch --profile rehearsal")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    with atomic_folder(final) as tmp:
         _create(tmp, scale)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
@@ -137,9 +129,7 @@ def random_encoder_dir(cache_root: Path, create: bool = False) -> Path:
     from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    with atomic_folder(final) as tmp:
         wp = BertWordPieceTokenizer(lowercase=True)
         wp.train_from_iterator(corpus(), vocab_size=MINILM["vocab_size"], show_progress=False)
         wp.save_model(str(tmp))
@@ -148,10 +138,6 @@ def random_encoder_dir(cache_root: Path, create: bool = False) -> Path:
         torch.manual_seed(4321)
         BertModel(BertConfig(**MINILM)).save_pretrained(tmp, safe_serialization=True)
         write_json(tmp / "source.json", {"kind": "random-init", "shape": "all-MiniLM-L6-v2"})
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
