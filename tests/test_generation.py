@@ -65,16 +65,7 @@ def test_answer_log_refuses_a_corrupt_complete_line(tmp_path):
         gen.AnswerLog(path)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads spin-wait on each other
-    (measured 6x slower under load); greedy answers are compared within this setting."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -32,16 +32,7 @@ PROMPTS = [
 CAPS = [4, 8]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads spin-wait on each other
-    (measured 6x slower under load); greedy answers are compared within this setting."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make_run(tmp_path: Path, adapter: Path | None, *extra: str):
