@@ -17,6 +17,7 @@ The model, stated so it can be checked:
 
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from dataclasses import dataclass
@@ -56,10 +57,12 @@ def _toml(name: str) -> dict[str, Any]:
     return tomllib.loads(resources.files("advisor_repro").joinpath(name).read_text())
 
 
+@functools.cache
 def gpus() -> dict[str, Gpu]:
     return {k: Gpu(key=k, **v) for k, v in _toml("gpus.toml").items()}
 
 
+@functools.cache
 def measured() -> dict[str, Any]:
     return _toml("measured_h100.toml")
 
