@@ -1,11 +1,16 @@
 """Run directory contract: completion records, skip-if-done, staleness, resume, locking."""
 
+import dataclasses
+import os
+import subprocess
+import sys
+
 import pytest
 
 from advisor_repro import pipeline
 from advisor_repro.config import load_config
-from advisor_repro.errors import BusyError, StageInputError
-from advisor_repro.files import read_json, write_json
+from advisor_repro.errors import BusyError, ConfigError, StageInputError, UnwritableError
+from advisor_repro.files import hash_tree, read_json, write_json
 from advisor_repro.pipeline import Stage, StageResult
 
 
@@ -102,18 +107,101 @@ def test_stale_stage_starts_clean(tmp_path):
     assert (tmp_path / "first" / "partial.txt").read_text() == "x"
 
 
-def test_missing_input_names_the_stage_to_run(tmp_path):
+def test_missing_input_names_the_stage_to_run_and_writes_nothing(tmp_path):
+    calls: list[str] = []
+    stages, cfg = _make_stages(calls), load_config("smoke")
+    _run_all(stages, cfg, tmp_path)
+    (tmp_path / "first" / "numbers.json").unlink()
+    before = hash_tree(tmp_path)
+    assert pipeline.stage_state(stages[1], cfg, tmp_path).reason == "an input is missing"
+    with pytest.raises(StageInputError) as err:
+        pipeline.run_stage(stages[1], cfg, tmp_path, log=lambda m: None)
+    assert "first/numbers.json" in err.value.problem and "nothing was changed" in err.value.problem
+    assert err.value.fix == f"run the earlier stage first: repro first --run-dir {tmp_path}"
+    # refused before the folder was touched: its old result is still there, byte for byte
+    assert hash_tree(tmp_path) == before and calls == ["first", "second"]
+    assert read_json(tmp_path / "second" / "sum.json") == 108
+
+
+def test_a_stage_check_refuses_before_the_folder_is_touched(tmp_path):
+    calls: list[str] = []
+    first, second = _make_stages(calls)
+
+    def check(cfg, ctx):
+        if cfg.data.eval_prompts > 10:
+            raise ConfigError("data.eval_prompts > 10", "lower it")
+
+    checked = dataclasses.replace(first, check=check)
+    pipeline.run_stage(checked, load_config("smoke"), tmp_path, log=lambda m: None)
+    before = hash_tree(tmp_path)
+    with pytest.raises(ConfigError):
+        pipeline.run_stage(checked, load_config("smoke", ["data.eval_prompts=20"]), tmp_path,
+                           log=lambda m: None)
+    assert hash_tree(tmp_path) == before and calls == ["first"]
+
+
+def test_imported_stage_is_kept_unless_forced(tmp_path):
+    calls: list[str] = []
+    stages, cfg = _make_stages(calls), load_config("smoke")
+    (tmp_path / "first").mkdir()
+    write_json(tmp_path / "first" / "numbers.json", [1, 2])
+    src = [{"kind": "judge", "file": "judge_scores.csv", "sha256": "ab" * 32}]
+    write_json(tmp_path / "first" / "imported.json",
+               {"files": src, "outputs": pipeline.output_hashes(tmp_path / "first")})
+    st = pipeline.stage_state(stages[0], cfg, tmp_path)
+    assert st.state == "imported" and st.sources == src
+    assert st.reason == "from judge_scores.csv sha256 " + "ab" * 6
+    lines: list[str] = []
+    before = hash_tree(tmp_path / "first")
+    assert pipeline.run_stage(stages[0], cfg, tmp_path, log=lines.append)[0] == "imported"
+    assert "--force first" in lines[0] and "judge_scores.csv" in lines[0]
+    assert hash_tree(tmp_path / "first") == before and calls == []
+    # the stage after it reads the imported file as a finished one
+    assert pipeline.run_stage(stages[1], cfg, tmp_path, log=lines.append)[0] == "ran"
+    assert read_json(tmp_path / "second" / "sum.json") == 3
+    # an edited imported file is said, but the stage stays imported (never silently rerun)
+    write_json(tmp_path / "first" / "numbers.json", [5])
+    st = pipeline.stage_state(stages[0], cfg, tmp_path)
+    assert st.state == "imported" and "files differ from the import" in st.reason
+    assert pipeline.run_stage(stages[0], cfg, tmp_path, force=True, log=lines.append)[0] == "ran"
+    assert not (tmp_path / "first" / "imported.json").exists() and calls == ["second", "first"]
+    assert pipeline.stage_state(stages[0], cfg, tmp_path).state == "done"
+
+
+def test_missing_input_from_an_imported_stage_says_how_to_compute_it(tmp_path):
     stages = _make_stages([])
+    (tmp_path / "first").mkdir()
+    write_json(tmp_path / "first" / "imported.json", {"files": []})
     with pytest.raises(StageInputError) as err:
         pipeline.run_stage(stages[1], load_config("smoke"), tmp_path, log=lambda m: None)
-    assert "first/numbers.json" in err.value.problem and "repro first" in err.value.fix
-    assert (tmp_path / "second" / "failed.json").is_file()
-    assert pipeline.stage_state(stages[1], load_config("smoke"), tmp_path).state == "failed"
+    assert "first/ holds files imported from the paper's release" in err.value.fix
+    assert f"repro first --force --run-dir {tmp_path}" in err.value.fix
 
 
 def test_second_process_on_the_same_run_dir_is_refused(tmp_path):
-    with pipeline.locked(tmp_path), pytest.raises(BusyError), pipeline.locked(tmp_path):
+    with pipeline.locked(tmp_path), pytest.raises(BusyError) as err, pipeline.locked(tmp_path):
         pass
+    assert f"another repro process (pid {os.getpid()}) is using {tmp_path}" in err.value.problem
+    assert (tmp_path / ".lock").read_text() == ""  # a clean release leaves no holder behind
+
+
+def test_lock_left_by_a_dead_process_is_taken_over_and_said(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / ".lock").write_text(f"{dead}\n")  # what a kill -9 leaves
+    lines: list[str] = []
+    with pipeline.locked(tmp_path, log=lines.append):
+        assert (tmp_path / ".lock").read_text() == f"{os.getpid()}\n"
+    assert lines == [f"lock of {tmp_path}: taken over from pid {dead}, which ended without "
+                     "releasing it (killed); its finished stages are kept"]
+
+
+def test_run_dir_that_cannot_be_created_is_refused_with_the_path(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UnwritableError) as err, pipeline.locked(blocker / "run"):
+        pass
+    assert str(blocker / "run") in err.value.problem and "--run-dir" in err.value.fix
 
 
 def test_registry_is_in_paper_order():

@@ -40,7 +40,8 @@ class PreflightError(ReproError):
 
 
 class ResourceError(ReproError):
-    """Not enough free disk (or another resource) for the plan, found before work starts."""
+    """Not enough free disk (or another resource) for the plan, found before work starts; or
+    the disk filled up during a write (the path is named; what was written before stays)."""
 
     exit_code = 5
 
@@ -93,13 +94,28 @@ class SessionLimitReached(ReproError):
     exit_code = 12
 
 
+class UnwritableError(ReproError):
+    """The run directory, a stage folder or a cache cannot be written (permissions, a
+    read-only mount); found before the stage touches anything."""
+
+    exit_code = 13
+
+
+class Terminated(ReproError):
+    """SIGTERM (a notebook or cloud session ending, `docker stop`, a scheduler): a training
+    segment saved a checkpoint of its last step and stopped. The same command resumes it."""
+
+    exit_code = 14
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug: please report it with the log)",
     ConfigError.exit_code: "configuration or command-line error",
     DataError.exit_code: "malformed dataset or input file",
     PreflightError.exit_code: "hardware refused by preflight",
-    ResourceError.exit_code: "not enough disk for the plan",
+    ResourceError.exit_code: "not enough disk for the plan, or the disk filled up during a "
+    "write (the path is named)",
     OfflineError.exit_code: "model or dataset missing from the cache while offline",
     StageInputError.exit_code: "an earlier stage's outputs are missing",
     BusyError.exit_code: "another repro process is using this run directory",
@@ -108,5 +124,9 @@ EXIT_CODES: dict[int, str] = {
     VerifyFailed.exit_code: "a required check against the paper failed (see verify/verify.md)",
     SessionLimitReached.exit_code: "training paused at the session limit, checkpoint saved: "
     "rerun in a new session to continue",
+    UnwritableError.exit_code: "the run directory or a cache is not writable (the path is named)",
+    Terminated.exit_code: "stopped by SIGTERM; a training segment saved a checkpoint: rerun the "
+    "same command to resume",
     130: "interrupted (Ctrl-C); finished work is kept",
+    143: "stopped by SIGTERM outside training; finished stages are kept",
 }

@@ -5,12 +5,20 @@ finishes, `<stage>/done.json` records the hashes of its inputs (config slices, d
 external inputs) and of its outputs; a rerun skips it while all of them still match. A stage
 killed half-way leaves `started.json` but no `done.json`: the rerun resumes inside the same
 folder when the inputs are unchanged, and starts clean when they changed.
+
+Nothing computed is lost to a stage that cannot run: `precheck` (declared inputs present, the
+folder writable, disk for the stage's estimate, the stage's own `check`) runs before the first
+byte is written, so a refusal leaves the run directory as it was. A folder holding
+`imported.json` (`repro import-release`) is `imported`: finished, never rerun unless forced.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from advisor_repro.config import Config
-from advisor_repro.errors import BusyError, ConfigError, ReproError
+from advisor_repro.errors import (
+    BusyError,
+    ConfigError,
+    ReproError,
+    ResourceError,
+    StageInputError,
+    UnwritableError,
+)
 from advisor_repro.files import (
     canonical_json,
     hash_tree,
@@ -33,8 +48,9 @@ from advisor_repro.stages.contract import Stage, StageContext, StageResult
 RECORD = "done.json"
 STARTED = "started.json"
 FAILED = "failed.json"
+IMPORTED = "imported.json"  # written by `repro import-release`: the source files and sha256
 # Not outputs: bookkeeping, crash-resume state and caches do not make a stage "changed".
-TRANSIENT = (RECORD, STARTED, FAILED, "checkpoints/", "cache/", "partial/")
+TRANSIENT = (RECORD, STARTED, FAILED, IMPORTED, "checkpoints/", "cache/", "partial/")
 
 
 def stages() -> list[Stage]:
@@ -88,14 +104,39 @@ def output_hashes(folder: Path) -> dict[str, str]:
 @dataclass
 class StageState:
     name: str
-    state: str  # done | stale | partial | paused | failed | pending
+    state: str  # done | imported | stale | partial | paused | failed | pending
     reason: str = ""
     record: dict[str, Any] | None = None
+    sources: list[dict[str, str]] | None = None  # imported: the released files and sha256
+
+
+def imported_sources(folder: Path) -> list[dict[str, str]] | None:
+    """The released files a stage folder was imported from, or None when it was not."""
+    try:
+        doc = read_json(folder / IMPORTED)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return [{"kind": "?", "file": f"{IMPORTED} (unreadable)", "sha256": "?"}]
+    return list(doc.get("files", []))
+
+
+def describe_sources(sources: list[dict[str, str]]) -> str:
+    return ", ".join(f"{f.get('file')} sha256 {str(f.get('sha256'))[:12]}" for f in sources)
 
 
 def stage_state(stage: Stage, cfg: Config, run_dir: Path) -> StageState:
     folder = run_dir / stage.name
     record_path = folder / RECORD
+    sources = imported_sources(folder)
+    if sources is not None:  # finished elsewhere (the paper's release): never stale by hashes
+        record = read_json(record_path) if record_path.is_file() else None
+        reason = "from " + describe_sources(sources)
+        kept = read_json(folder / IMPORTED).get("outputs") if sources and sources[0][
+            "kind"] != "?" else None
+        if kept is not None and output_hashes(folder) != kept:
+            reason += "; files differ from the import (repro import-release --force restores)"
+        return StageState(stage.name, "imported", reason, record, sources)
     if record_path.is_file():
         try:
             record = read_json(record_path)
@@ -132,22 +173,106 @@ def _changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return changed
 
 
+# ---- checks before the first write ------------------------------------------------------------
+def precheck(stage: Stage, cfg: Config, run_dir: Path) -> None:
+    """Everything a stage needs, checked before its folder is touched: declared inputs, a
+    writable folder, free disk for its estimate, and the stage's own check (config, backend).
+    Raises the ReproError that names the problem; writes nothing."""
+    missing = [rel for rel in stage.needs if not (run_dir / rel).exists()]
+    if missing:
+        raise missing_input_error(stage, run_dir, missing)
+    check_writable(run_dir / stage.name if (run_dir / stage.name).is_dir() else run_dir)
+    need = stage.estimate(cfg).disk_bytes if stage.estimate else 0
+    free = shutil.disk_usage(run_dir).free
+    if need > free:
+        raise ResourceError(
+            f"not enough disk for stage '{stage.name}' at {run_dir}: it writes about "
+            f"{need / 2**30:.2f} GiB, {free / 2**30:.2f} GiB are free; nothing was changed",
+            "free disk there, or put the run elsewhere with --run-dir")
+    if stage.check:
+        stage.check(cfg, _context(stage, cfg, run_dir))
+
+
+def missing_input_error(stage: Stage, run_dir: Path, missing: list[str]) -> StageInputError:
+    producer = missing[0].split("/", 1)[0]
+    problem = (f"stage '{stage.name}' needs {', '.join(missing[:3])}"
+               f"{f' (+{len(missing) - 3} more)' if len(missing) > 3 else ''}, missing in "
+               f"{run_dir}; nothing was changed")
+    if imported_sources(run_dir / producer) is not None:
+        fix = (f"{producer}/ holds files imported from the paper's release, which do not include "
+               f"{missing[0]}: `repro {producer} --force --run-dir {run_dir}` computes the stage "
+               f"(replacing the import), or import into another --run-dir")
+    else:
+        fix = f"run the earlier stage first: repro {producer} --run-dir {run_dir}"
+    return StageInputError(problem, fix)
+
+
+def check_writable(folder: Path) -> None:
+    """A probe file created and removed: catches read-only mounts and permissions (for root
+    too, unlike os.access). A missing folder is checked at its nearest existing parent."""
+    probe_in = folder
+    while not probe_in.exists() and probe_in.parent != probe_in:
+        probe_in = probe_in.parent
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe_in, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise unwritable_error(probe_in, exc) from exc
+
+
+def unwritable_error(path: Path, exc: OSError) -> ReproError:
+    if exc.errno == errno.ENOSPC or exc.errno == errno.EFBIG:
+        return ResourceError(f"the disk is full at {path} ({exc.strerror})",
+                             "free disk there (or pick another --run-dir), then rerun the same "
+                             "command: finished stages are kept")
+    return UnwritableError(
+        f"cannot write to {path} ({exc.strerror or exc})",
+        f"make it writable (e.g. `chmod u+w {path}`, or remount it read-write), or choose "
+        "another place: --run-dir DIR for the run, ADVISOR_REPRO_CACHE / HF_HOME for the caches")
+
+
+def _context(stage: Stage, cfg: Config, run_dir: Path) -> StageContext:
+    return StageContext(stage.name, run_dir, stage.needs, stage.optional, plan_disk_bytes(cfg))
+
+
 # ---- running --------------------------------------------------------------------------------
 @contextmanager
-def locked(run_dir: Path) -> Iterator[None]:
-    """One `repro` process per run directory: a second one is refused, not interleaved."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "w") as fh:
+def locked(run_dir: Path, log: Callable[[str], None] | None = None) -> Iterator[None]:
+    """One `repro` process per run directory: a second one is refused, not interleaved.
+
+    The lock is an flock on `<run>/.lock`, which the kernel drops when its holder dies, so a
+    lock left by a killed process is stale by construction: the next `repro` takes it over
+    (and says so, from the pid the dead holder left in the file). Never two writers."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unwritable_error(run_dir, exc) from exc
+    check_writable(run_dir)
+    with open(run_dir / ".lock", "a+") as fh:  # "a+": opening must not wipe the holder's pid
+        fh.seek(0)
+        left = fh.read().strip()
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
+            holder = f" (pid {left})" if left else ""
             raise BusyError(
-                f"another repro process is using {run_dir}",
+                f"another repro process{holder} is using {run_dir}",
                 "wait for it to finish, or pick another --run-dir",
             ) from exc
+        if left and log:
+            log(f"lock of {run_dir}: taken over from pid {left}, which ended without "
+                "releasing it (killed); its finished stages are kept")
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
         try:
             yield
         finally:
+            fh.seek(0)
+            fh.truncate()  # a clean release leaves an empty lock file
+            fh.flush()
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
@@ -157,12 +282,22 @@ def run_stage(
     run_dir: Path,
     force: bool = False,
     log: Callable[[str], None] = print,
+    before_write: Callable[[], None] | None = None,
 ) -> tuple[str, StageResult | None]:
-    """Run one stage unless its record is current. Returns (what happened, result)."""
+    """Run one stage unless its record is current or it was imported. Returns (what happened:
+    "skipped" | "imported" | "ran", result). `before_write` runs once the checks have passed,
+    just before the first byte is written (the CLI records the invocation there)."""
     st = stage_state(stage, cfg, run_dir)
     if st.state == "done" and not force:
         log(f"[{stage.name}] up to date, skipped")
         return "skipped", None
+    if st.state == "imported" and not force:
+        log(f"[{stage.name}] imported ({st.reason}): left as it is; "
+            f"`--force {stage.name}` recomputes it, replacing the import")
+        return "imported", None
+    precheck(stage, cfg, run_dir)
+    if before_write:
+        before_write()
     folder = run_dir / stage.name
     fingerprint = input_fingerprint(stage, cfg, run_dir)
     resumable = (st.state in ("partial", "paused", "failed") and _same_start(folder, fingerprint)
@@ -174,7 +309,7 @@ def run_stage(
     write_json(folder / STARTED, {"inputs": fingerprint, "time": time.time()})
     log(f"[{stage.name}] {'resuming' if resumable else 'running'}: {stage.summary}")
     t0 = time.monotonic()
-    ctx = StageContext(stage.name, run_dir, stage.needs, stage.optional, plan_disk_bytes(cfg))
+    ctx = _context(stage, cfg, run_dir)
     try:
         result = stage.run(cfg, ctx)
     except ReproError as exc:

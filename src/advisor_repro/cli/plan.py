@@ -33,13 +33,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def plan_rows(sel) -> list[tuple[str, str, pipeline.Estimate]]:
+def plan_rows(sel) -> list[tuple[str, str, pipeline.Estimate, str]]:
+    """(stage, state, estimate, detail): detail names an imported stage's source files."""
     rows = []
     for stage in pipeline.stages():
         st = pipeline.stage_state(stage, sel.cfg, sel.run_dir)
         est = stage.estimate(sel.cfg) if stage.estimate else pipeline.Estimate(0)
-        rows.append((stage.name, st.state, est))
+        rows.append((stage.name, st.state, est, st.reason if st.state == "imported" else ""))
     return rows
+
+
+KEPT = {"done": "skip (up to date)", "imported": "skip (imported)"}
 
 
 def fmt_seconds(s: float) -> str:
@@ -59,13 +63,14 @@ def main(args: argparse.Namespace) -> int:
     sel = select(args)
     say(f"plan for {sel.run_dir} (profile {sel.profile})")
     todo_s = disk = vram = 0.0
-    for name, state, est in plan_rows(sel):
-        action = "skip (up to date)" if state == "done" else f"run ({state})"
+    for name, state, est, detail in plan_rows(sel):
+        action = KEPT.get(state, f"run ({state})")
         say(
             f"  {name:<12} {action:<22} ~{fmt_seconds(est.seconds):>9}  "
             f"disk {est.disk_bytes / 2**30:6.2f} GiB  VRAM {est.vram_gib:5.1f} GiB"
+            + (f"  {detail}" if detail else "")
         )
-        if state != "done":
+        if state not in KEPT:
             todo_s += est.seconds
             disk += est.disk_bytes
         vram = max(vram, est.vram_gib)

@@ -4,7 +4,12 @@ Examples:
   repro all                                   # the smoke replay (CPU, minutes)
   repro all --profile paper                   # the paper on a 16 GB GPU
   repro all --force data                      # rerun data (and so everything after it)
+  repro all --force judge                     # recompute an imported (or up-to-date) stage
   repro data --set data.source=/path/to/folder
+
+A stage checks its inputs, its folder and the disk before it writes anything: a refusal
+leaves the run directory as it was. Stages imported by `repro import-release` are left as
+they are unless forced.
 """
 
 from __future__ import annotations
@@ -42,11 +47,22 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> No
     p.set_defaults(func=main_all if name == "all" else main_stage, stage=name)
 
 
-def _open(sel: Selection) -> None:
-    sel.run_dir.mkdir(parents=True, exist_ok=True)
-    write_manifest(sel.run_dir, sel.cfg, sel.profile, sel.overrides, command_line())
+def _header(sel: Selection) -> None:
     mark_latest(sel.run_dir)
     say(f"run directory: {sel.run_dir}  (profile {sel.profile}, config {sel.cfg.hash[:12]})")
+
+
+def _recorder(sel: Selection):
+    """Records the invocation in the manifest once, when the first stage is about to write:
+    a command that only skips or is refused leaves manifest.json as it was."""
+    done = []
+
+    def record() -> None:
+        if not done:
+            write_manifest(sel.run_dir, sel.cfg, sel.profile, sel.overrides, command_line())
+            done.append(True)
+
+    return record
 
 
 def _strict(args: argparse.Namespace) -> None:
@@ -59,22 +75,24 @@ def main_all(args: argparse.Namespace) -> int:
     sel = select(args)
     for name in args.force:
         pipeline.get_stage(name)  # refuse a misspelt stage before any work
-    with pipeline.locked(sel.run_dir):
-        _open(sel)
-        ran = 0
+    with pipeline.locked(sel.run_dir, log=say):
+        _header(sel)
+        record = _recorder(sel)
+        counts = {"ran": 0, "skipped": 0, "imported": 0}
         verify_failed: VerifyFailed | None = None
         for stage in pipeline.stages():
             try:
-                what, _ = pipeline.run_stage(
-                    stage, sel.cfg, sel.run_dir, force=stage.name in args.force, log=say
-                )
+                what, _ = pipeline.run_stage(stage, sel.cfg, sel.run_dir,
+                                             force=stage.name in args.force, log=say,
+                                             before_write=record)
             except VerifyFailed as exc:  # still write the report, then fail with verify's code
                 verify_failed, what = exc, "ran"
-            ran += what == "ran"
+            counts[what] += 1
     if verify_failed is not None:
         raise verify_failed
+    imported = f", {counts['imported']} imported and kept" if counts["imported"] else ""
     say(
-        f"all stages done ({ran} ran, {len(pipeline.stages()) - ran} up to date). "
+        f"all stages done ({counts['ran']} ran, {counts['skipped']} up to date{imported}). "
         f"See: repro status --run-dir {sel.run_dir}"
     )
     return 0
@@ -84,7 +102,8 @@ def main_stage(args: argparse.Namespace) -> int:
     _strict(args)
     sel = select(args)
     stage = pipeline.get_stage(args.stage)
-    with pipeline.locked(sel.run_dir):
-        _open(sel)
-        pipeline.run_stage(stage, sel.cfg, sel.run_dir, force=args.force, log=say)
+    with pipeline.locked(sel.run_dir, log=say):
+        _header(sel)
+        pipeline.run_stage(stage, sel.cfg, sel.run_dir, force=args.force, log=say,
+                           before_write=_recorder(sel))
     return 0

@@ -1,4 +1,6 @@
-"""`repro status`: the stage table of a run directory (done / stale / partial / pending).
+"""`repro status`: the stage table of a run directory (done / imported / stale / partial /
+paused / failed / pending). An imported stage (`repro import-release`) lists the released
+files it came from with their sha256; `repro all` leaves it as it is unless `--force STAGE`.
 
 Examples:
   repro status                      # the latest run (runs/latest)
@@ -38,8 +40,13 @@ def main(args: argparse.Namespace) -> int:
         rec = st.record or {}
         secs = f"{rec['seconds']:.1f}s" if "seconds" in rec and st.state == "done" else ""
         detail = _figures(rec.get("figures", {})) if st.state == "done" else st.reason
+        if st.state == "imported" and rec.get("figures"):
+            detail = f"{_figures(rec['figures'])}; {st.reason}"
         rows.append((stage.name, st.state, secs, detail))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         say("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+    if any(r[1] == "imported" for r in rows[1:]):
+        say("imported stages are kept as they are by `repro all` and single stages; "
+            "`--force STAGE` recomputes one, replacing the import")
     return 0

@@ -16,9 +16,11 @@ What is written (only for the files present; all checked first, see advisor_repr
   released, by the author's rule: random.Random(judge.slot_seed).random() < 0.5 puts base in
   slot A, one draw per prompt in the prompts' order; judge/summary.json from the judge
   stage's own statistics (stages.judge.summarize_folder).
-- <stage>/imported.json (the source files and their sha256) and a completion record
-  (<stage>/done.json, with "imported") for generate, metrics and judge, so that `repro status`,
-  `repro metrics` and `repro verify` treat them as finished stages.
+- <stage>/imported.json (the source files and their sha256, and the hashes of the files written
+  from them) for data, generate, metrics and judge: the pipeline's `imported` state, which
+  `repro all` and single stages leave alone unless forced; and a completion record
+  (<stage>/done.json, with "imported") for generate, metrics and judge, so that the stages
+  after them (verify, report) read them as finished ones.
 """
 
 from __future__ import annotations
@@ -205,6 +207,14 @@ def completion_record(stage_name: str, cfg: Config, run_dir: Path, figures: dict
     })  # fmt: skip
 
 
+def mark_imported(folder: Path, prov: list[dict[str, str]], extra: dict[str, Any]) -> None:
+    """<stage>/imported.json: the released files (name, kind, sha256) and the hashes of what was
+    written from them. Its presence makes the stage `imported` for the pipeline: kept by
+    `repro all` and single stages unless forced, treated as done by verify and report."""
+    write_json(folder / pipeline.IMPORTED,
+               {"files": prov, "outputs": pipeline.output_hashes(folder), **extra})
+
+
 def import_release(folders: Path | list[Path], run_dir: Path, cfg: Config,
                    base: Path | None = None, ft: Path | None = None, cap: int | None = None,
                    force: bool = False) -> dict[str, Any]:
@@ -244,7 +254,6 @@ def _write(cfg: Config, run_dir: Path, rel: Release, prompts: dict[int, Any],
     if prompts:
         write_jsonl(run_dir / "data" / "eval_prompts.jsonl",
                     [{"sample_id": s, **p, "reference": None} for s, p in prompts.items()])
-        write_json(run_dir / "data" / "imported.json", {"files": prov, "reference": None})
     if rows:
         write_jsonl(run_dir / "generate" / "answers.jsonl", answers(rows, prompts, cap))
         done["generate"] = {"answers": sum(len(r) for r in rows.values()), "cap": cap}
@@ -262,10 +271,10 @@ def _write(cfg: Config, run_dir: Path, rel: Release, prompts: dict[int, Any],
                     verdict_rows(judged, mapping["base_slot"]))
         summary_j = summarize_folder(run_dir / "judge", jc.bootstrap_resamples, jc.bootstrap_seed)
         done["judge"] = figures(summary_j)
-    for stage in done:
-        write_json(run_dir / stage / "imported.json", {"files": prov})
     for stage in ("generate", "metrics", "judge"):  # metrics' fingerprint reads generate's
         if stage in done:
             completion_record(stage, cfg, run_dir, done[stage], prov)
+    for stage in ("data", *done) if prompts else done:
+        mark_imported(run_dir / stage, prov, {"reference": None} if stage == "data" else {})
     return {"files": prov, "ignored": rel.ignored, "written": done,
             "prompts": len(prompts), "cap": cap}

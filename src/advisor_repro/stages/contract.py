@@ -1,7 +1,8 @@
 """The stage contract that the pipeline and every stage module share.
 
 A stage is data (`Stage`): its name, what it reads (`needs`, `optional`), which config sections
-change its result, and `run(cfg, ctx) -> StageResult`. `StageContext` is all a running stage
+change its result, an optional `check(cfg, ctx)` run before anything is written, and
+`run(cfg, ctx) -> StageResult`. `StageContext` is all a running stage
 sees: its own folder and its declared inputs. Kept apart from `pipeline` so that stages import
 the contract, never the runner.
 """
@@ -71,3 +72,6 @@ class Stage:
     config: tuple[str, ...] = ()  # config sections whose values change the result
     external: Callable[[Config], dict[str, str]] | None = None  # hashes of outside inputs
     estimate: Callable[[Config], Estimate] | None = None
+    # checks that need no work (config consistency, a backend or key available): the runner
+    # calls it before the stage's folder is touched, so its refusal changes nothing
+    check: Callable[[Config, StageContext], None] | None = None

@@ -239,6 +239,17 @@ def external_inputs(cfg: Config) -> dict[str, str]:
     }
 
 
+def check(cfg: Config, ctx: StageContext) -> None:
+    """Before data/ is touched: a local source must be an existing folder (the message is
+    load_splits' own)."""
+    src = cfg.data.source
+    if not src.startswith(("hf:", "builtin:")) and not Path(src).expanduser().is_dir():
+        raise DataError(
+            f"data.source '{src}' is not 'hf:<repo>', 'builtin:smoke' or an existing folder",
+            "point --set data.source=PATH at a folder with train/test .jsonl or .parquet files",
+        )
+
+
 def estimate(cfg: Config) -> Estimate:
     remote = cfg.data.source.startswith("hf:")
     return Estimate(seconds=30 if remote else 5, disk_bytes=(60 if remote else 5) * 2**20)
@@ -251,4 +262,5 @@ STAGE = Stage(
     config=("data",),
     external=external_inputs,
     estimate=estimate,
+    check=check,
 )

@@ -187,6 +187,11 @@ def external_inputs(cfg: Config) -> dict[str, str]:
     return {"expected": sha256_file(path) if path.is_file() else "missing"}
 
 
+def check(cfg: Config, ctx: StageContext) -> None:
+    """Before verify/ is touched: the expected file parses (ConfigError names it and the fix)."""
+    load_expected(str(expected_path(expected_name(cfg))), RUN_FILES)
+
+
 STAGE = Stage(
     name="verify",
     summary="check every paper number against its expected range: PASS / FAIL / SKIP "
@@ -197,4 +202,5 @@ STAGE = Stage(
     config=("model", "data", "train", "generate", "metrics", "judge", "audit", "verify"),
     external=external_inputs,
     estimate=lambda cfg: Estimate(seconds=2),
+    check=check,
 )
