@@ -125,7 +125,7 @@ def test_missing_input_names_the_stage_to_run_and_writes_nothing(tmp_path):
 
 def test_a_stage_check_refuses_before_the_folder_is_touched(tmp_path):
     calls: list[str] = []
-    first, second = _make_stages(calls)
+    first, _ = _make_stages(calls)
 
     def check(cfg, ctx):
         if cfg.data.eval_prompts > 10:

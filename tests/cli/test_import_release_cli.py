@@ -1,5 +1,6 @@
 """`repro import-release` through the real CLI: the run directory it leaves, its manifest, the
-exit codes of its refusals, and `repro status` / `repro metrics` on the result."""
+exit codes of its refusals, and `repro status` / `repro metrics` on the result
+(imported: kept)."""
 
 import csv
 
@@ -20,9 +21,9 @@ def test_import_then_status_and_metrics_see_finished_stages(tmp_path, capsys):
     assert manifest["release"]["cap"] == rf.CAP and len(manifest["release"]["files"]) == 5
     assert main(["status", "--run-dir", str(run)]) == 0
     status = capsys.readouterr().out
-    assert "metrics         done" in status
+    assert "metrics         imported" in status and "c.txt sha256 " in status
     assert main(["metrics", "--run-dir", str(run)]) == 0
-    assert "[metrics] up to date, skipped" in capsys.readouterr().out
+    assert "[metrics] imported (from " in capsys.readouterr().out
 
 
 def test_malformed_file_exits_3_naming_file_row_and_column(tmp_path, capsys):

@@ -7,7 +7,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from advisor_repro import __version__
 from advisor_repro.config import Config, load_config
+from advisor_repro.errors import ConfigError
 from advisor_repro.files import read_json
 from advisor_repro.manifest import last_run_dir, resolve_run_dir
 
@@ -49,23 +51,49 @@ class Selection:
 
 
 def select(args: argparse.Namespace) -> Selection:
-    """Profile and overrides come from the command line. When it names neither, an existing
-    run directory (--run-dir, else runs/latest) is continued with its recorded ones."""
+    """Profile and overrides for the command. An existing run directory (--run-dir, else
+    runs/latest when no --run-id is given) is continued with its recorded profile, and its
+    recorded overrides with the command's --set values on top. The rule for a run directory
+    written by something else: another profile is refused (its records would be judged
+    against other settings); another package version is continued, and said, since every
+    stage's record hashes decide what is still current."""
     profile, overrides = args.profile, list(args.overrides)
     if args.allow_unsupported_gpu:
         overrides.append("hardware.allow_unsupported_gpu=true")
-    if profile is None and not overrides:
-        existing = Path(args.run_dir) if args.run_dir else (None if args.run_id else last_run_dir())
-        manifest = existing / "manifest.json" if existing else None
-        if manifest and manifest.is_file():
-            recorded = read_json(manifest)
-            profile, overrides = recorded.get("profile"), recorded.get("overrides", [])
-            if args.run_dir is None:
+    if profile is None:
+        existing = Path(args.run_dir) if args.run_dir else (
+            None if args.run_id else last_run_dir())
+        recorded = _manifest(existing)
+        if recorded:
+            profile = recorded.get("profile")
+            overrides = [*recorded.get("overrides", []), *overrides]
+            if args.run_dir is None and args.run_id is None:
                 args.run_dir = str(existing)
-    profile = profile or DEFAULT_PROFILE
-    cfg = load_config(profile, overrides)
+    cfg = load_config(profile or DEFAULT_PROFILE, overrides)
     run_dir = resolve_run_dir(args.run_dir, args.run_id, cfg)
-    return Selection(cfg, run_dir, profile, overrides)
+    recorded = _manifest(run_dir)
+    if recorded:
+        was = recorded.get("profile")
+        if args.profile is not None and was and args.profile != was:
+            raise ConfigError(
+                f"{run_dir} was made with profile '{was}'; this command asks for "
+                f"'{args.profile}'",
+                f"drop --profile to continue it with '{was}' (--set changes single values), "
+                f"or give another --run-dir for a '{args.profile}' run")
+        _say_version(run_dir, recorded.get("version"))
+    return Selection(cfg, run_dir, profile or DEFAULT_PROFILE, overrides)
+
+
+def _manifest(run_dir: Path | None) -> dict | None:
+    path = run_dir / "manifest.json" if run_dir else None
+    return read_json(path) if path and path.is_file() else None
+
+
+def _say_version(run_dir: Path, version: str | None) -> None:
+    if version and version != __version__:
+        print(f"note: {run_dir} was written by advisor-repro {version}, this is {__version__}: "
+              "continued; stages whose recorded hashes still match are kept, the others rerun",
+              file=sys.stderr, flush=True)
 
 
 def command_line() -> str:

@@ -11,7 +11,7 @@ so the next `repro verify` checks again instead of skipping a failed verdict.
 Examples:
   repro verify                                  # the latest run, its profile's expected file
   repro verify --profile paper --run-dir runs/paper --set verify.strict=true
-  (a --set without --profile starts from the default profile, not the run's recorded one)
+  (a --set without --profile is added to the run's recorded profile and overrides)
 """
 
 from __future__ import annotations

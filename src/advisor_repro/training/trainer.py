@@ -194,7 +194,7 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
 
     from advisor_repro.training.steplog import MemoryProbe, SessionGuard, StepLog, kept_rows
 
-    ckpt = last_complete_checkpoint(out / "checkpoints")
+    ckpt = last_complete_checkpoint(out / "checkpoints", say)
     start_step = checkpoint_step(ckpt) if ckpt else 0
     shape_file = out / SHAPE_FILE
     shape = Shape(**read_json(shape_file)["shape"]) if ckpt and shape_file.is_file() else plan.shape
@@ -301,28 +301,67 @@ def checkpoint_step(path: Path) -> int:
     return int(_CKPT.match(path.name).group(1))  # type: ignore[union-attr]
 
 
-def last_complete_checkpoint(folder: Path) -> Path | None:
+def last_complete_checkpoint(folder: Path, say: Callable[[str], None] | None = None
+                             ) -> Path | None:
     """The newest Trainer checkpoint that was written to the end (trainer_state.json is saved
-    last); newer torn ones, from a kill during a save, are removed."""
+    last, and every weight and optimizer file is whole); newer torn ones, from a kill or a full
+    disk during a save, are removed, and `say` is told which and why."""
     if not folder.is_dir():
         return None
     found = sorted((p for p in folder.iterdir() if p.is_dir() and _CKPT.match(p.name)),
                    key=checkpoint_step, reverse=True)
     for path in found:
-        if _complete(path):
+        torn = _torn(path)
+        if torn is None:
             return path
+        if say:
+            say(f"checkpoint {path.name} is incomplete ({torn}): removed; resuming from the "
+                "previous complete one")
         shutil.rmtree(path)
     return None
 
 
-def _complete(path: Path) -> bool:
+def _torn(path: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from, or None when it is complete."""
     try:
         state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    need = ("optimizer.pt", "scheduler.pt", "adapter_model.safetensors")
-    return state.get("global_step") == checkpoint_step(path) and all(
-        (path / n).is_file() for n in need)
+        return "trainer_state.json missing or unreadable"
+    if state.get("global_step") != checkpoint_step(path):
+        return "trainer_state.json is of another step"
+    for name in ("optimizer.pt", "scheduler.pt", "adapter_model.safetensors"):
+        if not (path / name).is_file():
+            return f"{name} missing"
+    for name in sorted(p.name for p in path.iterdir()):
+        why = _file_torn(path / name)
+        if why:
+            return f"{name} {why}"
+    return None
+
+
+def _file_torn(file: Path) -> str | None:
+    """A safetensors file shorter than its header says, or a torch.save zip without its end
+    record (both are what a write cut short leaves); other files are not checked."""
+    import struct
+    import zipfile
+
+    size = file.stat().st_size
+    if file.suffix == ".safetensors":
+        with open(file, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return f"truncated ({size} bytes)"
+            n = struct.unpack("<Q", head)[0]
+            try:
+                header = json.loads(fh.read(n))
+            except ValueError:
+                return "truncated (its header is cut)"
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"),
+                  default=0)
+        return None if size >= 8 + n + end else f"truncated ({size} of {8 + n + end} bytes)"
+    if file.suffix in (".pt", ".pth", ".bin") and not zipfile.is_zipfile(file):
+        return f"truncated ({size} bytes, no end record)"
+    return None
 
 
 # ---- cleanup -------------------------------------------------------------------------------
