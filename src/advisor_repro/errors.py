@@ -128,5 +128,4 @@ EXIT_CODES: dict[int, str] = {
     Terminated.exit_code: "stopped by SIGTERM; a training segment saved a checkpoint: rerun the "
     "same command to resume",
     130: "interrupted (Ctrl-C); finished work is kept",
-    143: "stopped by SIGTERM outside training; finished stages are kept",
 }

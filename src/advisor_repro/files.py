@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -12,21 +13,45 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from advisor_repro.errors import ResourceError
+
+# a write that fails for want of space (a full disk, a quota, a file-size limit)
+NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path`."""
+    """Write to a temp file in the same folder, fsync, then rename over `path`. A full disk
+    is a ResourceError naming `path`; the file as it was before stays."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise disk_full(path, exc) from exc
+        raise
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno in NO_SPACE:
+            raise disk_full(path, exc) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def disk_full(path: Path, exc: OSError) -> ResourceError:
+    return ResourceError(
+        f"the disk is full: could not write {path} ({exc.strerror or exc}); the files written "
+        "before it are kept",
+        f"free disk at {path.parent} (or move the run with --run-dir), then rerun the same "
+        "command: it continues from what is kept")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

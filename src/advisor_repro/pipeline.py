@@ -14,6 +14,7 @@ byte is written, so a refusal leaves the run directory as it was. A folder holdi
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -21,7 +22,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,9 @@ def stage_state(stage: Stage, cfg: Config, run_dir: Path) -> StageState:
     if (folder / FAILED).is_file():
         failed = read_json(folder / FAILED)
         # a training segment paused at its session limit is not broken: the rerun continues it
-        state = "paused" if failed.get("type") == "SessionLimitReached" else "failed"
+        # (nor is one stopped by SIGTERM with a checkpoint: Terminated)
+        state = "paused" if failed.get("type") in ("SessionLimitReached", "Terminated") \
+            else "failed"
         return StageState(stage.name, state, failed.get("error", ""))
     if (folder / STARTED).is_file():
         return StageState(stage.name, "partial", "interrupted; a rerun resumes it")
@@ -237,7 +239,7 @@ def _context(stage: Stage, cfg: Config, run_dir: Path) -> StageContext:
 
 
 # ---- running --------------------------------------------------------------------------------
-@contextmanager
+@contextlib.contextmanager
 def locked(run_dir: Path, log: Callable[[str], None] | None = None) -> Iterator[None]:
     """One `repro` process per run directory: a second one is refused, not interleaved.
 
@@ -313,8 +315,9 @@ def run_stage(
     try:
         result = stage.run(cfg, ctx)
     except ReproError as exc:
-        write_json(folder / FAILED, {"error": exc.problem, "fix": exc.fix,
-                                     "type": type(exc).__name__, "time": time.time()})
+        with contextlib.suppress(OSError, ReproError):  # a full disk may refuse this one too
+            write_json(folder / FAILED, {"error": exc.problem, "fix": exc.fix,
+                                         "type": type(exc).__name__, "time": time.time()})
         raise
     seconds = time.monotonic() - t0
     write_json(

@@ -201,3 +201,31 @@ class SessionGuard(TrainerCallback):
             self.warning = (f"projected {hours:.2f} h for this segment exceeds the session limit "
                             f"of {self.limit_s / 3600:g} h: {what}")
             self.say(f"warning: {self.warning}")
+
+
+# ---- SIGTERM -------------------------------------------------------------------------------------
+class TerminationGuard(TrainerCallback):
+    """SIGTERM (a notebook or cloud session ending, `docker stop`) asks the run to stop: at the
+    end of the step in flight the Trainer saves a checkpoint of it and stops, so the same
+    command resumes there. `install()` sets the handler in the training process."""
+
+    def __init__(self, say: Callable[[str], None] = print) -> None:
+        self.say = say
+        self.requested = False  # SIGTERM received
+        self.stopped_at: int | None = None  # the step whose checkpoint was saved
+
+    def install(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.requested and self.stopped_at is None:
+            self.stopped_at = state.global_step
+            control.should_save = True  # the Trainer saves after this hook
+            control.should_training_stop = True
+            self.say(f"SIGTERM: saving checkpoint-{state.global_step} and stopping")
+

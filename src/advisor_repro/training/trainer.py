@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor_repro.config import Config, Train
-from advisor_repro.errors import ConfigError, ResourceError, SessionLimitReached
+from advisor_repro.errors import ConfigError, ResourceError, SessionLimitReached, Terminated
 from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json, write_jsonl
 from advisor_repro.models import hub as models
 from advisor_repro.training import segments
@@ -65,6 +65,13 @@ def run(cfg: Config, run_dir: Path, stage: str, say: Callable[[str], None] = pri
     trainable = count_trainable(model)
     check_trainable(trainable, cfg, plan)
     result = fit(model, tokenizer, texts, plan, cfg, spec, backend, out, process_start, say)
+    if result["terminated_at"] is not None:  # SIGTERM: a checkpoint of the last step, no adapter
+        write_jsonl(out / "steps.jsonl", result["rows"])
+        raise Terminated(
+            f"{stage} stopped by SIGTERM after optimizer step {result['terminated_at']} of "
+            f"{result['max_steps']}; checkpoint-{result['terminated_at']} is saved in "
+            f"{out}/checkpoints",
+            "rerun the same command (in a new session): it continues from that step")
     if result["session"]["stopped_early"] and cfg.train.session_limit_action == "pause":
         write_jsonl(out / "steps.jsonl", result["rows"])
         raise SessionLimitReached(
@@ -192,7 +199,13 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
     import torch
     from datasets import Dataset
 
-    from advisor_repro.training.steplog import MemoryProbe, SessionGuard, StepLog, kept_rows
+    from advisor_repro.training.steplog import (
+        MemoryProbe,
+        SessionGuard,
+        StepLog,
+        TerminationGuard,
+        kept_rows,
+    )
 
     ckpt = last_complete_checkpoint(out / "checkpoints", say)
     start_step = checkpoint_step(ckpt) if ckpt else 0
@@ -207,9 +220,11 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
     dataset = Dataset.from_list([{"text": t} for t in texts])
     probe = MemoryProbe(spec.device)
     limit, action = plan.session_limit_hours, cfg.train.session_limit_action
+    term = TerminationGuard(say)
+    term.install()
     while True:
         guard = SessionGuard(limit, action, process_start, SAVE_MARGIN_S, say)
-        callbacks = [StepLog(out / "steps.jsonl", rows, probe, say), guard]
+        callbacks = [StepLog(out / "steps.jsonl", rows, probe, say), guard, term]
         trainer = build_trainer(model, tokenizer, dataset, plan, shape, cfg.train, spec,
                                 backend, out, callbacks)
         oom = False
@@ -222,6 +237,7 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
         shape = _shrink(trainer, model, shape, start_step, changes, shape_file, plan, say)
     seconds = rows[-1]["elapsed"] if rows else 0.0
     return {"rows": rows, "shape": shape, "changes": changes, "resumed_from": ckpt and ckpt.name,
+            "terminated_at": term.stopped_at,
             "backend": backend.NAME,
             "global_step": trainer.state.global_step, "epoch": float(trainer.state.epoch or 0),
             "max_steps": trainer.state.max_steps, "train_seconds": seconds,
