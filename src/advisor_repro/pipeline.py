@@ -110,15 +110,21 @@ class StageState:
     sources: list[dict[str, str]] | None = None  # imported: the released files and sha256
 
 
-def imported_sources(folder: Path) -> list[dict[str, str]] | None:
-    """The released files a stage folder was imported from, or None when it was not."""
+def imported_record(folder: Path) -> dict[str, Any] | None:
+    """<stage>/imported.json (the released files and the hashes of what was written from
+    them), or None when the stage was not imported. An unreadable one still marks it."""
     try:
-        doc = read_json(folder / IMPORTED)
+        return read_json(folder / IMPORTED)
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return [{"kind": "?", "file": f"{IMPORTED} (unreadable)", "sha256": "?"}]
-    return list(doc.get("files", []))
+        return {"files": [{"kind": "?", "file": f"{IMPORTED} (unreadable)", "sha256": "?"}]}
+
+
+def imported_sources(folder: Path) -> list[dict[str, str]] | None:
+    """The released files a stage folder was imported from, or None when it was not."""
+    rec = imported_record(folder)
+    return None if rec is None else list(rec.get("files", []))
 
 
 def describe_sources(sources: list[dict[str, str]]) -> str:
@@ -128,12 +134,15 @@ def describe_sources(sources: list[dict[str, str]]) -> str:
 def stage_state(stage: Stage, cfg: Config, run_dir: Path) -> StageState:
     folder = run_dir / stage.name
     record_path = folder / RECORD
-    sources = imported_sources(folder)
-    if sources is not None:  # finished elsewhere (the paper's release): never stale by hashes
-        record = read_json(record_path) if record_path.is_file() else None
-        reason = "from " + describe_sources(sources)
-        kept = read_json(folder / IMPORTED).get("outputs") if sources and sources[0][
-            "kind"] != "?" else None
+    imported = imported_record(folder)
+    if imported is not None:  # finished elsewhere (the paper's release): never stale by hashes
+        try:
+            record = read_json(record_path) if record_path.is_file() else None
+        except ValueError:
+            record = None
+        sources = list(imported.get("files", []))
+        reason = "from " + (describe_sources(sources) or "the paper's release")
+        kept = imported.get("outputs")
         if kept is not None and output_hashes(folder) != kept:
             reason += "; files differ from the import (repro import-release --force restores)"
         return StageState(stage.name, "imported", reason, record, sources)
