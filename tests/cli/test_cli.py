@@ -48,7 +48,8 @@ def test_smoke_all_then_rerun_recomputes_nothing(run_dir, capsys):
     manifest = read_json(f"{run_dir}/manifest.json")
     assert manifest["profile"] == "smoke" and manifest["config"]["run"]["name"] == "smoke"
     assert manifest["libraries"]["torch"] and manifest["data"]["splits"]["train"]["n"] == 100
-    assert len(manifest["invocations"]) == 2
+    # the rerun only skipped: a command that writes nothing records nothing (issue 17)
+    assert len(manifest["invocations"]) == 1
     assert read_json(f"{run_dir}/verify/verify.json")
     assert repro("status", "--run-dir", run_dir) == 0
     status = capsys.readouterr().out
