@@ -222,9 +222,13 @@ def paper_comparison(cfg: Config, costs: dict[str, Any] | None = None
     from advisor_repro.config import load_config
 
     costs = costs or measured()
-    if any(s.max_steps for s in (cfg.train.segment1, cfg.train.segment2)):
-        cfg = load_config("paper", [f"train.precision='{cfg.train.precision}'",
-                                    f"model.backend='{cfg.model.backend}'"])
+    t = cfg.train
+    # the paper's segments ran at their written split: a profile's split = auto is not theirs
+    if any(s.max_steps for s in (t.segment1, t.segment2)) or "auto" in (t.segment1.split,
+                                                                         t.segment2.split):
+        cfg = load_config("paper", [f"train.precision='{t.precision}'",
+                                    f"model.backend='{cfg.model.backend}'",
+                                    f"train.segment2.recipe='{t.segment2.recipe}'"])
     rows = []
     for stage, key in PAPER_GPU.items():
         gpu = gpus()[key]
