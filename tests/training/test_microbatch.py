@@ -7,8 +7,8 @@ import importlib.util
 
 import pytest
 
-from advisor_repro.segments import Shape
 from advisor_repro.training import microbatch
+from advisor_repro.training.segments import Shape
 
 
 def test_candidates_are_the_divisors_largest_first():
@@ -89,8 +89,8 @@ def test_auto_falls_to_micro_batch_one_when_nothing_fits():
 def test_training_lengths_count_special_tokens_and_eos_and_truncate():
     from transformers import AutoTokenizer
 
-    from advisor_repro import models
     from advisor_repro.config import load_config
+    from advisor_repro.models import hub as models
 
     folder, _ = models.base_model(load_config("smoke").model)
     tok = AutoTokenizer.from_pretrained(folder)

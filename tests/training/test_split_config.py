@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from advisor_repro import segments
 from advisor_repro.config import load_config
 from advisor_repro.errors import ConfigError
+from advisor_repro.training import segments
 
 ALL_AUTO = ["train.segment1.split=auto", "train.segment2.split=auto",
             "train.control.split=auto"]

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from advisor_repro.config import load_config
-from advisor_repro.segments import SegmentPlan, Shape
+from advisor_repro.training.segments import SegmentPlan, Shape
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -49,9 +49,9 @@ def setup(tmp_path_factory) -> dict[str, Any]:
 
 
 def make_setup(out: Path) -> dict[str, Any]:
-    from advisor_repro import models
-    from advisor_repro.backends import LoadSpec, get_backend
+    from advisor_repro.models import hub as models
     from advisor_repro.smokedata import smoke_dataset
+    from advisor_repro.training.backends import LoadSpec, get_backend
 
     cfg = load_config("smoke", ["train.max_seq_length=24"])
     backend = get_backend("hf")
@@ -78,7 +78,7 @@ def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
     from datasets import Dataset
     from transformers import TrainerCallback
 
-    from advisor_repro.trainer import build_trainer
+    from advisor_repro.training.trainer import build_trainer
 
     model = setup["model"]
     with torch.no_grad():

@@ -34,7 +34,7 @@ from typing import Any
 from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError, ResourceError, StageInputError
 from advisor_repro.files import read_json, read_jsonl, write_json
-from advisor_repro.segments import Shape
+from advisor_repro.training.segments import Shape
 
 SEGMENTS = ("train-1", "train-2")
 TARGETS = {"step_ratio_max": 0.6, "loss_diff_max": 1e-3}
@@ -144,17 +144,17 @@ def _yes(ok: bool | None) -> str:
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from advisor_repro.backends import get_backend
     from advisor_repro.config import build
+    from advisor_repro.training.backends import get_backend
 
     cfg = build(Config, spec["config"], "bench spec")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backend = get_backend(cfg.model.backend if device == "cuda" else "hf")
     backend.prepare()  # Unsloth before transformers
-    from advisor_repro import models
-    from advisor_repro.backends import LoadSpec
-    from advisor_repro.trainer import apply_vram_budget
+    from advisor_repro.models import hub as models
     from advisor_repro.training import microbatch
+    from advisor_repro.training.backends import LoadSpec
+    from advisor_repro.training.trainer import apply_vram_budget
 
     dtype = spec["dtype"] if device == "cuda" else "fp32"
     vram = apply_vram_budget(device, spec["budget_gib"])
@@ -192,10 +192,9 @@ def one_run(cfg: Config, stage: str, split: str, model: Any, tokenizer: Any, tex
     import torch
     from datasets import Dataset
 
-    from advisor_repro import segments
-    from advisor_repro.backends import torch_dtype
-    from advisor_repro.trainer import build_trainer
-    from advisor_repro.training import microbatch
+    from advisor_repro.training import microbatch, segments
+    from advisor_repro.training.backends import torch_dtype
+    from advisor_repro.training.trainer import build_trainer
 
     plan = segments.plan_for(cfg, stage)
     plan = dataclasses.replace(plan, max_steps=spec["steps"], from_bundle=False)

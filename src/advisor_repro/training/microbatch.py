@@ -28,7 +28,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from advisor_repro.segments import Shape
+from advisor_repro.training.segments import Shape
 
 GIB = 2**30
 # Kept free beyond the probe's peak: the 8-bit AdamW state of the LoRA weights (2 bytes a
