@@ -5,9 +5,11 @@ Setup: import the backend first (Unsloth must come before transformers), cap the
 the VRAM budget, resolve the base, for segment 2 verify the handoff bundle against this run's
 own config, load the 4-bit base with LoRA. Train: TRL's SFTTrainer with the paper's settings
 (`sft_arguments`), resuming from the last complete Trainer checkpoint of this run if a crash
-left one, halving the micro-batch (same effective batch) if the first step runs out of
-memory. Cleanup: save the adapter (PEFT + tokenizer, atomically), the held-out loss on the
-test split (segment 2 and control), steps.jsonl and summary.json.
+left one, at the written micro-batch x grad-accum or, under `split = "auto"`, the split a
+forward + backward probe fits into the VRAM budget (`training.microbatch`; same effective
+batch), halving the micro-batch (same effective batch) if the first step runs out of memory.
+Cleanup: save the adapter (PEFT + tokenizer, atomically), the held-out loss on the test split
+(segment 2 and control), steps.jsonl and summary.json.
 
 Called by `python -m advisor_repro.training.process`; never in the `repro` process itself.
 """
