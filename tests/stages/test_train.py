@@ -219,6 +219,7 @@ def test_kill9_during_segment1_then_rerun_resumes(tmp_path: Path, capfd) -> None
     assert "[train-1] resuming" in out and "resuming from checkpoint-4" in out
     s = read_json(run / "train-1/summary.json")
     assert s["resumed_from"] == "checkpoint-4" and s["optimizer_steps"] == 6
+    assert s["micro_batch_choice"]["mode"] == "auto"  # the split chosen at the start, kept
     rows = read_jsonl(run / "train-1/steps.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]  # numbering continues, no repeats
     assert [r["elapsed"] for r in rows] == sorted(r["elapsed"] for r in rows)
