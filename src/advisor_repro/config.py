@@ -244,6 +244,10 @@ class Judge:
     sample: int = 0  # judge only the first N prompts (0 = all)
     max_tokens: int = 512  # reply budget per judge call, tokens (the author's harness: 512)
     parse_retries: int = 2  # re-asks after a reply that is not the rubric's JSON, then unparseable
+    # API backends: ask for the reply's JSON schema (OpenAI response_format json_schema,
+    # Anthropic tool input_schema); false = the paper's free text, parsed (the author's harness)
+    structured: bool = False
+    batch_size: int = 0  # local backend: questions per generate call; 0 = fitted to the VRAM budget
     timeout_s: float = 120.0  # per HTTP request, seconds
     backoff_s: float = 2.0  # first wait after 429 / 5xx / timeout, doubled each retry, seconds
     # local backend: an open judge in 4-bit on the GPU (docs: why Qwen2.5-14B-Instruct);
@@ -472,6 +476,8 @@ def validate(cfg: Config) -> None:
         ),
         (cfg.judge.parse_retries >= 0, "judge.parse_retries must be >= 0"),
         (cfg.judge.max_retries >= 0, "judge.max_retries must be >= 0"),
+        (cfg.judge.batch_size >= 0, "judge.batch_size must be >= 0 (0 = fit the VRAM)"),
+        (cfg.judge.max_tokens > 0, "judge.max_tokens must be > 0"),
         (
             cfg.judge.backend != "openai" or bool(cfg.judge.base_url),
             "judge.backend = 'openai' needs judge.base_url (e.g. http://localhost:8000/v1)",
