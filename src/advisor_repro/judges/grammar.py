@@ -84,7 +84,7 @@ def _unpack(words: Any, vocab: int) -> Any:
     """(batch, ceil(V/32)) int32 bitmask -> (batch, vocab) bool: True = allowed."""
     import torch
 
-    shifts = torch.arange(32, dtype=torch.int32)
+    shifts = torch.arange(32, dtype=torch.int32, device=words.device)
     bits = (words.unsqueeze(-1) >> shifts) & 1
     return bits.reshape(words.shape[0], -1)[:, :vocab].bool()
 
@@ -123,7 +123,8 @@ class GrammarProcessor:
                 self.words[i, self.eos // 32] = _bit(self.eos % 32)
             else:
                 llguidance.torch.fill_next_token_bitmask(m, self.words, i)
-        allowed = _unpack(self.words, min(self.vocab, scores.shape[1])).to(scores.device)
+        words = self.words.to(scores.device, non_blocking=True)  # 1/32 of the mask's bytes
+        allowed = _unpack(words, min(self.vocab, scores.shape[1]))
         if scores.shape[1] > allowed.shape[1]:  # the model's padded vocabulary rows
             pad = torch.zeros((scores.shape[0], scores.shape[1] - allowed.shape[1]),
                               dtype=torch.bool, device=scores.device)
