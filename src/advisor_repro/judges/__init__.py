@@ -74,6 +74,7 @@ class CachedJudge:
         self.cache_dir = cache_dir if backend.identity["backend"] != "replay" else None
         self.calls = 0  # replies paid for in this process
         self.hits = 0  # replies read from the cache
+        self.seconds = 0.0  # wall-clock spent waiting for the backend's replies
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -106,7 +107,9 @@ class CachedJudge:
         ck = cache_key(self.identity, messages)
         text = self.cached(ck)
         if text is None:
+            t0 = time.perf_counter()
             text = self.backend.complete(messages, key, task)
+            self.seconds += time.perf_counter() - t0
             self._store(ck, key, text)
         return text, ck
 
@@ -118,6 +121,7 @@ class CachedJudge:
         todo = [i for i, t in enumerate(texts) if t is None]
         batch = getattr(self.backend, "complete_batch", None)
         bar = _progress(len(todo), f"judge {self.identity.get('model')}") if todo else None
+        t0 = time.perf_counter()
         if todo and batch is not None:
             def done(j: int, text: str) -> None:
                 i = todo[j]
@@ -131,9 +135,19 @@ class CachedJudge:
                 texts[i] = self.backend.complete(*items[i])
                 self._store(keys[i], items[i][1], texts[i] or "")
                 bar.update(1)
+        self.seconds += time.perf_counter() - t0
         if bar is not None:
             bar.close()
         return [(t or "", ck) for t, ck in zip(texts, keys, strict=True)]
+
+    def asking(self) -> dict[str, Any]:
+        """How the replies paid for here were asked: seconds, and the local judge's batches."""
+        out: dict[str, Any] = {"seconds": round(self.seconds, 2)}
+        for name in ("batch_sizes", "grammar_seconds"):
+            if hasattr(self.backend, name):
+                value = getattr(self.backend, name)
+                out[name] = round(value, 3) if isinstance(value, float) else value
+        return out
 
     def close(self) -> None:
         self.backend.close()
