@@ -136,3 +136,24 @@ def test_local_judge_fits_the_16gb_budget_on_the_gpu(tmp_path):
     report = json.loads(out.read_text())
     assert report["fits"] and report["peak_reserved_gib"] <= report["budget_gib"]
     assert len(report["calls"]) == 3 and all(c["status"] == "ok" for c in report["calls"])
+
+
+def test_an_out_of_memory_batch_is_halved_and_asked_again(standin, tmp_path):
+    import torch
+
+    backend = tiny_judge(standin, "judge.max_tokens=200", "judge.batch_size=4")
+    real, seen = backend._generate, []
+
+    def fits_two(prompts, tasks, force_tokens=0):
+        seen.append(len(prompts))
+        if len(prompts) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(prompts, tasks, force_tokens)
+
+    backend._generate = fits_two
+    qs = [Question(claim_messages(f"Q{i}?", f"Answer {i}.", "a claim", "a fact", ""),
+                   parse_claim, f"claim:{i}") for i in range(5)]
+    replies = ask_all(CachedJudge(backend, tmp_path / "cache"), qs, 0)
+    assert [r.status for r in replies] == ["ok"] * 5
+    assert seen == [4, 2, 2, 1] and backend.batch_sizes == [2, 2, 1]
+    backend.close()
