@@ -120,23 +120,25 @@ class CachedJudge:
         texts: list[str | None] = [self.cached(ck) for ck in keys]
         todo = [i for i, t in enumerate(texts) if t is None]
         batch = getattr(self.backend, "complete_batch", None)
-        bar = _progress(len(todo), f"judge {self.identity.get('model')}") if todo else None
+        if not todo:
+            return [(t or "", ck) for t, ck in zip(texts, keys, strict=True)]
+        bar = _progress(len(todo), f"judge {self.identity.get('model')}")
         t0 = time.perf_counter()
-        if todo and batch is not None:
-            def done(j: int, text: str) -> None:
-                i = todo[j]
-                texts[i] = text
-                self._store(keys[i], items[i][1], text)
-                bar.update(1)
 
-            batch([items[i] for i in todo], done)
-        else:
-            for i in todo:  # one request at a time (HTTP): a failure keeps what came before
-                texts[i] = self.backend.complete(*items[i])
-                self._store(keys[i], items[i][1], texts[i] or "")
-                bar.update(1)
-        self.seconds += time.perf_counter() - t0
-        if bar is not None:
+        def done(j: int, text: str) -> None:
+            i = todo[j]
+            texts[i] = text
+            self._store(keys[i], items[i][1], text)
+            bar.update(1)
+
+        try:
+            if batch is not None:
+                batch([items[i] for i in todo], done)
+            else:  # one request at a time (HTTP): a failure keeps what came before
+                for j, i in enumerate(todo):
+                    done(j, self.backend.complete(*items[i]))
+        finally:
+            self.seconds += time.perf_counter() - t0
             bar.close()
         return [(t or "", ck) for t, ck in zip(texts, keys, strict=True)]
 
