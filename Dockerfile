@@ -64,19 +64,6 @@ RUN { /opt/venv/bin/pip check || true; } \
 FROM base AS runtime
 ARG BASE_IMAGE
 ARG TORCH_VARIANT
-ARG VERSION=0.1.0
-ARG VCS_REF=unknown
-ARG SOURCE_URL=""
-LABEL org.opencontainers.image.title="advisor-repro" \
-      org.opencontainers.image.description="Replays and checks arXiv 2504.15610: a 7B QLoRA advisor fine-tuned on free-tier GPUs" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.source="${SOURCE_URL}" \
-      org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.base.name="${BASE_IMAGE}" \
-      io.advisor-repro.paper.doi="10.48550/arXiv.2504.15610" \
-      io.advisor-repro.paper.arxiv="2504.15610v4" \
-      io.advisor-repro.torch-variant="${TORCH_VARIANT}"
 
 COPY --from=build /opt/venv /opt/venv
 # HF_HOME=/cache holds the hub downloads; the converted smoke model, Triton's kernel cache and
@@ -109,6 +96,20 @@ RUN if id -u ubuntu >/dev/null 2>&1; then userdel --remove ubuntu; fi \
     && useradd --uid 1000 --user-group --create-home --shell /bin/bash repro \
     && install -d -m 1777 /cache /runs
 USER 1000:1000
+# The labels come last: a new revision (VCS_REF) then rebuilds no layer above.
+ARG VERSION=0.1.0
+ARG VCS_REF=unknown
+ARG SOURCE_URL=""
+LABEL org.opencontainers.image.title="advisor-repro" \
+      org.opencontainers.image.description="Replays and checks arXiv 2504.15610: a 7B QLoRA advisor fine-tuned on free-tier GPUs" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}" \
+      io.advisor-repro.paper.doi="10.48550/arXiv.2504.15610" \
+      io.advisor-repro.paper.arxiv="2504.15610v4" \
+      io.advisor-repro.torch-variant="${TORCH_VARIANT}"
 # The working directory is /, so that a relative path such as `--run-dir runs/x` means the
 # volume, as it would in a checkout.
 WORKDIR /
