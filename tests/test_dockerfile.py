@@ -132,3 +132,20 @@ def test_variants_documented_in_the_dockerfile_have_a_lock_or_say_how():
         assert "--hash=sha256:" in text or f"docker/lock.sh {variant}" in text, variant
     # the lock step refuses an unhashed lock with the command that generates it
     assert "holds no hashes: generate it with docker/lock.sh ${TORCH_VARIANT}" in DOCKERFILE
+
+
+def test_readme_matrix_and_the_image_check_agree():
+    """`nox -s container -- gpu` compares the built image's arch list with GPU_ARCH_LIST; the
+    README's matrix must show that same list for the default variant, and its driver."""
+    noxfile = (ROOT / "noxfile.py").read_text()
+    assert re.search(rf'^GPU_VARIANT = "{DEFAULT_VARIANT}"$', noxfile, re.MULTILINE)
+    arches = re.findall(
+        r'"(sm_\d+)"', re.search(r"^GPU_ARCH_LIST = \[(.*)\]$", noxfile, re.MULTILINE).group(1)
+    )
+    assert "sm_75" in arches  # the T4, the paper's 16 GB GPU
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith(f"| `{DEFAULT_VARIANT}`"))
+    assert f"`{' '.join(arches)}`" in row, row
+    assert "580.65.06" in row
+    t4 = next(line for line in readme.splitlines() if line.startswith("| Tesla T4"))
+    assert f"`{DEFAULT_VARIANT}`" in t4
