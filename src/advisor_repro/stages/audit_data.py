@@ -1,15 +1,15 @@
 """Stage `audit-data`: the paper's structural dataset audit (Table 2) as JSON + Markdown.
 
-The pure core is advisor_repro.audit_table2; this module only reads the data stage's outputs
+The pure core is advisor_repro.audits.table2; this module only reads the data stage's outputs
 and writes table2.json / table2.md.
 """
 
 from __future__ import annotations
 
-from advisor_repro.audit_table2 import render_markdown, structural_audit, template_reuse
+from advisor_repro.audits.table2 import render_markdown, structural_audit, template_reuse
 from advisor_repro.config import Config
 from advisor_repro.files import atomic_write_text, read_jsonl, write_json
-from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
+from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:

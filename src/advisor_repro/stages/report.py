@@ -23,7 +23,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from advisor_repro import report_sections as sections_of
 from advisor_repro.config import Config
 from advisor_repro.files import (
     atomic_write_bytes,
@@ -32,8 +31,8 @@ from advisor_repro.files import (
     read_jsonl,
     sha256_file,
 )
-from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
-from advisor_repro.report_render import (
+from advisor_repro.report import sections as sections_of
+from advisor_repro.report.render import (
     NotRun,
     figures,
     redact,
@@ -41,6 +40,7 @@ from advisor_repro.report_render import (
     render_markdown,
     secret_values,
 )
+from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 INPUTS = (
     "verify/verify.json",

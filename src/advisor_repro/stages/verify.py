@@ -33,9 +33,10 @@ from advisor_repro.expected import (
     expected_path,
     fmt,
     load_expected,
+    with_unit,
 )
 from advisor_repro.files import atomic_write_text, sha256_file, write_json
-from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
+from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 # Every stage output an expected entry may read (the contract files of DESIGN.md). Declared, so
 # a change in any of them makes verify stale; a missing one only turns its checks into SKIP.
@@ -132,11 +133,6 @@ def _row(c: dict[str, Any]) -> list[str]:
         c["range"],
         c["why"] or "",
     ]
-
-
-def with_unit(value: Any, unit: str) -> str:
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    return fmt(value) + (f" {unit}" if unit and number else "")
 
 
 def render_console(record: dict[str, Any]) -> str:
