@@ -353,15 +353,17 @@ def _check_gpu_image(session: nox.Session, image: str) -> None:
         if inside("python", "-c", found, silent=True).strip() != "[True, True]":
             session.error("unsloth or unsloth_zoo is not installed in the image")
         refusal = inside("python", "-c", "import unsloth", silent=True, codes=(1,))
-        last = [line for line in refusal.strip().splitlines() if line.strip()][-1]
-        if last != UNSLOTH_NO_GPU:
-            session.error(f"`import unsloth` failed for another reason than no GPU: {last}")
-        session.log(f"import unsloth without a GPU refuses, as it should: {last}")
+        # the traceback's last line (buildah adds its own "exit status" lines after it)
+        exception = re.compile(r"\w+(Error|Exception)\b")
+        errors = [ln.strip() for ln in refusal.splitlines() if exception.match(ln)]
+        if not errors or errors[-1] != UNSLOTH_NO_GPU:
+            session.error(f"`import unsloth` failed for another reason than no GPU: {errors}")
+        session.log(f"import unsloth without a GPU refuses, as it should: {errors[-1]}")
         inside("repro", "--version")
         inside("repro", "plan", "--profile", "paper", "--gpu", "T4")
         out = inside("repro", "preflight", "--profile", "paper", silent=True, codes=(4,))
-        if "no CUDA GPU" not in out:
-            session.error(f"preflight exited 4 without naming the missing CUDA GPU:\n{out}")
+        if "no CUDA GPU" not in out or "--gpus all" not in out:
+            session.error(f"preflight exited 4 without the missing GPU and its fix:\n{out}")
         session.log("repro preflight --profile paper refused with exit 4: " + out.strip()[-300:])
     finally:
         session.run("buildah", "rm", CI_CONTAINER, external=True, silent=True)
