@@ -96,6 +96,15 @@ class Lora:
     expected_trainable: int = 41_943_040  # 1,310,720 per layer x 32 layers (0 = do not check)
 
 
+# How a run's effective batch (micro_batch x grad_accum, what the paper's math depends on) is
+# split: "fixed" = as written; "auto" = the largest micro-batch that divides the effective batch
+# and fits hardware.vram_budget_gib at the longest sequence of the data (a measured forward +
+# backward probe at the start of the run on a GPU; the CPU keeps the split as written), with
+# grad_accum = effective / micro-batch. Loss normalisation over all tokens of the optimizer step
+# (transformers' num_items_in_batch) makes both the same gradient: tests/training.
+Split = Literal["fixed", "auto"]
+
+
 @dataclass(frozen=True)
 class Segment1:
     epochs: int = 1
@@ -105,6 +114,7 @@ class Segment1:
     warmup_ratio: float = 0.03  # 9 of 284 steps, verified from the LR log
     max_steps: int = 0  # cap on optimizer steps (0 = run the epochs); rehearsal/smoke only
     session_limit_hours: float = 9.0  # free tiers stop sessions after about 9-12 h
+    split: Split = "fixed"  # "auto": re-divide micro_batch x grad_accum to fit the VRAM budget
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,7 @@ class Segment2:
     warmup_ratio: float = -1.0  # -1 = take the recipe's value (0 is a legal warmup)
     max_steps: int = 0
     session_limit_hours: float = 9.0
+    split: Split = "fixed"  # "auto": re-divide the recipe's effective batch (see Segment1)
 
     def resolved(self) -> Recipe:
         """The recipe in force: the named one, with any explicit override on top."""
@@ -153,6 +164,7 @@ class Control:
     # optimizer steps as it takes to see the same number of sequences as segments 1 + 2 did
     max_steps: int = 0
     session_limit_hours: float = 0.0  # 0 = none: the control needs a machine without one
+    split: Split = "fixed"  # "auto": re-divide the recipe's effective batch (see Segment1)
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,15 @@ def test_plan_gpu_projects_the_paper_run_and_compares_with_the_paper(run_dir, ca
     assert "paper 5h47m25s" in out and "paper 5h26m18s" in out and "paper-scaled" in out
 
 
+def test_plan_gpu_uses_the_auto_split_costs_one_set_apart(run_dir, capsys):
+    auto = [a for k in ("segment1", "segment2", "control")
+            for a in ("--set", f"train.{k}.split=auto")]
+    assert repro("plan", "--gpu", "H100", "--profile", "paper", *auto, "--run-dir", run_dir) == 0
+    out = capsys.readouterr().out
+    assert "284 steps of 8x1" in out and "142 steps of 16x2" in out and "H200" in out
+    assert "split auto (written 2x4)" in out and "5.1 min" in out  # 8.9 min at 2 x 4
+
+
 def test_plan_gpu_refuses_an_unknown_gpu(run_dir, capsys):
     assert repro("plan", "--gpu", "K80", "--run-dir", run_dir) == 2
     assert "K80" in capsys.readouterr().err

