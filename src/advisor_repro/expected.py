@@ -401,6 +401,12 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def with_unit(value: Any, unit: str) -> str:
+    """A value as verify and the report show it: fmt, then the unit after a number."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return fmt(value) + (f" {unit}" if unit and number else "")
+
+
 def bound_text(bound: Any) -> str:
     if isinstance(bound, str) and bound.startswith(CONFIG):
         return f"config {bound.removeprefix(CONFIG)}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,7 @@ color:#222;background:#fff}
 h1{font-size:1.5em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-top:.6em}
 nav a{margin-right:1em}table{border-collapse:collapse;margin:.6em 0;font-size:12px;width:100%}
 td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;
-overflow-wrap:break-word}
+overflow-wrap:anywhere}
 th{background:#f2f2f2}tr.PASS td:first-child{background:#d9f2d9}
 tr.FAIL td:first-child{background:#f7c6c6}tr.SKIP td:first-child{background:#eee}
 .verdict{font-size:1.2em;padding:.5em 1em;border-radius:4px;display:inline-block}
@@ -79,6 +80,24 @@ def secret_values(extra_names: tuple[str, ...] = ()) -> list[str]:
     return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
 
 
+# An absolute POSIX path of two or more parts, not inside a word, a URL or a tag; data: URIs
+# (the figures' base64, which holds "/") are matched first and kept as they are.
+_PATH = re.compile(r"(data:image/png;base64,[A-Za-z0-9+/=]+)"
+                   r"|(?<![\w:/.<>~&;-])/(?:[\w.@+=,()-]+/)+[\w.@+=,()-]*")
+
+
+def drop_paths(text: str) -> str:
+    """Every absolute path of the machine reduced to its last part ("…/name"), so that a report
+    can be shared without telling where it was made."""
+    def one(m: re.Match[str]) -> str:
+        if m.group(1):
+            return m.group(1)
+        last = m.group(0).rstrip("/").rsplit("/", 1)[-1]
+        return f"…/{last}" if last else "…"
+
+    return _PATH.sub(one, text)
+
+
 def redact(text: str, secrets: list[str]) -> str:
     for value in secrets:
         text = text.replace(value, "[redacted]")
@@ -87,7 +106,7 @@ def redact(text: str, secrets: list[str]) -> str:
 
 # ---- HTML -----------------------------------------------------------------------------------
 def _e(text: Any) -> str:
-    return html.escape(str(text))
+    return html.escape(drop_paths(str(text)))
 
 
 def _html_block(block: Any) -> str:

@@ -13,9 +13,10 @@ from typing import Any
 
 from advisor_repro import report_plots as plots
 from advisor_repro.config import Config
-from advisor_repro.expected import fmt
+from advisor_repro.expected import fmt, with_unit
+from advisor_repro.report import claims, curves, data_tables, eval_tables
+from advisor_repro.report.rows import Verdicts, table
 from advisor_repro.report_render import Figure, NotRun, Pre, Section, Table, Text
-from advisor_repro.stages.verify import with_unit
 
 REPO = Path(__file__).resolve().parents[2]
 DEVIATIONS = REPO / "repro" / "deviations.toml"
@@ -90,84 +91,54 @@ def verify_section(get: Reader) -> tuple[Section, tuple[str, str]]:
     return Section("verify", "Verify: this run against the paper", blocks), (ok, text)
 
 
-def _curve(rows: list[dict[str, Any]] | None, offset: float = 0.0) -> list[tuple[float, float]]:
-    """(cumulative epoch, loss) points; the step when rows carry no epoch."""
-    pts = []
-    for r in rows or []:
-        x = r.get("epoch", r.get("step"))
-        if isinstance(x, int | float) and isinstance(r.get("loss"), int | float):
-            pts.append((offset + x, float(r["loss"])))
-    return pts
-
-
-def _has_epochs(steps: dict[str, Any], control: Any) -> bool:
-    rows = [r for rs in (*steps.values(), control) for r in rs or []]
-    return bool(rows) and all("epoch" in r for r in rows)
-
-
-FIGURES = (  # (label, key path in a segment's summary.json)
-    ("optimizer steps", "optimizer_steps"),
-    ("epochs", "epochs_done"),
-    ("micro-batch", "shape.micro_batch"),
-    ("gradient accumulation", "shape.grad_accum"),
-    ("warmup steps", "warmup_steps"),
-    ("loss at the first step", "start_loss"),
-    ("loss at the last step", "end_loss"),
-    ("lowest loss", "min_loss"),
-    ("  at step", "min_loss_step"),
-    ("held-out loss (test split)", "heldout.loss"),
-    ("trainable parameters", "trainable_params"),
-    ("training seconds", "train_seconds"),
-    ("process seconds", "process_seconds"),
-    ("tokens / s", "tokens_per_s"),
-    ("device", "device"),
-    ("dtype", "dtype"),
-    ("backend", "backend"),
-)
-
-
 def _at(doc: Any, path: str) -> Any:
     for part in path.split("."):
         doc = doc.get(part) if isinstance(doc, dict) else None
     return doc
 
 
-def training_section(get: Reader) -> Section:
+def raw(summary: str, doc: Any) -> Pre:
+    """A stage output's raw values, collapsed under the tables."""
+    return Pre(summary, json.dumps(doc, indent=1, sort_keys=True, default=str))
+
+
+def claims_section(cfg: Config, record: dict[str, Any] | None) -> Section:
+    return Section("claims", "The paper's claims", [
+        Text("Each claim of the paper with the checks of verify that bear on it. A profile that "
+             "cannot test a claim says why (the smoke replay tests the code path, not the "
+             "paper's numbers)."),
+        claims.claims_table(cfg, record),
+    ])  # fmt: skip
+
+
+def data_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
+    blocks: list[Any] = data_tables.table1_blocks(get, cfg, verdicts)
+    blocks += [Text("Table 2, structural dataset audit (train 2,274 / test 402 in the paper):"),
+               table(data_tables.table2_rows(get("audit-data/table2.json"), cfg), verdicts,
+                     "metric")]  # fmt: skip
+    for rel in ("audit-data/table1.json", "audit-data/table2.json"):
+        doc = get(rel)
+        if doc:
+            shown = {k: v for k, v in doc.items() if k != "items"}
+            blocks.append(raw(f"raw values: {rel}" + (" (per-item assignments left out)"
+                                                     if "items" in doc else ""), shown))
+    return Section("data", "Data: Tables 1 and 2", blocks)
+
+
+def training_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
     steps = {s: get(f"{s}/steps.jsonl") for s in SEGMENTS}
     control = get("control/steps.jsonl")
-    seg1 = _curve(steps["train-1"])
-    end1 = seg1[-1][0] if seg1 else None
-    # segment 2 is a fresh trainer counting its own epochs (and steps) from 0: after segment 1
-    seg2 = _curve(steps["train-2"], end1 or 0.0)
-    blocks: list[Any] = []
-    if seg1 or seg2 or control:
-        png = plots.loss_curve(
-            {"segment 1 (P100 session)": seg1, "segment 2 (T4 session)": seg2},
-            _curve(control),
-            end1 if seg2 else None,
-            "epoch (cumulative over both segments)"
-            if _has_epochs(steps, control)
-            else "optimizer step",
-        )
-        missing = [
-            s for s in (*SEGMENTS, "control") if not (steps.get(s) or (s == "control" and control))
-        ]
-        note = f"; not run: {', '.join(missing)}" if missing else ""
-        blocks.append(
-            Figure(
-                "loss",
-                png,
-                "Training loss over cumulative epochs: segment 1, "
-                f"the adapter-only handoff (dotted), segment 2; dashed: control{note}",
-            )
-        )
-    else:
-        blocks.append(NotRun("loss curve (train-1, train-2 and control have no steps.jsonl)"))
+    blocks: list[Any] = [
+        Text("Table 3, LoRA and fine-tuning hyperparameters: the paper's against this run's "
+             "resolved configuration (the named recipe options shown)."),
+        data_tables.table3_table(cfg, verdicts),
+    ]
     summaries = {s: get(f"{s}/summary.json") for s in (*SEGMENTS, "control")}
-    summaries = {s: v for s, v in summaries.items() if v}
-    if summaries:
-        rows = [[label, *(fmt(_at(v, key)) for v in summaries.values())] for label, key in FIGURES]
-        blocks.append(Table(["figure", *summaries], rows))
+    blocks += [
+        Text("The two phases (P100 then T4 in the paper):"),
+        table(data_tables.phase_rows(summaries, cfg), verdicts, "phase"),
+    ]
+    blocks += curves.loss_blocks(steps, control)
     verified = get("handoff/verified.json")
     blocks.append(
         Text(
@@ -180,8 +151,19 @@ def training_section(get: Reader) -> Section:
     comparison = get("control/comparison.json")
     if comparison:
         shown = {k: v for k, v in comparison.items() if k != "curves"}
-        blocks += [Text("Control (continuous 3 epochs) vs the two segments:"), kv_table(shown)]
-    return Section("training", "Training: loss across the handoff", blocks)
+        blocks += [Text("Control (continuous 3 epochs) vs the two segments:"),
+                   control_table(shown), raw("raw values: control/comparison.json", shown)]
+    for name, doc in summaries.items():
+        if doc:
+            blocks.append(raw(f"raw values: {name}/summary.json", doc))
+    return Section("training", "Training: Table 3, the phases, the loss across the handoff",
+                   blocks)
+
+
+def control_table(comparison: dict[str, Any]) -> Table:
+    """The comparison's scalar figures, one row each, handoff path beside the control."""
+    rows = [[k, fmt(v)] for k, v in flatten(comparison) if not isinstance(v, list)]
+    return Table(["figure", "value"], rows[:30])
 
 
 def peak_memory_gb(summary: dict[str, Any]) -> dict[str, float]:
@@ -215,6 +197,9 @@ def memory_section(get: Reader, cfg: Config) -> Section:
             f"budget {budget_gb:.2f} GB ({cfg.hardware.vram_budget_gib} GiB, T4)": budget_gb,
         },
     )
+    paper = {"train-1": "about 11.4-11.6 GB (P100)", "train-2": "about 11.9-12.1 GB (T4)"}
+    rows = [[seg, paper[seg], ", ".join(f"{k} {v:.2f} GB" for k, v in per_seg.get(seg, {}).items())
+             or "not run"] for seg in SEGMENTS]  # fmt: skip
     return Section(
         "memory",
         "Peak memory per segment",
@@ -226,6 +211,9 @@ def memory_section(get: Reader, cfg: Config) -> Section:
                 "profile's budget. The paper's '15.888 / 14.741 GB' are device capacities, not "
                 "peaks (deviations: peak-memory-capacity).",
             ),
+            Text("GPU memory in use during training: the paper's NVML readings (its W&B system "
+                 "logs) beside this run's peaks."),
+            Table(["segment", "paper (NVML during training)", "this run (peak)"], rows),
         ],
     )
 
@@ -254,8 +242,8 @@ def _per_item_panels(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[flo
     return {k: v for k, v in panels.items() if v.get("base") and v.get("ft")}
 
 
-def metrics_section(get: Reader) -> Section:
-    blocks: list[Any] = []
+def metrics_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
+    blocks: list[Any] = eval_tables.metrics_tables(get, cfg, verdicts)
     panels = _per_item_panels(get("metrics/per_item.jsonl") or [])
     if panels:
         blocks.append(
@@ -269,17 +257,22 @@ def metrics_section(get: Reader) -> Section:
         blocks.append(NotRun("metric distributions (metrics/per_item.jsonl absent)"))
     summary = get("metrics/summary.json")
     if summary:
-        blocks.append(kv_table(summary))
-    return Section("metrics", "Reference metrics: base vs fine-tuned", blocks)
+        shown = dict(summary)
+        if isinstance(shown.get("bertscore"), dict):  # the hash names the model, not its folder
+            shown["bertscore"] = {**shown["bertscore"], "hash": eval_tables.bertscore_identity(
+                summary).rpartition("hash ")[2]}
+        blocks.append(raw("raw values: metrics/summary.json", shown))
+    return Section("metrics", "Reference metrics: Table 5 and the 256-token table", blocks)
 
 
-def judge_section(get: Reader) -> Section:
+def judge_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
     summary = get("judge/summary.json")
+    blocks: list[Any] = eval_tables.judge_table(get, cfg, verdicts)
     if not summary:
-        return Section("judge", "LLM judge", [NotRun("judge (judge/summary.json absent)")])
+        missing = NotRun("judge (judge/summary.json absent)")
+        return Section("judge", "LLM judge: Table 4", [*blocks, missing])
     scores: dict[str, dict[str, tuple[float, float]]] = {}
     prefs: dict[str, dict[str, int]] = {}
-    rows = []
     for name in ("primary", "swap"):
         p = summary.get(name)
         if not isinstance(p, dict):
@@ -289,22 +282,10 @@ def judge_section(get: Reader) -> Section:
                 scores[f"{metric} ({name})"] = {
                     m: (s[m]["mean"], s[m]["sd"]) for m in ("base", "ft")
                 }
-                ci = s.get("ci95") or [None, None]
-                rows.append(
-                    [
-                        name,
-                        metric,
-                        fmt(s["base"]["mean"]),
-                        fmt(s["ft"]["mean"]),
-                        fmt(s["delta"]),
-                        f"[{fmt(ci[0])}, {fmt(ci[1])}]",
-                    ]
-                )
         prefs[f"{name} pass"] = (p.get("preference") or {}).get("counts", {})
     consistency = summary.get("swap_consistency")
     if consistency:
         prefs["both passes (inconsistent = tie)"] = consistency["combined_preference"]["counts"]
-    blocks: list[Any] = []
     if summary.get("judge"):
         ident = summary["judge"]
         blocks.append(Text("Judge: " + ", ".join(f"{k} {fmt(v)}" for k, v in flatten(ident))))
@@ -316,7 +297,6 @@ def judge_section(get: Reader) -> Section:
                 "Judge scores, mean +- population SD, base vs fine-tuned",
             )
         )
-        blocks.append(Table(["pass", "score", "base", "FT", "delta (FT - base)", "95% CI"], rows))
     if any(prefs.values()):
         blocks.append(
             Figure(
@@ -337,28 +317,17 @@ def judge_section(get: Reader) -> Section:
         )
     else:
         blocks.append(NotRun("position-swap pass (judge.swap_pass = false, as the paper)"))
-    return Section("judge", "LLM judge", blocks)
+    blocks.append(raw("raw values: judge/summary.json", summary))
+    return Section("judge", "LLM judge: Table 4", blocks)
 
 
-def audits_section(get: Reader) -> Section:
-    blocks: list[Any] = []
-    table2 = get("audit-data/table2.json")
-    if table2:
-        splits = ("train", "test", "all")
-        rows = [[k, *(fmt(table2[s].get(k)) for s in splits)] for k in table2["train"]]
-        blocks += [
-            Text("Table 2, structural dataset audit:"),
-            Table(["metric", *splits], rows),
-            Table(["train/test", "value"], [[k, fmt(v)] for k, v in table2["train_test"].items()]),
-        ]
-        if "eval_prompts" in table2:
-            blocks.append(kv_table({"eval_prompts": table2["eval_prompts"]}))
-    else:
-        blocks.append(NotRun("Table 2 (audit-data)"))
-    for stage, title in (("audit", "Factuality audit"), ("audit-training", "Training-data audit")):
-        doc = get(f"{stage}/summary.json")
-        blocks += [Text(f"{title}:"), kv_table(doc)] if doc else [NotRun(f"{title} ({stage})")]
-    return Section("audits", "Audits", blocks)
+def audits_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
+    blocks: list[Any] = eval_tables.audit_tables(get, cfg, verdicts)
+    for rel in ("audit/summary.json", "audit-training/summary.json"):
+        doc = get(rel)
+        if doc:
+            blocks.append(raw(f"raw values: {rel}", doc))
+    return Section("audits", "Audits: factuality and training data", blocks)
 
 
 def environment_section(get: Reader, manifest: dict[str, Any], fetched: dict[str, Any]) -> Section:
@@ -378,7 +347,7 @@ def environment_section(get: Reader, manifest: dict[str, Any], fetched: dict[str
             "data": manifest.get("data"),
             "warnings": manifest.get("warnings"),
         }
-        blocks.append(kv_table(facts))
+        blocks.append(raw("hardware, environment, data and warnings (manifest.json)", facts))
         blocks.append(Pre("resolved configuration", json.dumps(manifest.get("config"), indent=1)))
     else:
         blocks.append(NotRun("manifest.json"))

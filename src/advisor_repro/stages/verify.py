@@ -33,6 +33,7 @@ from advisor_repro.expected import (
     expected_path,
     fmt,
     load_expected,
+    with_unit,
 )
 from advisor_repro.files import atomic_write_text, sha256_file, write_json
 from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
@@ -43,6 +44,7 @@ RUN_FILES = (
     "data/fingerprint.json",
     "data/eval_prompts.jsonl",
     "audit-data/table2.json",
+    "audit-data/table1.json",
     "train-1/summary.json",
     "train-1/steps.jsonl",
     "handoff/verified.json",
@@ -132,11 +134,6 @@ def _row(c: dict[str, Any]) -> list[str]:
         c["range"],
         c["why"] or "",
     ]
-
-
-def with_unit(value: Any, unit: str) -> str:
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    return fmt(value) + (f" {unit}" if unit and number else "")
 
 
 def render_console(record: dict[str, Any]) -> str:

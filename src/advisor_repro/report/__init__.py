@@ -1,0 +1,1 @@
+"""The report: sections, the paper-beside-run tables, plots and rendering."""
