@@ -94,7 +94,7 @@ def loss_overlay(
     ax.grid(alpha=0.3)
     axes = [ax] if twin is ax else [ax, twin]
     lines = [h for a in axes for h in a.get_legend_handles_labels()[0]]
-    ax.legend(lines, [str(h.get_label()) for h in lines], fontsize=7, loc="upper right")
+    ax.legend(lines, [str(h.get_label()) for h in lines], fontsize=7, loc="best")
     return _png(fig)
 
 

@@ -28,6 +28,7 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     classes: list[str] = field(default_factory=list)  # one CSS class per row (HTML only)
+    kind: str = ""  # the table's CSS class: "paper" = paper | this run | range | verdict
 
 
 @dataclass
@@ -62,7 +63,9 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-to
 nav a{margin-right:1em}table{border-collapse:collapse;margin:.6em 0;font-size:12px;width:100%}
 td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;
 overflow-wrap:anywhere}
-th{background:#f2f2f2}tr.PASS td:first-child{background:#d9f2d9}
+th{background:#f2f2f2}
+table.paper td:nth-child(2),table.paper td:nth-child(3){min-width:10em}
+tr.PASS td:first-child{background:#d9f2d9}
 tr.FAIL td:first-child{background:#f7c6c6}tr.SKIP td:first-child{background:#eee}
 .verdict{font-size:1.2em;padding:.5em 1em;border-radius:4px;display:inline-block}
 .verdict.PASS{background:#d9f2d9}.verdict.FAIL{background:#f7c6c6}.verdict.none{background:#eee}
@@ -131,7 +134,9 @@ def _html_block(block: Any) -> str:
             cls = block.classes[i] if i < len(block.classes) else ""
             cells = "".join(f"<td>{_e(c)}</td>" for c in row)
             rows.append(f'<tr class="{_e(cls)}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        kind = f' class="{_e(block.kind)}"' if block.kind else ""
+        body = "".join(rows)
+        return f"<table{kind}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     raise TypeError(f"unknown report block {type(block).__name__}")
 
 

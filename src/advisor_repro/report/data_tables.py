@@ -226,7 +226,7 @@ def phase_rows(summaries: dict[str, Any], cfg: Config) -> list[Row]:
                 num(s.get("end_loss"), 4) and num(s.get("min_loss"), 4) else None)  # fmt: skip
         epochs = (f"{s['epochs_done']:g} / {s['optimizer_steps']}"
                   if {"epochs_done", "optimizer_steps"} <= set(s) else None)  # fmt: skip
-        why = f"{seg} (its summary.json is absent)"
+        why = f"no such figure in {seg}/summary.json" if s else f"{seg} (summary.json absent)"
         p, k = paper[seg], f"train{n}"
         cap = getattr(cfg.train, f"segment{n}").max_steps
         note = f"capped at {cap} steps by the profile" if cap else ""

@@ -41,6 +41,12 @@ class Verdicts:
         checks = (self.record or {}).get("checks") or []
         self.by_id = {c["id"]: c for c in checks}
 
+    def shown(self, stems: Sequence[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
+        """The checks whose range the row shows: those that ran, else all that are present."""
+        found = self.found(stems)
+        ran = [(s, c) for s, c in found if c["status"] != "SKIP"]
+        return ran or found
+
     def found(self, stems: Sequence[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
         """(short name, check) per stem: the variant that ran, else the first one present."""
         out = []
@@ -87,10 +93,10 @@ def table(rows: list[Row], verdicts: Verdicts, first: str = "") -> Table:
     body, classes = [], []
     for row in rows:
         text, cls = verdict(row, verdicts)
-        rng = range_text(verdicts.found(row.checks)) if row.value is not None else "-"
+        rng = range_text(verdicts.shown(row.checks)) if row.value is not None else "-"
         body.append([row.label, row.paper, row.value if row.value is not None else "-", rng, text])
         classes.append(cls)
-    return Table([first, *COLUMNS], body, classes)
+    return Table([first, *COLUMNS], body, classes, kind="paper")
 
 
 # ---- the paper's number formats ----------------------------------------------------------------
