@@ -1,7 +1,7 @@
 """Fixtures shared across test folders.
 
 Handoff: a REAL PEFT LoRA adapter on the smoke base (SmolLM2-135M, converted once into the
-shared cache by advisor_repro.models), built once per session, as segment 1 leaves it:
+shared cache by advisor_repro.models.hub), built once per session, as segment 1 leaves it:
 train-1/adapter/ (adapter + tokenizer files) and a summary.json in the contract's shape.
 """
 
@@ -46,7 +46,7 @@ def build_adapter(out: Path, r: int, seed: int) -> dict[str, Any]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from advisor_repro.models import base_model
+    from advisor_repro.models.hub import base_model
 
     cfg = load_config("smoke")
     folder, revision = base_model(cfg.model)

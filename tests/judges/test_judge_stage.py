@@ -12,7 +12,7 @@ from advisor_repro.cli import main
 from advisor_repro.config import load_config
 from advisor_repro.errors import DataError, JudgeError
 from advisor_repro.files import read_json, read_jsonl, write_jsonl
-from advisor_repro.judge_stats import slot_mapping
+from advisor_repro.judges.stats import slot_mapping
 from advisor_repro.pipeline import StageContext
 from advisor_repro.stages import judge as judge_stage
 

@@ -100,8 +100,7 @@ def test_a_pickle_only_model_folder_is_refused_by_the_loader(tmp_path):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from advisor_repro import generation
-
+    from advisor_repro.evaluation import generation
     tiny = LlamaConfig(hidden_size=8, intermediate_size=16, num_hidden_layers=1,
                        num_attention_heads=2, num_key_value_heads=2, vocab_size=32)
     model = LlamaForCausalLM(tiny)

@@ -19,7 +19,7 @@ import pytest
 
 from advisor_repro.cli import main
 from advisor_repro.files import read_json, read_jsonl
-from advisor_repro.preflight_checks import probe_device
+from advisor_repro.hardware.preflight import probe_device
 
 from .conftest import assert_no_secrets, run_repro
 
@@ -135,7 +135,7 @@ def test_offline_dataset_cold_cache_names_it_and_warm_cache_runs(tmp_path):
 def test_offline_model_cold_cache_names_it_and_warm_cache_runs(run_copy, tmp_path):
     """The local judge's model from the hub: refused by name while cold, used once warm."""
     from advisor_repro.config import load_config
-    from advisor_repro.models import base_model
+    from advisor_repro.models.hub import base_model
 
     log, hf = tmp_path / "repro.log", tmp_path / "hf"
     args = ("--profile", "smoke", "--set", "judge.local_model='veldmark/tiny-judge'",

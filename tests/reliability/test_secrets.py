@@ -8,7 +8,7 @@ run in test_kill.py."""
 from __future__ import annotations
 
 from advisor_repro.files import read_json
-from advisor_repro.models import cache_root
+from advisor_repro.models.hub import cache_root
 
 from .conftest import SECRETS, assert_no_secrets
 

@@ -11,7 +11,7 @@ from advisor_repro.cli import main
 from advisor_repro.config import load_config
 from advisor_repro.files import read_json, write_json
 from advisor_repro.report import claims, data_tables, eval_tables, rows
-from advisor_repro.report_render import drop_paths
+from advisor_repro.report.render import drop_paths
 
 RELEASED = Path(__file__).parent / "released"
 # an absolute POSIX path of two or more parts, outside URLs and tags

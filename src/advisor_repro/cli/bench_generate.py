@@ -31,8 +31,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from advisor_repro import bench_generate
-
+    from advisor_repro.evaluation import bench as bench_generate
     args.profile = args.profile or "paper"
     sel = select(args)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]

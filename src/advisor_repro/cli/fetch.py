@@ -15,8 +15,8 @@ import argparse
 from advisor_repro.cli.common import add_run_options, say, select
 from advisor_repro.config import Config
 from advisor_repro.files import write_json
-from advisor_repro.models import (
-    cache_root,
+from advisor_repro.models.cache import cache_root
+from advisor_repro.models.hub import (
     is_hub_id,
     resolve_hub_dataset,
     resolve_hub_model,
@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     if sel.cfg.model.source == "smoke":
         say(f"smoke model: {smoke_model_dir(cache_root())}")
     if sel.cfg.model.source == "random":
-        from advisor_repro.rehearsal import random_base_dir, random_encoder_dir
+        from advisor_repro.models.rehearsal import random_base_dir, random_encoder_dir
 
         say(f"creating the random-weight base ({sel.cfg.model.random_scale}) ...")
         folder = random_base_dir(cache_root(), sel.cfg.model.random_scale, create=True)

@@ -47,8 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from advisor_repro.manifest import mark_latest, update_manifest, write_manifest
     from advisor_repro.pipeline import locked
-    from advisor_repro.release import read_release
-    from advisor_repro.release_import import import_release
+    from advisor_repro.release.importer import import_release
+    from advisor_repro.release.reader import read_release
 
     folders = [f.expanduser() for f in args.folders]
     for folder in folders:

@@ -3,7 +3,7 @@
 With --gpu NAME, the time of every stage of the profile (the paper's, unless --profile names
 another) on that GPU, projected from costs measured on an H100 under the 16 GB cap, set next to
 the paper's own wall-clock for its two segments (P100, then T4). The method and its sources:
-src/advisor_repro/projection.py, gpus.toml, measured_h100.toml; BENCHMARKS.md.
+src/advisor_repro/hardware/projection.py, gpus.toml, measured_h100.toml; BENCHMARKS.md.
 
 Examples:
   repro plan                        # the smoke profile
@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import argparse
 
-from advisor_repro import pipeline, projection
+from advisor_repro import pipeline
 from advisor_repro.cli.common import add_run_options, say, select
+from advisor_repro.hardware import projection
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

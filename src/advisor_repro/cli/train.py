@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 
-from advisor_repro.backends import NAMES
 from advisor_repro.cli import run
 from advisor_repro.cli.common import add_run_options
+from advisor_repro.training.backends import NAMES
 
 COMMANDS = ("control",)  # stage commands this module registers itself (they take --backend)
 HELP = {

@@ -45,7 +45,7 @@ def build_standin(
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen2Config
 
-    from advisor_repro.audit_core import load_catalog
+    from advisor_repro.audits.core import load_catalog
     from advisor_repro.judges.rubric import ANSWER_TEMPLATE, PAIR_TEMPLATE, RUBRIC
     from advisor_repro.smokedata import standin_dataset
 
@@ -85,7 +85,7 @@ def build_standin(
 
 def pairs() -> list[tuple[str, str, str]]:
     """Three pairs of the paper's catalog prompts, answers of about 256 tokens each."""
-    from advisor_repro.audit_core import load_catalog
+    from advisor_repro.audits.core import load_catalog
 
     out = []
     for c in load_catalog("artifacts/factuality_catalog.toml").claims[:3]:

@@ -28,8 +28,7 @@ from advisor_repro.judges.rubric import Messages
 def resolve_model(cfg: Config) -> tuple[Path, str, str]:
     """(folder, revision, name) of the local judge: "" = the profile's generation base, a
     local folder, or a hub id resolved (offline when HF_HUB_OFFLINE=1) to a snapshot."""
-    from advisor_repro import models
-
+    from advisor_repro.models import hub as models
     name = cfg.judge.local_model
     if not name:
         folder, revision = models.base_model(cfg.model, "eval")

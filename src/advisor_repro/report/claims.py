@@ -14,7 +14,7 @@ from typing import Any
 
 from advisor_repro.config import Config
 from advisor_repro.report.rows import Verdicts
-from advisor_repro.report_render import Table
+from advisor_repro.report.render import Table
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from advisor_repro import report_plots as plots
-from advisor_repro.report_render import Figure, NotRun, Text
+from advisor_repro.report import plots
+from advisor_repro.report.render import Figure, NotRun, Text
 
 CURVES = Path(__file__).resolve().parents[3] / "artifacts" / "curves"
 SEGMENTS = ("train-1", "train-2")

@@ -9,7 +9,7 @@ from typing import Any
 
 from advisor_repro.config import Config
 from advisor_repro.report.rows import Reader, Row, Verdicts, at, count_of, mean_sd, num, pct, table
-from advisor_repro.report_render import Text
+from advisor_repro.report.render import Text
 
 PAPER_DATA = "hf:millat/StudyAbroadGPT-Dataset"
 # Table 1 as the paper prints it: (topic, count); percent = count / 200

@@ -24,7 +24,7 @@ from advisor_repro.report.rows import (
     pct,
     table,
 )
-from advisor_repro.report_render import NotRun, Table, Text
+from advisor_repro.report.render import NotRun, Table, Text
 
 PAPER_JUDGE = "anthropic"  # one Claude Sonnet-family judge
 PAPER_CAPS = (256, 512)

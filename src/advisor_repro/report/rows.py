@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor_repro.report_render import Table  # report.render after the layout move
+from advisor_repro.report.render import Table
 
 Reader = Callable[[str], Any]
 COLUMNS = ["paper", "this run", "expected range", "verdict"]

@@ -1,18 +1,18 @@
 """Stage `audit-data`: the paper's structural dataset audit (Table 2) and its topic distribution
 (Table 1), as JSON + Markdown.
 
-The pure cores are advisor_repro.audit_table2 and advisor_repro.audits.table1; this module
+The pure cores are advisor_repro.audits.table2 and advisor_repro.audits.table1; this module
 reads the data stage's outputs, loads the MiniLM encoder for Table 1's semantic classifier
 (audit.embedding_model) and writes table2.json / table2.md / table1.json / table1.md.
 """
 
 from __future__ import annotations
 
-from advisor_repro.audit_table2 import render_markdown, structural_audit, template_reuse
 from advisor_repro.audits import table1
+from advisor_repro.audits.table2 import render_markdown, structural_audit, template_reuse
 from advisor_repro.config import Config
 from advisor_repro.files import atomic_write_text, read_jsonl, sha256_file, write_json
-from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
+from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 OTHER = "other/general advising"
 
@@ -63,7 +63,7 @@ def external_inputs(cfg: Config) -> dict[str, str]:
 
 def _encoder(cfg: Config) -> table1.Encode:
     """MiniLM embeddings (unit vectors) as the semantic classifier's `encode`."""
-    from advisor_repro.embeddings import Embedder
+    from advisor_repro.evaluation.embeddings import Embedder
 
     embedder = Embedder(cfg.audit.embedding_model)
     return embedder.encode

@@ -15,11 +15,11 @@ loss of the segment-2 adapter and the control adapter on the test split, and the
 
 from __future__ import annotations
 
-from advisor_repro import segments
 from advisor_repro.config import Config
 from advisor_repro.files import read_json, read_jsonl, write_json
-from advisor_repro.pipeline import Stage, StageContext, StageResult
-from advisor_repro.stages.train import (
+from advisor_repro.stages.contract import Stage, StageContext, StageResult
+from advisor_repro.training import segments
+from advisor_repro.training.process import (
     COMMON,
     DECISION,
     TEST_TEXT,

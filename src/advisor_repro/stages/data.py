@@ -16,7 +16,7 @@ from advisor_repro.config import Config, Data
 from advisor_repro.errors import DataError
 from advisor_repro.files import canonical_json, hash_tree, sha256_text, write_json, write_jsonl
 from advisor_repro.manifest import update_manifest
-from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
+from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 SPLITS = ("train", "test")
 ROLES = ("human", "assistant")
@@ -103,7 +103,6 @@ def load_splits(
     """Returns the splits and provenance (source, resolved revision, planted-error labels)."""
     if data.source == "builtin:smoke":
         from advisor_repro import smokedata
-
         splits, planted = smokedata.smoke_dataset(
             seed=42,
             n_train=data.smoke_train,
@@ -113,14 +112,13 @@ def load_splits(
         return splits, {"source": data.source, "revision": "builtin", "planted": planted}
     if data.source == "builtin:standin":
         from advisor_repro import smokedata
-
         splits = smokedata.standin_dataset(seed=0, n_train=data.expected_train or 2274,
                                            n_test=data.expected_test or 402)
         return splits, {"source": data.source, "revision": "builtin"}
     if data.source.startswith("hf:"):
         from huggingface_hub import constants
 
-        from advisor_repro.models import resolve_hub_dataset
+        from advisor_repro.models.hub import resolve_hub_dataset
 
         repo = data.source[3:]
         folder, sha = resolve_hub_dataset(repo, data.revision, cache_dir,
@@ -227,7 +225,6 @@ def external_inputs(cfg: Config) -> dict[str, str]:
     src = cfg.data.source
     if src in ("builtin:smoke", "builtin:standin"):
         from advisor_repro import smokedata
-
         code = {
             k: v
             for k, v in hash_tree(Path(smokedata.__file__).parent).items()

@@ -1,7 +1,7 @@
 """Stage `handoff`: turn segment 1's adapter into the handoff bundle, then verify it the way
 segment 2 will.
 
-Writes handoff/bundle/ (advisor_repro.handoff.make_bundle) and handoff/verified.json. The
+Writes handoff/bundle/ (advisor_repro.training.handoff.make_bundle) and handoff/verified.json. The
 verification runs in a fresh Python process, so nothing in this process's memory can make it
 pass: that process calls `load_verified_bundle` with the expectation built from the config,
 loads the base model, puts the adapter on it with `PeftModel.from_pretrained(...,
@@ -21,18 +21,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from advisor_repro import models
 from advisor_repro.config import Config
 from advisor_repro.errors import HandoffError
 from advisor_repro.files import read_json, sha256_file, write_json
-from advisor_repro.handoff import (
+from advisor_repro.models import hub as models
+from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
+from advisor_repro.training.handoff import (
     HANDOFF_FILE,
     RERUN_FIX,
     bundle_checks,
     expected_from_config,
     make_bundle,
 )
-from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
 
 ADAPTER = "train-1/adapter"
 SUMMARY = "train-1/summary.json"

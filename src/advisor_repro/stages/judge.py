@@ -7,66 +7,25 @@ With `judge.swap_pass` a second pass shows every pair with the slots swapped.
 
 Outputs: mapping.json (the rule and each prompt's base slot), verdicts.jsonl (one row per
 prompt and pass: slot scores, preference, notes, status, the judge's identity and settings,
-the cache key), summary.json (advisor_repro.judge_stats.summarize), cache/ (replies paid for).
+the cache key), summary.json (advisor_repro.judges.stats.summarize), cache/ (replies paid for).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from advisor_repro.config import Config
-from advisor_repro.errors import DataError, JudgeError
-from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json, write_jsonl
-from advisor_repro.judge_stats import mapping_document, summarize, swapped
-from advisor_repro.judges import CachedJudge, ask, make_judge
-from advisor_repro.judges.replay import pair_key
-from advisor_repro.judges.rubric import pair_messages, parse_pair
-from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
-
-
-def answers_at_cap(rows: list[dict[str, Any]], cap: int) -> dict[tuple[str, str], str]:
-    """(sample_id, model) -> text of the answers generated at `cap` new tokens."""
-    return {(str(r["sample_id"]), r["model"]): r["text"] for r in rows if r["cap"] == cap}
-
-
-def judge_pairs(
-    judge: CachedJudge,
-    prompts: list[dict[str, Any]],
-    answers: dict[tuple[str, str], str],
-    base_slot: dict[str, str],
-    passes: list[str],
-    parse_retries: int,
-    log: Any = None,
-) -> list[dict[str, Any]]:
-    """One verdict row per prompt and pass (the released judge-scores columns + bookkeeping)."""
-    rows = []
-    for pass_name in passes:
-        for i, p in enumerate(prompts, start=1):
-            sid = str(p["sample_id"])
-            slot = base_slot[sid] if pass_name == "primary" else swapped(base_slot[sid])
-            base, ft = answers[(sid, "base")], answers[(sid, "ft")]
-            a, b = (base, ft) if slot == "A" else (ft, base)
-            reply = ask(judge, pair_messages(p["prompt"], a, b), parse_pair,
-                        pair_key(p["sample_id"], pass_name), parse_retries)
-            if reply.status == "missing":
-                raise JudgeError(
-                    f"the replay file has no {pass_name} verdict for sample {sid}",
-                    "replay a file made for these prompts, or --set judge.swap_pass=false",
-                )
-            rows.append(
-                {
-                    "sample_id": p["sample_id"],
-                    "pass": pass_name,
-                    "base_slot": slot,
-                    **(reply.parsed or {}),
-                    **reply.record(),
-                    "judge": judge.identity,
-                }
-            )
-            if log:
-                log(f"[judge] {pass_name} {i}/{len(prompts)}: sample {sid} {reply.status}")
-    return rows
+from advisor_repro.errors import DataError
+from advisor_repro.files import read_jsonl, write_json, write_jsonl
+from advisor_repro.judges import make_judge
+from advisor_repro.judges.pairs import (
+    answers_at_cap,
+    external_inputs,
+    figures,
+    judge_calls,
+    judge_pairs,
+    warnings,
+)
+from advisor_repro.judges.stats import mapping_document, summarize
+from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
@@ -99,62 +58,6 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     summary["calls"] = {"paid": judge.calls, "cached": judge.hits}
     write_json(ctx.out / "summary.json", summary)
     return StageResult(figures=figures(summary), warnings=warnings(summary))
-
-
-def summarize_folder(judge_dir: Path, resamples: int = 1000, seed: int = 42) -> dict[str, Any]:
-    """summary.json for a judge folder written elsewhere (`repro import-release`): reads
-    verdicts.jsonl and mapping.json there, writes summary.json there, returns it."""
-    from advisor_repro.judge_stats import base_slots
-
-    rows = read_jsonl(judge_dir / "verdicts.jsonl")
-    summary = summarize(rows, base_slots(read_json(judge_dir / "mapping.json")), resamples, seed)
-    write_json(judge_dir / "summary.json", summary)
-    return summary
-
-
-def figures(summary: dict[str, Any]) -> dict[str, Any]:
-    p = summary.get("primary", {})
-    prefs = p.get("preference", {}).get("counts", {})
-    scores = p.get("scores", {})
-    out = {
-        "n": p.get("n_judged"),
-        "pref_base": prefs.get("base"),
-        "pref_ft": prefs.get("ft"),
-        "ties": prefs.get("tie"),
-        "unparseable": prefs.get("not_ok"),
-    }
-    for metric in ("domain", "help"):
-        if scores.get(metric):
-            out[f"d_{metric}"] = round(scores[metric]["delta"], 3)
-    if "swap_consistency" in summary:
-        rate = summary["swap_consistency"]["consistency_rate"]
-        out["consistency"] = round(rate, 3) if rate is not None else None
-    return out
-
-
-def warnings(summary: dict[str, Any]) -> list[str]:
-    out = []
-    for name, counts in summary["status_counts"].items():
-        bad = sum(v for k, v in counts.items() if k != "ok")
-        if bad:
-            total = sum(counts.values())
-            out.append(f"{bad} of {total} {name} verdicts are not usable JSON (counted as "
-                       "'not_ok', left out of the score statistics)")
-    return out
-
-
-def external_inputs(cfg: Config) -> dict[str, str]:
-    """A replayed file is an input; the local judge's weights are named by the config."""
-    if cfg.judge.backend == "replay" and cfg.judge.replay_file:
-        path = Path(cfg.judge.replay_file).expanduser()
-        return {"replay_file": sha256_file(path) if path.is_file() else "missing"}
-    return {}
-
-
-def judge_calls(cfg: Config) -> int:
-    """Judge calls in one pass over the sample (two with the swap pass), before re-asks."""
-    n = cfg.judge.sample or cfg.data.eval_prompts
-    return n * (2 if cfg.judge.swap_pass else 1)
 
 
 def estimate(cfg: Config) -> Estimate:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from advisor_repro import metrics as m
 from advisor_repro.config import Config
 from advisor_repro.errors import DataError
+from advisor_repro.evaluation import metrics as m
 from advisor_repro.files import read_jsonl, write_json, write_jsonl
-from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
+from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 MODELS = ("base", "ft")
 

@@ -4,7 +4,7 @@ Probes the device (name, compute capability, VRAM, driver/CUDA, torch's arch lis
 the compute dtype from the capability (bf16 only on sm >= 8: a T4 "supports" bf16 only by
 emulation), checks free disk against the plan's estimate, then runs one tiny matmul and one
 bitsandbytes NF4 matmul on the device, because CUDA can say "available" on a GPU the build
-has no kernels for. The pure decision lives in advisor_repro.preflight_checks.
+has no kernels for. The pure decision lives in advisor_repro.hardware.preflight.
 
 Outputs: report.json (everything seen), decision.json (device + dtype: the only part later
 stages depend on, so moving from a P100 to a T4, both fp16, does not invalidate them).
@@ -12,29 +12,27 @@ stages depend on, so moving from a P100 to a T4, both fp16, does not invalidate 
 
 from __future__ import annotations
 
-from advisor_repro import pipeline
 from advisor_repro.config import Config
 from advisor_repro.errors import PreflightError
 from advisor_repro.files import write_json
+from advisor_repro.hardware.preflight import Requirement, decide, kernel_checks, probe_device
 from advisor_repro.manifest import update_manifest
-from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
-from advisor_repro.preflight_checks import Requirement, decide, kernel_checks, probe_device
+from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 GIB = 2**30
 
 
-def disk_needed(cfg: Config) -> int:
-    """Sum of the registered stages' disk estimates plus the profile's margin."""
-    total = sum(s.estimate(cfg).disk_bytes for s in pipeline.stages() if s.estimate)
-    return int(total + cfg.hardware.disk_margin_gib * GIB)
+def disk_needed(cfg: Config, plan_bytes: int) -> int:
+    """The registered stages' disk estimates (`plan_bytes`) plus the profile's margin."""
+    return int(plan_bytes + cfg.hardware.disk_margin_gib * GIB)
 
 
-def requirement(cfg: Config) -> Requirement:
+def requirement(cfg: Config, plan_bytes: int) -> Requirement:
     hw = cfg.hardware
     return Requirement(
         needs_cuda=hw.require_cuda,
         min_vram_gib=hw.min_vram_gib,
-        disk_needed_bytes=disk_needed(cfg),
+        disk_needed_bytes=disk_needed(cfg, plan_bytes),
         allow_unsupported_gpu=hw.allow_unsupported_gpu,
     )
 
@@ -56,11 +54,12 @@ def pick_backend(wanted: str, device: str, cc: tuple[int, int] | None) -> tuple[
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     want = "cpu" if cfg.hardware.device == "cpu" else "auto"  # "cuda" is judged by decide()
     facts = probe_device(want, ctx.run_dir)
-    decision = decide(facts, requirement(cfg))
+    req = requirement(cfg, ctx.plan_disk_bytes)
+    decision = decide(facts, req)
     report = {
         "device": facts.to_dict(),
         "decision": decision.to_dict(),
-        "disk_needed_bytes": requirement(cfg).disk_needed_bytes,
+        "disk_needed_bytes": req.disk_needed_bytes,
         "kernel_checks": [],
     }
     write_json(ctx.out / "report.json", report)

@@ -11,7 +11,7 @@ paper | this run | expected range | verdict (advisor_repro.report.rows); raw val
 collapsed <details>. Every part is drawn from whatever stages exist and says "not run"
 otherwise, so the report renders on a partial run, on an imported release, and after a failed
 verify (it reads verify/verify.json even then). No absolute path of the machine reaches either
-file (report_render.drop_paths), so a report can be shared.
+file (report.render.drop_paths), so a report can be shared.
 
 manifest.json and fetch.json describe the run directory rather than a stage's output; they are
 read without being declared, because every `repro` invocation rewrites the manifest and would
@@ -27,7 +27,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from advisor_repro import report_sections as sections_of
 from advisor_repro.config import Config
 from advisor_repro.files import (
     atomic_write_bytes,
@@ -36,10 +35,10 @@ from advisor_repro.files import (
     read_jsonl,
     sha256_file,
 )
-from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
 from advisor_repro.report import curves
+from advisor_repro.report import sections as sections_of
 from advisor_repro.report.rows import Verdicts
-from advisor_repro.report_render import (
+from advisor_repro.report.render import (
     NotRun,
     drop_paths,
     figures,
@@ -48,6 +47,7 @@ from advisor_repro.report_render import (
     render_markdown,
     secret_values,
 )
+from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 INPUTS = (
     "verify/verify.json",

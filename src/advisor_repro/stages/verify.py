@@ -36,7 +36,7 @@ from advisor_repro.expected import (
     with_unit,
 )
 from advisor_repro.files import atomic_write_text, sha256_file, write_json
-from advisor_repro.pipeline import Estimate, Stage, StageContext, StageResult
+from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 # Every stage output an expected entry may read (the contract files of DESIGN.md). Declared, so
 # a change in any of them makes verify stale; a missing one only turns its checks into SKIP.

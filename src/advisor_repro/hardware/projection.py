@@ -1,0 +1,211 @@
+"""`repro plan --gpu NAME`: the time each stage of a profile takes on a named GPU, projected
+from costs measured on an H100 under the 16 GB cap (`measured_h100.toml`). Pure: no torch.
+
+The model, stated so it can be checked:
+  - GPU work (training steps, decoding steps, local judge calls) is scaled by the GPU's dense
+    FP16 throughput ratio to the H100 (`gpus.toml`, NVIDIA datasheet peaks). Training a 7B
+    QLoRA model at these shapes is compute-bound on every listed GPU (one micro-step at
+    2 x 2,048 tokens is ~1.8e14 FLOP against ~11 GB of weight reads), so the FLOP ratio is the
+    bound that matters.
+  - Fixed costs (process start, loading and quantizing the base, saving) are kept as measured.
+  - Where Unsloth cannot run (the P100) the hf backend is slower by the factor `repro bench
+    train` measured.
+  - Datasheet peaks are what a chip reaches at full clock; a 70 W T4 sustains less. So the
+    projection is a lower bound on time, and for the two GPUs the paper timed it is set next
+    to the paper's wall-clock (`paper_comparison`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from advisor_repro.config import Config
+from advisor_repro.errors import ConfigError
+from advisor_repro.training import segments
+
+PAPER_GPU = {"train-1": "P100", "train-2": "T4"}  # where the paper's segments ran
+TRAINING = ("train-1", "train-2", "control")
+JUDGED = {"judge": 30.0, "audit": 20.0, "audit-training": 30.0}  # stage: seconds besides calls
+
+
+@dataclass(frozen=True)
+class Gpu:
+    key: str
+    name: str
+    where: str
+    compute_capability: str
+    fp16_tflops: float
+    bandwidth_gbs: float
+    vram_gib: float
+    unsloth: bool
+
+
+@dataclass(frozen=True)
+class StageProjection:
+    stage: str
+    seconds: float
+    basis: str  # how the figure was made, in one line
+    gpu_s: float = 0.0  # the part of `seconds` that is GPU work (scaled by the ratio)
+
+
+def _toml(name: str) -> dict[str, Any]:
+    return tomllib.loads(resources.files("advisor_repro.hardware").joinpath(name).read_text())
+
+
+@functools.cache
+def gpus() -> dict[str, Gpu]:
+    return {k: Gpu(key=k, **v) for k, v in _toml("gpus.toml").items()}
+
+
+@functools.cache
+def measured() -> dict[str, Any]:
+    return _toml("measured_h100.toml")
+
+
+def gpu_named(name: str) -> Gpu:
+    table = gpus()
+    key = name.upper().removeprefix("TESLA ").removeprefix("NVIDIA ")
+    if key not in table:
+        raise ConfigError(f"--gpu {name!r} is not in the projection table; use one of "
+                          f"{', '.join(table)} (src/advisor_repro/hardware/gpus.toml)")
+    return table[key]
+
+
+def ratio(gpu: Gpu, costs: dict[str, Any] | None = None) -> float:
+    """The GPU's FP16 throughput as a fraction of the GPU the costs were measured on."""
+    ref = gpus()[(costs or measured())["source"]["gpu"]]
+    return gpu.fp16_tflops / ref.fp16_tflops
+
+
+def backend_on(cfg: Config, gpu: Gpu) -> str:
+    """What preflight would pick: the profile's backend, or hf where Unsloth cannot run."""
+    return cfg.model.backend if gpu.unsloth else "hf"
+
+
+def precision_on(cfg: Config, gpu: Gpu) -> str:
+    """What the run computes in there: `auto` is bf16 from sm 8.0 on, else fp16 (preflight's
+    rule); an explicit fp32 is projected with the fp16 costs (not measured)."""
+    p = cfg.train.precision
+    if p == "auto":
+        return "bf16" if float(gpu.compute_capability) >= 8.0 else "fp16"
+    return "bf16" if p == "bf16" else "fp16"
+
+
+def _train(cfg: Config, stage: str, gpu: Gpu, costs: dict[str, Any]) -> StageProjection:
+    n = cfg.data.expected_train or 100
+    plan = segments.plan_for(cfg, stage, n)
+    steps = segments.optimizer_steps(plan, n)
+    shape = f"{plan.shape.micro_batch}x{plan.shape.grad_accum}"
+    precision = precision_on(cfg, gpu)
+    measured_steps = costs["train"]["step"][precision]
+    step = measured_steps.get(shape)
+    if step is None:  # an unmeasured shape: scale the nearest one by tokens per step
+        ref_shape, ref = min(measured_steps.items(), key=lambda kv: abs(
+            int(kv[0].split("x")[0]) - plan.shape.micro_batch))
+        per_seq = ref["tokens"] / math.prod(int(x) for x in ref_shape.split("x"))
+        step = {"step_s": ref["step_s"] * per_seq * plan.shape.effective / ref["tokens"]}
+    per_step = step["step_s"]
+    backend = backend_on(cfg, gpu)
+    slow = ""
+    if backend == "hf":
+        factor = costs["train"]["hf_slowdown"].get(str(plan.shape.micro_batch), 1.94)
+        per_step *= factor
+        slow = f" x {factor} (hf backend)"
+    r = ratio(gpu, costs)
+    fixed = costs["train"]["fixed_s"].get(stage, 60.0)
+    gpu_s = steps * per_step / r
+    basis = (f"{steps} steps of {shape} x {step['step_s']:.2f} s ({precision}, H100){slow} "
+             f"/ {r:.4f} + {fixed:.0f} s load/save")
+    return StageProjection(stage, fixed + gpu_s, basis, gpu_s)
+
+
+def _generate(cfg: Config, gpu: Gpu, costs: dict[str, Any]) -> StageProjection:
+    g, r = costs["generate"], ratio(gpu, costs)
+    batches = math.ceil(cfg.data.eval_prompts / g["batch"])
+    steps = batches * max(cfg.generate.caps)  # greedy, shared prefix: one pass to the top cap
+    gpu_s = 2 * steps * g["step_s"] / r
+    basis = (f"2 models x ({batches} batch x {max(cfg.generate.caps)} steps x "
+             f"{g['step_s']} s (H100) / {r:.4f} + {g['fixed_s']:.0f} s load)")
+    return StageProjection("generate", 2 * g["fixed_s"] + gpu_s, basis, gpu_s)
+
+
+def _judge_calls(cfg: Config, stage: str) -> int:
+    from advisor_repro.audits import factuality, training_data
+    from advisor_repro.judges import pairs
+
+    return {"judge": pairs.judge_calls, "audit": factuality.judge_calls,
+            "audit-training": training_data.judge_calls}[stage](cfg)
+
+
+def _judged(cfg: Config, stage: str, gpu: Gpu, costs: dict[str, Any]) -> StageProjection:
+    j, calls = costs["judge"], _judge_calls(cfg, stage)
+    rest_s = JUDGED[stage]
+    if cfg.judge.backend == "local":
+        r = ratio(gpu, costs)
+        gpu_s = calls * j["local_call_s"] / r
+        basis = (f"{calls} local judge calls x {j['local_call_s']} s (H100) / {r:.4f} "
+                 f"+ {j['local_fixed_s']:.0f} s load")
+        return StageProjection(stage, rest_s + j["local_fixed_s"] + gpu_s, basis, gpu_s)
+    elif cfg.judge.backend == "replay":
+        seconds, basis = rest_s, "replayed verdicts: no calls"
+    else:
+        seconds = rest_s + calls * j["api_call_s"]
+        basis = f"{calls} {cfg.judge.backend} API calls x {j['api_call_s']} s (not GPU-bound)"
+    return StageProjection(stage, seconds, basis)
+
+
+def project(cfg: Config, gpu: Gpu, other: dict[str, float],
+            costs: dict[str, Any] | None = None) -> list[StageProjection]:
+    """Every stage of `repro all` on `gpu`, in order. `other` holds the stages' own estimates
+    (seconds) for the stages the measured costs do not cover (preflight, data, metrics ...)."""
+    costs = costs or measured()
+    out = []
+    for stage, own in other.items():
+        if stage in TRAINING:
+            out.append(_train(cfg, stage, gpu, costs))
+        elif stage == "generate":
+            out.append(_generate(cfg, gpu, costs))
+        elif stage in JUDGED:
+            out.append(_judged(cfg, stage, gpu, costs))
+        elif stage in costs.get("fixed_s", {}):
+            out.append(StageProjection(stage, costs["fixed_s"][stage], "measured on the H100 "
+                                       "(not GPU-bound: hashing, a fresh process, loading)"))
+        else:
+            out.append(StageProjection(stage, own, "the stage's own estimate (not GPU-bound)"))
+    return out
+
+
+def calibration(cfg: Config, gpu: Gpu, costs: dict[str, Any] | None = None) -> float | None:
+    """paper / projected for the segment the paper ran on this GPU with this backend: the
+    factor by which the datasheet ratio overstates what the GPU sustained. None elsewhere."""
+    for row in paper_comparison(cfg, costs):
+        if row["gpu"] == gpu.key and row["backend"] == "unsloth" == backend_on(cfg, gpu):
+            return row["paper_over_projected"]
+    return None
+
+
+def paper_comparison(cfg: Config, costs: dict[str, Any] | None = None
+                     ) -> list[dict[str, Any]]:
+    """The paper's measured segments against this projection for the GPU each ran on. The
+    steps are the paper's whatever `cfg` caps (a rehearsal's 10 steps compare with nothing);
+    the backend and precision choices are `cfg`'s."""
+    from advisor_repro.config import load_config
+
+    costs = costs or measured()
+    if any(s.max_steps for s in (cfg.train.segment1, cfg.train.segment2)):
+        cfg = load_config("paper", [f"train.precision='{cfg.train.precision}'",
+                                    f"model.backend='{cfg.model.backend}'"])
+    rows = []
+    for stage, key in PAPER_GPU.items():
+        gpu = gpus()[key]
+        projected = _train(cfg, stage, gpu, costs).seconds
+        paper = segments.PAPER_SECONDS[stage]
+        rows.append({"stage": stage, "gpu": key, "backend": backend_on(cfg, gpu),
+                     "projected_s": projected, "paper_s": paper,
+                     "paper_over_projected": paper / projected})
+    return rows

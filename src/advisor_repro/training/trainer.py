@@ -1,0 +1,419 @@
+"""One training run (segment 1, segment 2 or the control) in its own process:
+setup -> train -> cleanup.
+
+Setup: import the backend first (Unsloth must come before transformers), cap the process at
+the VRAM budget, resolve the base, for segment 2 verify the handoff bundle against this run's
+own config, load the 4-bit base with LoRA. Train: TRL's SFTTrainer with the paper's settings
+(`sft_arguments`), resuming from the last complete Trainer checkpoint of this run if a crash
+left one, halving the micro-batch (same effective batch) if the first step runs out of
+memory. Cleanup: save the adapter (PEFT + tokenizer, atomically), the held-out loss on the
+test split (segment 2 and control), steps.jsonl and summary.json.
+
+Called by `python -m advisor_repro.training.process`; never in the `repro` process itself.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from advisor_repro.config import Config, Train
+from advisor_repro.errors import ConfigError, ResourceError, SessionLimitReached
+from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json, write_jsonl
+from advisor_repro.models import hub as models
+from advisor_repro.training import segments
+from advisor_repro.training.backends import LoadSpec, count_trainable, get_backend, torch_dtype
+from advisor_repro.training.segments import SegmentPlan, Shape
+
+GIB = 2**30
+SHAPE_FILE = ".shape.json"  # a micro-batch change survives a crash-resume (not an output)
+SAVE_MARGIN_S = 120.0  # time kept for saving the adapter before a session limit
+LIBS = ("torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "unsloth")
+
+
+def run(cfg: Config, run_dir: Path, stage: str, say: Callable[[str], None] = print) -> dict:
+    """Train `stage` ("train-1", "train-2" or "control") in run_dir/stage; return the summary."""
+    process_start = time.monotonic()
+    decision = read_json(Path(run_dir) / "preflight" / "decision.json")
+    backend = get_backend(backend_name(cfg.model.backend, decision))
+    backend.prepare()
+    out = Path(run_dir) / stage
+    train_text = Path(run_dir) / "data" / "train_text.jsonl"
+    texts = [r["text"] for r in read_jsonl(train_text)]
+    plan = segments.plan_for(cfg, stage, len(texts))
+    device, dtype = precision(cfg.train, decision)
+    from transformers import set_seed
+
+    set_seed(cfg.train.seed)
+    budget = apply_vram_budget(device, cfg.hardware.vram_budget_gib)
+    base_dir, base_revision = models.base_model(cfg.model)
+    data_fp = sha256_file(train_text)
+    handoff = verify_bundle(cfg, run_dir, base_revision, data_fp) if plan.from_bundle else None
+    spec = LoadSpec(base_dir, device, dtype, cfg.train.max_seq_length, cfg.train.lora,
+                    cfg.train.gradient_checkpointing,
+                    Path(run_dir) / "handoff" / "bundle" if plan.from_bundle else None,
+                    offload_checkpointing=cfg.train.unsloth_checkpointing == "unsloth")
+    say(f"[{stage}] {backend.NAME} backend, {device} {dtype}, base {cfg.model.train_base} "
+        f"({base_revision}), {len(texts)} training conversations")
+    model, tokenizer = backend.load(spec)
+    trainable = count_trainable(model)
+    check_trainable(trainable, cfg, plan)
+    result = fit(model, tokenizer, texts, plan, cfg, spec, backend, out, process_start, say)
+    if result["session"]["stopped_early"] and cfg.train.session_limit_action == "pause":
+        write_jsonl(out / "steps.jsonl", result["rows"])
+        raise SessionLimitReached(
+            f"{stage} paused at its {plan.session_limit_hours:g} h session limit after "
+            f"{result['global_step']} of {result['max_steps']} optimizer steps; "
+            f"checkpoint-{result['global_step']} is saved in {out}/checkpoints",
+            "in a new session, rerun the same command: it continues from that step "
+            "(train.session_limit_action = 'stop' ends the segment there instead)")
+    save_adapter(model, tokenizer, out / "adapter")
+    heldout = None
+    if plan.heldout:
+        test = [r["text"] for r in read_jsonl(Path(run_dir) / "data" / "test_text.jsonl")]
+        heldout = heldout_loss(model, tokenizer, test, spec, result["shape"].micro_batch)
+        say(f"[{stage}] held-out loss on {heldout['examples']} test conversations: "
+            f"{heldout['loss']:.4f}")
+    summary = build_summary(cfg, plan, spec, result, trainable, base_revision, data_fp,
+                            budget, handoff, heldout, time.monotonic() - process_start)
+    write_jsonl(out / "steps.jsonl", result["rows"])
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+# ---- setup ---------------------------------------------------------------------------------
+def precision(train: Train, decision: dict[str, str]) -> tuple[str, str]:
+    """(device, compute dtype): preflight's dtype unless the profile forces one."""
+    device = decision["device"]
+    dtype = decision["dtype"] if train.precision == "auto" else train.precision
+    if device == "cpu" and dtype == "fp16":
+        raise ConfigError("train.precision = 'fp16' cannot train on the CPU",
+                          "use --set train.precision='auto' (fp32 on CPU) or 'bf16'")
+    return device, dtype
+
+
+def backend_name(wanted: str, decision: dict[str, str]) -> str:
+    """The profile's backend, unless preflight found that Unsloth cannot run here (the CPU, a
+    GPU below compute capability 7.0) and chose `hf`, with a warning, instead."""
+    if wanted == "unsloth" and decision.get("backend") == "hf":
+        return "hf"
+    return wanted
+
+
+def apply_vram_budget(device: str, budget_gib: float) -> dict[str, Any]:
+    """On a GPU larger than the budget, cap this process at the budget, so that a run on an
+    H100 proves what a 16 GB card would hold."""
+    if device != "cuda":
+        return {"device_total_gib": None, "cap_gib": None}
+    import torch
+
+    total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    capped = total > budget_gib * GIB
+    if capped:
+        torch.cuda.set_per_process_memory_fraction(budget_gib * GIB / total)
+    return {"device_total_gib": round(total / GIB, 3), "cap_gib": budget_gib if capped else None}
+
+
+def verify_bundle(cfg: Config, run_dir: Path, base_revision: str, data_fp: str) -> dict:
+    """Segment 2's gate: the bundle must match this run's own base, LoRA config, trainable
+    count and data, every file by hash (HandoffError names the check that failed)."""
+    from advisor_repro.training.handoff import expected_from_config, load_verified_bundle
+
+    bundle = Path(run_dir) / "handoff" / "bundle"
+    expected = expected_from_config(cfg, cfg.model.train_base, base_revision, data_fp)
+    facts = load_verified_bundle(bundle, expected)
+    return {
+        "bundle": "handoff/bundle",
+        "handoff_json_sha256": sha256_file(bundle / "handoff.json"),
+        "segment1_optimizer_steps": facts["optimizer_steps"],
+        "segment1_epochs_done": facts["epochs_done"],
+        "segment1_last_loss": facts["last_loss"],
+    }
+
+
+def check_trainable(trainable: int, cfg: Config, plan: SegmentPlan) -> None:
+    want = cfg.train.lora.expected_trainable
+    if want and trainable != want:
+        raise ConfigError(
+            f"{plan.stage}: LoRA r {cfg.train.lora.r} on {cfg.model.train_base} gives "
+            f"{trainable:,} trainable parameters, the profile expects {want:,}",
+            f"check model.train_base and train.lora, or set train.lora.expected_trainable="
+            f"{trainable} (0 = no check)",
+        )
+
+
+# ---- train ---------------------------------------------------------------------------------
+def sft_arguments(plan: SegmentPlan, shape: Shape, train: Train, device: str, dtype: str,
+                  out: Path, backend_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """SFTConfig fields: PAPER.md's settings. transformers 5 has no warmup_ratio: a
+    warmup_steps below 1 is the ratio (ceil(steps x ratio) steps)."""
+    return {
+        "output_dir": str(out / "checkpoints"),
+        "per_device_train_batch_size": shape.micro_batch,
+        "gradient_accumulation_steps": shape.grad_accum,
+        "num_train_epochs": plan.epochs,
+        "max_steps": plan.max_steps or -1,
+        "learning_rate": plan.lr,
+        "warmup_steps": plan.warmup_ratio,
+        "lr_scheduler_type": train.lr_scheduler,
+        "optim": train.optimizer,
+        "max_grad_norm": train.max_grad_norm,
+        "weight_decay": train.weight_decay,
+        "seed": train.seed,
+        "fp16": dtype == "fp16",
+        "bf16": dtype == "bf16",
+        "use_cpu": device == "cpu",
+        "max_length": train.max_seq_length,
+        "packing": train.packing,
+        "padding_free": False,
+        "dataset_text_field": "text",  # plain text: the loss is on every token
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": train.checkpoint_every,
+        "save_total_limit": 2,  # crash resume needs only the last one
+        "report_to": train.report_to,  # train.report_to: tokens only from the environment
+        "include_num_input_tokens_seen": "non_padding",
+        "dataloader_num_workers": 0,
+        **backend_kwargs,
+    }
+
+
+def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Config,
+        spec: LoadSpec, backend: Any, out: Path, process_start: float,
+        say: Callable[[str], None]) -> dict[str, Any]:
+    """Train to the plan's end, resuming from a checkpoint of this run if one is there; on an
+    out-of-memory first step, halve the micro-batch and try again."""
+    import torch
+    from datasets import Dataset
+
+    from advisor_repro.training.steplog import MemoryProbe, SessionGuard, StepLog, kept_rows
+
+    ckpt = last_complete_checkpoint(out / "checkpoints")
+    start_step = checkpoint_step(ckpt) if ckpt else 0
+    shape_file = out / SHAPE_FILE
+    shape = Shape(**read_json(shape_file)["shape"]) if ckpt and shape_file.is_file() else plan.shape
+    changes = read_json(shape_file)["changes"] if ckpt and shape_file.is_file() else []
+    rows = kept_rows(out / "steps.jsonl", start_step)
+    write_jsonl(out / "steps.jsonl", rows)
+    if ckpt:
+        say(f"[{plan.stage}] resuming from {ckpt.name} (step {start_step}); "
+            f"{len(rows)} logged steps kept")
+    dataset = Dataset.from_list([{"text": t} for t in texts])
+    probe = MemoryProbe(spec.device)
+    limit, action = plan.session_limit_hours, cfg.train.session_limit_action
+    while True:
+        guard = SessionGuard(limit, action, process_start, SAVE_MARGIN_S, say)
+        callbacks = [StepLog(out / "steps.jsonl", rows, probe, say), guard]
+        trainer = build_trainer(model, tokenizer, dataset, plan, shape, cfg.train, spec,
+                                backend, out, callbacks)
+        oom = False
+        try:
+            trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+        except torch.OutOfMemoryError:
+            oom = True  # handled below, once the exception no longer pins the tensors
+        if not oom:
+            break
+        shape = _shrink(trainer, model, shape, start_step, changes, shape_file, plan, say)
+    seconds = rows[-1]["elapsed"] if rows else 0.0
+    return {"rows": rows, "shape": shape, "changes": changes, "resumed_from": ckpt and ckpt.name,
+            "backend": backend.NAME,
+            "global_step": trainer.state.global_step, "epoch": float(trainer.state.epoch or 0),
+            "max_steps": trainer.state.max_steps, "train_seconds": seconds,
+            "warmup_steps": trainer.args.get_warmup_steps(trainer.state.max_steps),
+            "memory_peak": probe.peak, "session": _session_facts(guard, plan, cfg)}
+
+
+def build_trainer(model: Any, tokenizer: Any, dataset: Any, plan: SegmentPlan, shape: Shape,
+                  train: Train, spec: LoadSpec, backend: Any, out: Path, callbacks: list,
+                  extra: dict[str, Any] | None = None) -> Any:
+    """TRL's SFTTrainer with `sft_arguments`; `extra` (the benchmark: no checkpoints) on top."""
+    from trl import SFTConfig, SFTTrainer
+
+    kwargs = sft_arguments(plan, shape, train, spec.device, spec.dtype, out,
+                           backend.trainer_kwargs(spec))
+    args = SFTConfig(**{**kwargs, **(extra or {})})
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
+                         processing_class=tokenizer, callbacks=callbacks)
+    keep_adapter_fp32(model)
+    return trainer
+
+
+def keep_adapter_fp32(model: Any) -> None:
+    """TRL casts a quantized model's trainable (LoRA) weights to bf16; Unsloth's patched
+    trainer removes that cast (it breaks fp16's GradScaler, and a CPU has no fast bf16). The
+    hf backend undoes it here, before the optimizer exists, so both train fp32 adapters."""
+    import torch
+
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+
+def _shrink(trainer: Any, model: Any, shape: Shape, start_step: int, changes: list,
+            shape_file: Path, plan: SegmentPlan, say: Callable[[str], None]) -> Shape:
+    """After an out-of-memory error: the next shape down, or a ResourceError."""
+    import torch
+
+    step = trainer.state.global_step
+    if step > start_step:
+        raise ResourceError(
+            f"{plan.stage}: out of memory at step {step + 1}, after {step - start_step} steps "
+            f"had fit (micro-batch {shape.micro_batch})",
+            "lower train.max_seq_length or the micro-batch, or raise hardware.vram_budget_gib",
+        )
+    smaller = segments.halve(shape)
+    if smaller is None:
+        raise ResourceError(f"{plan.stage}: out of memory at micro-batch 1",
+                            "lower train.max_seq_length, or use the unsloth backend")
+    changes.append({"from": [shape.micro_batch, shape.grad_accum],
+                    "to": [smaller.micro_batch, smaller.grad_accum],
+                    "reason": f"out of memory at step {step + 1}"})
+    say(f"[{plan.stage}] out of memory at micro-batch {shape.micro_batch}: retrying at "
+        f"{smaller.micro_batch} x {smaller.grad_accum} (effective batch {smaller.effective})")
+    write_json(shape_file, {"shape": {"micro_batch": smaller.micro_batch,
+                                      "grad_accum": smaller.grad_accum}, "changes": changes})
+    del trainer
+    model.zero_grad(set_to_none=True)
+    gc.collect()
+    torch.cuda.empty_cache()
+    return smaller
+
+
+def _session_facts(guard: Any, plan: SegmentPlan, cfg: Config) -> dict[str, Any]:
+    projected = guard.projected_s
+    return {"limit_hours": plan.session_limit_hours or None,
+            "action": cfg.train.session_limit_action,
+            "projected_hours": None if projected is None else round(projected / 3600, 4),
+            "stopped_early": guard.stopped, "warning": guard.warning}
+
+
+# ---- checkpoints ---------------------------------------------------------------------------
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(_CKPT.match(path.name).group(1))  # type: ignore[union-attr]
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest Trainer checkpoint that was written to the end (trainer_state.json is saved
+    last); newer torn ones, from a kill during a save, are removed."""
+    if not folder.is_dir():
+        return None
+    found = sorted((p for p in folder.iterdir() if p.is_dir() and _CKPT.match(p.name)),
+                   key=checkpoint_step, reverse=True)
+    for path in found:
+        if _complete(path):
+            return path
+        shutil.rmtree(path)
+    return None
+
+
+def _complete(path: Path) -> bool:
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    need = ("optimizer.pt", "scheduler.pt", "adapter_model.safetensors")
+    return state.get("global_step") == checkpoint_step(path) and all(
+        (path / n).is_file() for n in need)
+
+
+# ---- cleanup -------------------------------------------------------------------------------
+def save_adapter(model: Any, tokenizer: Any, dest: Path) -> None:
+    """PEFT adapter + tokenizer, written beside `dest` and renamed into place whole."""
+    tmp = dest.parent / f".{dest.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+
+
+def heldout_loss(model: Any, tokenizer: Any, texts: list[str], spec: LoadSpec,
+                 batch: int) -> dict[str, Any]:
+    """Token-weighted mean cross-entropy on the test split's training-format text, tokenized
+    as for training (BOS + text + EOS, truncated to max_seq_length)."""
+    import contextlib
+
+    import torch
+
+    eos = tokenizer.eos_token or ""
+    texts = [t if t.endswith(eos) else t + eos for t in texts]
+    device = next(p.device for p in model.parameters())
+    amp = (torch.autocast("cuda", dtype=torch_dtype(spec.dtype))
+           if spec.device == "cuda" and spec.dtype != "fp32" else contextlib.nullcontext())
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad(), amp:
+        for i in range(0, len(texts), batch):
+            enc = tokenizer(texts[i:i + batch], truncation=True, max_length=spec.max_seq_length,
+                            padding=True, return_tensors="pt").to(device)
+            labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+            n = int((labels[:, 1:] != -100).sum())  # tokens that have a next-token target
+            out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                        labels=labels)
+            total += float(out.loss) * n
+            count += n
+    model.train()
+    return {"loss": total / max(count, 1), "tokens": count, "examples": len(texts)}
+
+
+def build_summary(cfg: Config, plan: SegmentPlan, spec: LoadSpec, result: dict, trainable: int,
+                  base_revision: str, data_fp: str, budget: dict, handoff: dict | None,
+                  heldout: dict | None, process_seconds: float) -> dict[str, Any]:
+    from advisor_repro.manifest import library_versions
+    from advisor_repro.training.handoff import lora_from_config
+
+    rows, shape = result["rows"], result["shape"]
+    tokens = sum(r["tokens"] for r in rows)
+    seconds = result["train_seconds"]
+    return {
+        "stage": plan.stage, "segment": plan.segment, "backend": result["backend"],
+        "backend_requested": cfg.model.backend,
+        "base_model": cfg.model.train_base, "base_revision": base_revision,
+        "base_folder": str(spec.base_dir), "device": spec.device, "dtype": spec.dtype,
+        "lora": lora_from_config(cfg.train.lora), "lora_random_state": cfg.train.lora.random_state,
+        "trainable_params": trainable, "data_fingerprint": data_fp,
+        "plan": plan.to_dict(),
+        "shape": {"micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
+                  "effective": shape.effective},
+        "shape_changes": result["changes"],
+        "warmup_steps": result["warmup_steps"],
+        "optimizer": f"fresh {cfg.train.optimizer}, {cfg.train.lr_scheduler} schedule from "
+                     f"warmup (nothing carried from another run)",
+        "started_from": handoff or {"lora": "fresh", "random_state": cfg.train.lora.random_state},
+        "resumed_from": result["resumed_from"],
+        "optimizer_steps": result["global_step"], "max_steps": result["max_steps"],
+        "epochs_done": round(result["epoch"], 4),
+        **segments.summarize(rows), "last_loss": rows[-1]["loss"] if rows else None,
+        "tokens": tokens, "train_seconds": round(seconds, 2),
+        "tokens_per_s": round(tokens / seconds, 2) if seconds else None,
+        "process_seconds": round(process_seconds, 2),
+        "memory_peak": result["memory_peak"], "vram": budget,
+        "session": result["session"], "heldout": heldout,
+        "warnings": _warnings(result, plan) + (
+            [f"model.backend is {cfg.model.backend}, but preflight found it cannot run here: "
+             f"trained with the {result['backend']} backend"]
+            if result["backend"] != cfg.model.backend else []),
+        "versions": {k: v for k, v in library_versions().items() if k in LIBS},
+    }
+
+
+def _warnings(result: dict, plan: SegmentPlan) -> list[str]:
+    session = result["session"]
+    out = [session["warning"]] if session["warning"] else []
+    if session["stopped_early"]:
+        out.append(f"stopped at the session limit ({plan.session_limit_hours:g} h) after "
+                   f"{result['global_step']} of {result['max_steps']} optimizer steps; "
+                   "the adapter of that step is saved")
+    out += [f"micro-batch changed {c['from']} -> {c['to']} (same effective batch): "
+            f"{c['reason']}" for c in result["changes"]]
+    return out

@@ -1,0 +1,44 @@
+"""bench_generate.py on the CPU at the tiny scale (2 small layers of the Mistral shape): the
+same code path the GPU run takes, answers forced to full length, the record and its table."""
+
+import pytest
+
+from advisor_repro.config import load_config
+from advisor_repro.errors import PreflightError
+from advisor_repro.evaluation import bench as bench_generate
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+def test_random_prompts_have_eval_prompt_lengths_and_no_special_ids():
+    prompts = bench_generate.random_prompts(50, 32768)
+    assert prompts == bench_generate.random_prompts(50, 32768)
+    assert all(24 <= len(p) <= 64 for p in prompts) and len({len(p) for p in prompts}) > 5
+    assert min(min(p) for p in prompts) >= 3 and max(max(p) for p in prompts) < 32768
+
+
+def test_tiny_bench_forces_full_length_answers_and_records_each_phase():
+    saved = []
+    rec = bench_generate.run(load_config("paper"), answers=5, new_tokens=6, n_sequential=2,
+                             variants=["dynamic", "static"], scale="tiny", say=lambda m: None,
+                             save=lambda r: saved.append({**r, "batched": dict(r["batched"])}))
+    seq = rec["sequential"]
+    assert seq["prompts"] == 2 and seq["tokens"] == 12 and len(seq["per_answer_s"]) == 2
+    assert seq["extrapolated_seconds_all"] == round(5 * 6 / seq["tokens_per_s"], 1)
+    for variant in ("dynamic", "static"):
+        b = rec["batched"][variant]
+        assert b["all_full_length"] and b["tokens"] == 30 and b["batch_size"] == 5
+        assert b["speedup"] == round(b["tokens_per_s"] / seq["tokens_per_s"], 2)
+    assert [list(s["batched"]) for s in saved] == [[], ["dynamic"], ["dynamic", "static"]]
+    assert rec["load"]["quant"] is False and rec["vram"] == {}
+    table = bench_generate.markdown(rec)
+    assert "| batched, static KV cache (generate stage) | 5 |" in table
+
+
+def test_the_7b_shape_needs_a_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(PreflightError, match="needs a CUDA GPU"):
+        bench_generate.run(load_config("paper"), 100, 512, 3, ["dynamic"], "full")

@@ -1,0 +1,119 @@
+"""`repro plan --gpu`: the projection arithmetic on stated costs, and the paper's step counts."""
+
+import pytest
+
+from advisor_repro.config import load_config
+from advisor_repro.errors import ConfigError
+from advisor_repro.hardware import projection
+from advisor_repro.training import segments
+
+PAPER = load_config("paper")
+COSTS = {  # round numbers, so every expected figure below is plain arithmetic
+    "source": {"gpu": "H100", "date": "test"},
+    "train": {"step": {"fp16": {"2x4": {"step_s": 2.0, "tokens": 6000},
+                                "4x8": {"step_s": 4.0, "tokens": 24000}},
+                       "bf16": {"2x4": {"step_s": 1.5, "tokens": 6000},
+                                "4x8": {"step_s": 3.0, "tokens": 24000}}},
+              "fixed_s": {"train-1": 50.0, "train-2": 70.0, "control": 70.0},
+              "hf_slowdown": {"2": 2.0, "4": 1.5}},
+    "generate": {"fixed_s": 10.0, "step_s": 0.1, "batch": 50},
+    "judge": {"local_call_s": 10.0, "local_fixed_s": 20.0, "api_call_s": 8.0},
+    "fixed_s": {"handoff": 20.0},
+}
+
+
+def by_stage(cfg, gpu):
+    own = {"preflight": 15.0, "train-1": 0, "handoff": 240.0, "train-2": 0, "control": 0,
+           "generate": 0, "judge": 0, "verify": 2.0}
+    return {p.stage: p for p in projection.project(cfg, projection.gpu_named(gpu), own, COSTS)}
+
+
+def test_paper_step_counts_follow_the_trainer_rule():
+    steps = {s: segments.optimizer_steps(segments.plan_for(PAPER, s, 2274), 2274)
+             for s in ("train-1", "train-2", "control")}
+    assert steps == {"train-1": 284, "train-2": 142, "control": 852}  # PAPER.md: 284 / 142
+
+
+@pytest.mark.parametrize("name", ["T4", "t4", "Tesla T4", "NVIDIA T4"])
+def test_gpu_names_are_forgiving(name):
+    assert projection.gpu_named(name).key == "T4"
+
+
+def test_an_unknown_gpu_is_refused_with_the_choices():
+    with pytest.raises(ConfigError) as e:
+        projection.gpu_named("K80")
+    assert "K80" in str(e.value) and "T4" in str(e.value) and "gpus.toml" in str(e.value)
+
+
+def test_ratio_is_the_datasheet_fp16_ratio():
+    assert projection.ratio(projection.gpu_named("T4"), COSTS) == pytest.approx(65 / 989.4)
+    assert projection.ratio(projection.gpu_named("H100"), COSTS) == 1.0
+
+
+def test_training_scales_gpu_work_and_keeps_fixed_costs():
+    t4, h100 = by_stage(PAPER, "T4"), by_stage(PAPER, "H100")
+    r = 65 / 989.4
+    assert h100["train-1"].seconds == pytest.approx(50 + 284 * 1.5)  # bf16 on sm 9.0
+    assert t4["train-1"].seconds == pytest.approx(50 + 284 * 2.0 / r)
+    assert t4["train-2"].seconds == pytest.approx(70 + 142 * 4.0 / r)
+    assert t4["train-2"].gpu_s == pytest.approx(142 * 4.0 / r)
+    assert t4["control"].seconds == pytest.approx(70 + 852 * 2.0 / r)
+
+
+def test_precision_follows_preflight_rule_unless_set():
+    gpu = projection.gpu_named
+    assert projection.precision_on(PAPER, gpu("T4")) == "fp16"
+    assert projection.precision_on(PAPER, gpu("P100")) == "fp16"
+    assert projection.precision_on(PAPER, gpu("A100")) == "bf16"
+    fp16 = load_config("paper", ["train.precision='fp16'"])
+    assert projection.precision_on(fp16, gpu("H100")) == "fp16"
+    assert by_stage(fp16, "H100")["train-1"].seconds == pytest.approx(50 + 284 * 2.0)
+
+
+def test_on_a_p100_the_hf_backend_and_its_slowdown_are_used():
+    p100 = by_stage(PAPER, "P100")
+    r = 18.7 / 989.4
+    assert projection.backend_on(PAPER, projection.gpu_named("P100")) == "hf"
+    assert p100["train-1"].seconds == pytest.approx(50 + 284 * 2.0 * 2.0 / r)
+    assert p100["train-2"].seconds == pytest.approx(70 + 142 * 4.0 * 1.5 / r)
+    assert "hf backend" in p100["train-1"].basis
+
+
+def test_generation_is_one_batch_of_50_to_the_top_cap_per_model():
+    t4 = by_stage(PAPER, "T4")
+    assert t4["generate"].seconds == pytest.approx(2 * (10 + 512 * 0.1 / (65 / 989.4)))
+
+
+def test_api_judge_is_not_scaled_and_a_local_one_is():
+    assert by_stage(PAPER, "T4")["judge"].seconds == pytest.approx(30 + 50 * 8.0)
+    local = load_config("paper", ["judge.backend='local'"])
+    r = 65 / 989.4
+    assert by_stage(local, "T4")["judge"].seconds == pytest.approx(30 + 20 + 50 * 10.0 / r)
+
+
+def test_unmeasured_stages_keep_their_estimate_and_measured_fixed_ones_are_used():
+    t4 = by_stage(PAPER, "T4")
+    assert t4["preflight"].seconds == 15.0 and t4["verify"].seconds == 2.0
+    assert t4["handoff"].seconds == 20.0
+
+
+def test_paper_comparison_and_calibration():
+    rows = {r["stage"]: r for r in projection.paper_comparison(PAPER, COSTS)}
+    assert rows["train-1"]["gpu"] == "P100" and rows["train-1"]["paper_s"] == 20845
+    assert rows["train-2"]["gpu"] == "T4" and rows["train-2"]["paper_s"] == 19578
+    factor = projection.calibration(PAPER, projection.gpu_named("T4"), COSTS)
+    assert factor == pytest.approx(19578 / (70 + 142 * 4.0 / (65 / 989.4)))
+    # scaled by its own factor, segment 2 on a T4 lands on the paper's figure
+    seg2 = by_stage(PAPER, "T4")["train-2"]
+    assert seg2.seconds + seg2.gpu_s * (factor - 1) == pytest.approx(19578, rel=0.02)
+    # no factor where the paper's backend differs (P100: hf here, Unsloth in the paper)
+    assert projection.calibration(PAPER, projection.gpu_named("P100"), COSTS) is None
+    assert projection.calibration(PAPER, projection.gpu_named("A100"), COSTS) is None
+
+
+def test_the_shipped_tables_load_and_cover_the_paper_shapes():
+    costs = projection.measured()
+    for precision in ("fp16", "bf16"):
+        assert set(costs["train"]["step"][precision]) >= {"2x4", "4x8"}
+    assert costs["source"]["gpu"] in projection.gpus()
+    assert {"P100", "T4", "A100", "H100"} <= set(projection.gpus())
