@@ -164,3 +164,25 @@ def test_training_audit_rates_print_as_the_paper():
     assert eval_tables.rate_ci({"k": 16, "n": 40, "wilson95": [0.2625, 0.5531]}) == (
         "16/40 (40%) [26%, 55%]")
     assert eval_tables.rate_ci({"k": 0, "n": 0, "wilson95": None}) is None
+
+
+def test_smoke_data_stages_give_table1_and_tables_not_dumps(tmp_path, paper_run, capsys):
+    run = tmp_path / "smoke-run"
+    for stage in ("data", "audit-data", "report"):
+        assert main([stage, "--run-dir", str(run)]) == 0
+    md = (run / "report/report.md").read_text()
+    doc = read_json(run / "audit-data/table1.json")
+    other = doc["keyword"]["distribution"]["other/general advising"]
+    cells = md_row(md, "other/general advising")
+    assert cells[1] == "64 (32.0%)"
+    assert cells[2] == f"{other['count']} ({other['percent']:.1f}%)"
+    assert cells[4] == "dataset differs from the paper's: builtin:smoke"
+    # a paper-shaped run: outside the collapsed raw values no table is a key/value dump
+    assert main(["verify", "--profile", "paper", "--run-dir", str(paper_run)]) == 0
+    assert main(["report", "--profile", "paper", "--run-dir", str(paper_run)]) == 0
+    for text in (md, (paper_run / "report/report.md").read_text()):
+        shown = re.sub(r"<details>.*?</details>", "", text, flags=re.S)
+        assert "| key | value |" not in shown
+        firsts = [line.split(" | ")[0].lstrip("| ") for line in shown.splitlines()
+                  if line.startswith("| ")]  # fmt: skip
+        assert not [f for f in firsts if re.fullmatch(r"\w+(\.\w+)+", f)]

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from advisor_repro.config import Config
-from advisor_repro.report.rows import Verdicts
 from advisor_repro.report.render import Table
+from advisor_repro.report.rows import Verdicts
 
 
 @dataclass(frozen=True)

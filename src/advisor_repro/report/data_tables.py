@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from advisor_repro.config import Config
-from advisor_repro.report.rows import Reader, Row, Verdicts, at, count_of, mean_sd, num, pct, table
 from advisor_repro.report.render import Text
+from advisor_repro.report.rows import Reader, Row, Verdicts, at, count_of, mean_sd, num, pct, table
 
 PAPER_DATA = "hf:millat/StudyAbroadGPT-Dataset"
 # Table 1 as the paper prints it: (topic, count); percent = count / 200
@@ -211,9 +211,10 @@ def phase_rows(summaries: dict[str, Any], cfg: Config) -> list[Row]:
     rows = []
     for seg, n in (("train-1", "1"), ("train-2", "2")):
         s = summaries.get(seg) or {}
-        shape = s.get("shape") or {}
+        shape = s.get("shape") or at(s, "plan.shape") or {}
+        effective = shape.get("effective", shape.get("effective_batch"))
         batch = (f"{shape['micro_batch']} x {shape['grad_accum']} = "
-                 f"{shape.get('effective', shape['micro_batch'] * shape['grad_accum'])}"
+                 f"{effective or shape['micro_batch'] * shape['grad_accum']}"
                  if {"micro_batch", "grad_accum"} <= set(shape) else None)  # fmt: skip
         lr = at(s, "plan.lr")
         mem = at(s, "memory_peak") or {}

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from advisor_repro.config import Config
+from advisor_repro.report.render import NotRun, Table, Text
 from advisor_repro.report.rows import (
     Reader,
     Row,
@@ -24,7 +25,6 @@ from advisor_repro.report.rows import (
     pct,
     table,
 )
-from advisor_repro.report.render import NotRun, Table, Text
 
 PAPER_JUDGE = "anthropic"  # one Claude Sonnet-family judge
 PAPER_CAPS = (256, 512)

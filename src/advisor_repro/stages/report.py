@@ -37,7 +37,6 @@ from advisor_repro.files import (
 )
 from advisor_repro.report import curves
 from advisor_repro.report import sections as sections_of
-from advisor_repro.report.rows import Verdicts
 from advisor_repro.report.render import (
     NotRun,
     drop_paths,
@@ -47,6 +46,7 @@ from advisor_repro.report.render import (
     render_markdown,
     secret_values,
 )
+from advisor_repro.report.rows import Verdicts
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 INPUTS = (
