@@ -33,7 +33,7 @@ CLAIMS = (
            "train2.warmup_steps", "train1.peak_reserved", "train2.peak_reserved",
            "train1.peak_nvml", "train2.peak_nvml", "train1.wall_clock", "train2.wall_clock",
            "train1.loss_falls", "train2.ends_below_segment1", "train.loss_falls",
-           "curve.segment1_end", "curve.segment2_end", "curve.min", "curve.segment2_rise",
+           "train1.loss_end", "train2.loss_end", "curve.min", "curve.segment2_rise",
            "curve.segment2_drop")),
     Claim("caution", "Caution: the fine-tuned model is closer to the synthetic references "
           "(BERTScore F1 up) but worse as an advisor (the judge prefers the base model; "

@@ -123,9 +123,12 @@ def metric_rows(summary: Any, paper_cap: int, cap: int | None, cfg: Config) -> l
     why = ("metrics (metrics/summary.json absent)" if not summary
            else f"this run has no {paper_cap}-token metrics (caps {caps})")  # fmt: skip
     rows = []
+    other = (f"the {cfg.model.source} model's answers, not Mistral-7B's"
+             if cfg.model.source != "hub" and at(summary, "origin") != "release" else "")
     for key, label, places, paper in METRICS[paper_cap]:
         m = at(block, key) or {}
-        note = bertscore_note(cfg, summary) if key == "bertscore_f1" else ""
+        bert = bertscore_note(cfg, summary) if key == "bertscore_f1" else ""
+        note = "; ".join(n for n in (other, bert) if n)
         stem = f"metrics.{paper_cap}.{key}"
         rows += [
             Row(f"{label}, base", paper[0], num(m.get("base"), places),
@@ -142,7 +145,8 @@ def metric_rows(summary: Any, paper_cap: int, cap: int | None, cfg: Config) -> l
         check = (("", f"generate.truncated_{model}_{paper_cap}"),)
         rows.append(Row(f"truncated at the cap, {'FT' if model == 'ft' else 'base'}", paper,
                         pct(trunc.get(model), 0), check,
-                        why if block is None else "no truncation rate (outputs not released)"))
+                        why if block is None else "no truncation rate (outputs not released)",
+                        other))
     return rows
 
 
