@@ -6,7 +6,6 @@ otherwise. Rendering is advisor_repro.report.render; the stage is advisor_repro.
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,6 @@ from advisor_repro.report import claims, curves, data_tables, eval_tables, plots
 from advisor_repro.report.render import Figure, NotRun, Pre, Section, Table, Text
 from advisor_repro.report.rows import Verdicts, table
 
-REPO = Path(__file__).resolve().parents[3]
-DEVIATIONS = REPO / "repro" / "deviations.toml"
-RELEASE = REPO / "artifacts" / "release.toml"
 SEGMENTS = ("train-1", "train-2")
 GB_PER_GIB = 2**30 / 1e9
 Reader = Callable[[str], Any]
@@ -32,11 +28,6 @@ def flatten(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(node, list) and node and all(isinstance(v, dict) for v in node):
         return [(prefix.rstrip("."), f"{len(node)} records")]
     return [(prefix.rstrip("."), node)]
-
-
-def kv_table(doc: Any, limit: int = 80) -> Table:
-    rows = [[k, fmt(v)] for k, v in flatten(doc)][:limit]
-    return Table(["key", "value"], rows)
 
 
 # ---- sections -------------------------------------------------------------------------------
@@ -346,95 +337,3 @@ def audits_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
         if doc:
             blocks.append(raw(f"raw values: {rel}", doc))
     return Section("audits", "Audits: factuality and training data", blocks)
-
-
-def environment_section(get: Reader, manifest: dict[str, Any], fetched: dict[str, Any]) -> Section:
-    """Versions, hardware and configuration from manifest.json; hub pins from
-    artifacts/release.toml next to what `repro fetch` resolved for this run (fetch.json)."""
-    blocks: list[Any] = []
-    if manifest:
-        keys = ("version", "git_commit", "profile", "overrides", "config_hash", "python")
-        blocks.append(Table(["run", "value"], [[k, fmt(manifest.get(k))] for k in keys]))
-        libs = manifest.get("libraries") or {}
-        blocks.append(
-            Table(["library", "version"], [[k, v or "not installed"] for k, v in libs.items()])
-        )
-        facts = {
-            "hardware": manifest.get("hardware"),
-            "environment": manifest.get("environment"),
-            "data": manifest.get("data"),
-            "warnings": manifest.get("warnings"),
-        }
-        blocks.append(raw("hardware, environment, data and warnings (manifest.json)", facts))
-        blocks.append(Pre("resolved configuration", json.dumps(manifest.get("config"), indent=1)))
-    else:
-        blocks.append(NotRun("manifest.json"))
-    pre = get("preflight/report.json")
-    if pre:
-        decision = pre.get("decision", {})
-        blocks.append(
-            Text(
-                f"Preflight: device {pre.get('device', {}).get('name')}, "
-                f"dtype {decision.get('dtype')}."
-            )
-        )
-    release = tomllib.loads(RELEASE.read_text(encoding="utf-8")) if RELEASE.is_file() else {}
-    rows = [
-        [
-            name,
-            a.get("id", ""),
-            a.get("revision", ""),
-            fetched.get(f"{a.get('kind', '')}:{a.get('id', '')}", {}).get("commit", "-"),
-        ]
-        for name, a in release.items()
-        if isinstance(a, dict)
-    ]
-    if rows:
-        blocks += [
-            Text(
-                "Released artefacts (artifacts/release.toml) and what `repro fetch` "
-                "resolved for this run (fetch.json):"
-            ),
-            Table(["artefact", "hub id", "pinned revision", "resolved commit"], rows),
-        ]
-    return Section("environment", "Environment and pinned versions", blocks)
-
-
-def deviations_section() -> Section:
-    doc = tomllib.loads(DEVIATIONS.read_text(encoding="utf-8"))
-    rows = [
-        [
-            d["id"],
-            d["kind"],
-            d["topic"],
-            d["paper"],
-            d["release"],
-            d["package"],
-            d["option"],
-            d["reason"],
-        ]
-        for d in doc["deviation"]
-    ]
-    return Section(
-        "deviations",
-        "Deviations ledger",
-        [
-            Text(
-                "Where the paper and its release disagree, and where this replay differs from or "
-                "chooses between them (repro/deviations.toml)."
-            ),
-            Table(
-                [
-                    "id",
-                    "kind",
-                    "topic",
-                    "paper",
-                    "release / original run",
-                    "this package",
-                    "option",
-                    "why",
-                ],
-                rows,
-            ),
-        ],
-    )

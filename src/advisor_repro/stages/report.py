@@ -35,7 +35,7 @@ from advisor_repro.files import (
     read_jsonl,
     sha256_file,
 )
-from advisor_repro.report import curves
+from advisor_repro.report import curves, environment
 from advisor_repro.report import sections as sections_of
 from advisor_repro.report.render import (
     NotRun,
@@ -107,8 +107,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         sections_of.metrics_section(get, cfg, verdicts),
         sections_of.judge_section(get, cfg, verdicts),
         sections_of.audits_section(get, cfg, verdicts),
-        sections_of.environment_section(get, manifest, fetched),
-        sections_of.deviations_section(),
+        environment.environment_section(get, manifest, fetched),
+        environment.deviations_section(),
     ]
     title = f"advisor-repro report: {ctx.run_dir.name} (profile {cfg.run.name})"
     secrets = secret_values((cfg.judge.api_key_env,))
@@ -124,7 +124,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
 
 def external_inputs(cfg: Config) -> dict[str, str]:
-    files = (sections_of.DEVIATIONS, sections_of.RELEASE, curves.CURVES / "curves.toml")
+    files = (environment.DEVIATIONS, environment.RELEASE, curves.CURVES / "curves.toml")
     return {p.name: sha256_file(p) if p.is_file() else "missing" for p in files}
 
 
