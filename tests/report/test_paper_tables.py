@@ -186,3 +186,22 @@ def test_smoke_data_stages_give_table1_and_tables_not_dumps(tmp_path, paper_run,
         firsts = [line.split(" | ")[0].lstrip("| ") for line in shown.splitlines()
                   if line.startswith("| ")]  # fmt: skip
         assert not [f for f in firsts if re.fullmatch(r"\w+(\.\w+)+", f)]
+
+
+def test_no_absolute_path_reaches_the_report(paper_run, capsys):
+    folder = paper_run.parent / "cache" / "models" / "Mistral-7B-Instruct-v0.3-abc123"
+    summary = read_json(paper_run / "train-1/summary.json")
+    summary["base_folder"] = str(folder)  # as a real segment summary records it
+    write_json(paper_run / "train-1/summary.json", summary)
+    metrics = read_json(paper_run / "metrics/summary.json")
+    metrics["bertscore"] = {"model": "roberta-large", "num_layers": 17,
+                            "rescale_with_baseline": True,
+                            "hash": f"{folder.parent / 'roberta-large'}_L17_no-idf_version=0.3.12"
+                                    "(hug_trans=5.17.0)-rescaled"}  # fmt: skip
+    write_json(paper_run / "metrics/summary.json", metrics)
+    assert main(["report", "--profile", "paper", "--run-dir", str(paper_run)]) == 0
+    for name in ("report.html", "report.md"):
+        text = (paper_run / "report" / name).read_text()
+        assert str(paper_run.parent) not in text, name
+        assert "…/Mistral-7B-Instruct-v0.3-abc123" in text  # the folder's name is kept
+        assert "hash roberta-large_L17_no-idf_version=0.3.12(hug_trans=5.17.0)-rescaled" in text
