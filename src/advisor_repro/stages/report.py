@@ -134,8 +134,12 @@ STAGE = Stage(
     "deviations",
     run=run,
     optional=INPUTS,
-    # the paper tables read the resolved config (Table 3, the notes on what a profile differs in)
-    config=("run", "hardware", "model", "data", "train", "generate", "metrics", "judge", "audit"),
+    # what the paper tables read of the config: Table 3 (the train section, the EOS text) and
+    # the notes on where a profile cannot match the paper (model, dataset, judge, caps, BERTScore
+    # model, which Table 1 classifier is shown); no value only a stage's own outputs depend on
+    config=("run", "hardware.vram_budget_gib", "judge.api_key_env", "judge.backend",
+            "judge.model", "judge.cap", "model.source", "data.source", "data.eos_text", "train",
+            "generate.caps", "metrics.bertscore_model", "audit.topic_table"),
     external=external_inputs,
     estimate=lambda cfg: Estimate(seconds=10, disk_bytes=2 * 2**20),
 )
