@@ -205,3 +205,31 @@ def test_no_absolute_path_reaches_the_report(paper_run, capsys):
         assert str(paper_run.parent) not in text, name
         assert "…/Mistral-7B-Instruct-v0.3-abc123" in text  # the folder's name is kept
         assert "hash roberta-large_L17_no-idf_version=0.3.12(hug_trans=5.17.0)-rescaled" in text
+
+
+def check(cid, status, required=True, why="", rng="= 1"):
+    return {"id": cid, "status": status, "required": required, "why": why, "range": rng}
+
+
+def test_row_verdicts_prefer_the_variant_that_ran():
+    record = {"expected": "repro/expected/paper.toml", "checks": [
+        check("judge.n", "SKIP", why="rerun range"), check("judge.n.released", "PASS", rng="= 50"),
+        check("a", "FAIL", why="above the maximum 3"), check("b", "FAIL", False, "below 1"),
+        check("c", "SKIP", why="stage not run"),
+    ]}  # fmt: skip
+    v = rows.Verdicts(record)
+    row = rows.Row("n", "50", "50", (("", "judge.n"),))
+    assert rows.verdict(row, v) == ("PASS", "PASS")
+    assert rows.range_text(v.shown(row.checks)) == "= 50"
+    assert rows.verdict(rows.Row("x", "1", "4", (("", "a"), ("", "b"))), v) == (
+        "FAIL: above the maximum 3; below 1", "FAIL")
+    assert rows.verdict(rows.Row("y", "1", "0", (("", "b"),)), v)[0] == "FAIL (info): below 1"
+    assert rows.verdict(rows.Row("z", "1", "1", (("", "c"),)), v) == (
+        "SKIP: stage not run", "SKIP")
+    noted = rows.Row("z", "1", "1", (("", "c"),), note="judge backend differs")
+    assert rows.verdict(noted, v) == ("SKIP: judge backend differs", "SKIP")
+    assert rows.verdict(rows.Row("w", "1", "1", (("", "nope"),)), v)[0] == (
+        "no expected range in repro/expected/paper.toml")
+    assert rows.verdict(rows.Row("m", "1", None, missing="judge"), v) == (
+        "not run: judge", "SKIP")
+    assert rows.verdict(row, rows.Verdicts(None))[0] == "verify not run (repro verify)"

@@ -73,7 +73,6 @@ def verdict(row: Row, verdicts: Verdicts) -> tuple[str, str]:
             return row.missing, "SKIP"
         return f"not run: {row.missing}" if row.missing else "not in this run", "SKIP"
     found = verdicts.found(row.checks)
-    note = f" ({row.note})" if row.note else ""
     if verdicts.record is None:
         return (row.note or "verify not run (repro verify)"), ""
     if not found:
@@ -86,7 +85,8 @@ def verdict(row: Row, verdicts: Verdicts) -> tuple[str, str]:
         return "FAIL" + info + ": " + "; ".join(c["why"] for c in failed), "FAIL"
     if ran:
         return "PASS" + ("" if len(ran) == len(found) else " (others skipped)"), "PASS"
-    return "SKIP: " + (row.note or found[0][1]["why"]) + ("" if row.note else note), "SKIP"
+    # every check skipped: the profile's own reason first (another judge, another dataset)
+    return "SKIP: " + (row.note or found[0][1]["why"]), "SKIP"
 
 
 def table(rows: list[Row], verdicts: Verdicts, first: str = "") -> Table:
