@@ -180,7 +180,7 @@ def sft_arguments(plan: SegmentPlan, shape: Shape, train: Train, device: str, dt
         "save_strategy": "steps",
         "save_steps": train.checkpoint_every,
         "save_total_limit": 2,  # crash resume needs only the last one
-        "report_to": "none",
+        "report_to": train.report_to,  # train.report_to: tokens only from the environment
         "include_num_input_tokens_seen": "non_padding",
         "dataloader_num_workers": 0,
         **backend_kwargs,
