@@ -190,6 +190,9 @@ class Train:
     # exit 12; the same command in a new session continues from it), "stop" (the segment ends
     # there: adapter saved, fewer steps, the summary says so), or "warn" only.
     session_limit_action: Literal["warn", "stop", "pause"] = "pause"
+    # TRL's report_to: "none", "tensorboard", "wandb" or "trackio" (the author logged to W&B);
+    # a service's token only from its own environment variable, never from a file
+    report_to: Literal["none", "tensorboard", "wandb", "trackio"] = "none"
     lora: Lora = Lora()
     segment1: Segment1 = Segment1()
     segment2: Segment2 = Segment2()
@@ -284,6 +287,13 @@ class Audit:
     confirm_limit: int = 0  # most candidate claims the judge confirms per stage (0 = all)
     trace_top_k: int = 5  # nearest training answers listed per fine-tuned error
     notes_top_k: int = 4  # source notes shown with each answer checked (nearest by MiniLM)
+    # Table 1 (audit-data): first human turns of train[:topic_sample], by the author's keyword
+    # and semantic (MiniLM, embedding_model) classifiers; low confidence below topic_margin
+    topic_sample: int = 200
+    topic_margin: float = 0.05  # top-2 cosine margin of the semantic classifier
+    # the distribution set beside the paper's Table 1: "keyword" (whose counts the paper
+    # prints) or "semantic" (the classifier the paper names); deviations: table1-attribution
+    topic_table: Literal["keyword", "semantic"] = "keyword"
 
 
 # ---- verify ---------------------------------------------------------------------------------
