@@ -95,7 +95,7 @@ def test_a_reply_budget_too_small_for_the_schema_is_refused(standin):
 
 
 def test_batched_greedy_verdicts_equal_one_at_a_time_with_the_smoke_model(tmp_path):
-    from advisor_repro.models import base_model
+    from advisor_repro.models.hub import base_model
 
     cfg = load_config("smoke", ["judge.max_tokens=200"])
     folder, revision = base_model(cfg.model, "eval")
