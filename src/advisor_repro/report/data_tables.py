@@ -216,6 +216,9 @@ def phase_rows(summaries: dict[str, Any], cfg: Config) -> list[Row]:
         batch = (f"{shape['micro_batch']} x {shape['grad_accum']} = "
                  f"{effective or shape['micro_batch'] * shape['grad_accum']}"
                  if {"micro_batch", "grad_accum"} <= set(shape) else None)  # fmt: skip
+        mode = at(s, "micro_batch_choice.mode")
+        if batch and mode == "auto":  # issue 19: the split the memory model chose
+            batch += f" (split auto: {at(s, 'micro_batch_choice.reason')})"
         lr = at(s, "plan.lr")
         mem = at(s, "memory_peak") or {}
         mem_text = (f"{mem['nvml_used_gib'] * 2**30 / 1e9:.1f} GB NVML peak"

@@ -9,8 +9,8 @@ warm-up) on the same sample of the run's `data/train_text.jsonl` (effective batc
 conversations, right padding, the Trainer's seeded order). So both splits see the same
 sequences in the same optimizer steps and start from the same weights; segment 2 starts from
 a fresh LoRA here (not segment 1's adapter): speed and memory do not depend on the weights.
-On a GPU, 2 untimed steps at the written split on the same sequences come first for each
-segment (kernel compilation), so that no split is measured cold.
+On a GPU, an untimed run at the written split on the same sequences comes first for each
+segment (kernel compilation), so that the written split is not measured cold.
 
 Reported per segment and split: seconds per optimizer step (mean over the steps after the
 first, which carries compilation and warm-up), non-padding tokens/s over those steps, peak
@@ -174,12 +174,14 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     for stage in SEGMENTS:
         runs[stage] = {}
         if device == "cuda":
-            # Untimed, on the same sequences: the first trainer of a process (and the first
-            # batches of new lengths) pays for kernel compilation and autotuning, which made the
-            # first measured split 2.6x slower per step than the same split measured second.
+            # Untimed, the whole run at the written split on the same sequences: the first
+            # trainer of a process and every new padded length pay for kernel compilation and
+            # autotuning, which made the first measured split 2.6x slower per step than the
+            # same split measured second. The written split is then measured warm; auto's
+            # other micro-batch shapes are not warmed, which can only count against auto.
             _restore(model, fresh)
             w = one_run(cfg, stage, "fixed", model, tokenizer, texts, lengths, load, backend,
-                        {**spec, "steps": 2})
+                        spec)
             warmup[stage] = {"micro_batch": w["micro_batch"], "step_s": w["step_s"]}
         for split in spec["splits"]:
             _restore(model, fresh)
