@@ -18,7 +18,7 @@ compile() {  # compile <name> <python version> [uv args...]
     local name="$1" py="$2"
     shift 2
     "$UV" pip compile --quiet --generate-hashes --python-version "$py" \
-        --python-platform x86_64-manylinux_2_28 \
+        --python-platform x86_64-manylinux_2_31 \
         --custom-compile-command "docker/lock.sh $name" \
         -o "docker/requirements-$name.lock" "$@"
     echo "wrote docker/requirements-$name.lock"
