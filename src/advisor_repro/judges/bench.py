@@ -23,7 +23,6 @@ accepts them. Targets: batched >= 5x one at a time; grammar <= 10% per token.
 
 from __future__ import annotations
 
-import importlib.metadata
 import itertools
 import statistics
 import time
@@ -31,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from advisor_repro.config import Config
+from advisor_repro.manifest import bench_environment
+
+LIBS = ("torch", "transformers", "bitsandbytes", "llguidance")  # the libraries a record names
 
 TARGET_BATCH_SPEEDUP = 5.0
 TARGET_GRAMMAR_OVERHEAD = 0.10
@@ -110,7 +112,7 @@ def run(cfg: Config, n: int, free_tokens: int, scale: str, standin_dir: Path, sa
         raise PreflightError("repro bench judge needs a CUDA GPU at --scale full",
                              "run it on the GPU machine, or --scale tiny on the CPU")
     record: dict[str, Any] = {"scale": scale, "questions": n, "free_tokens": free_tokens,
-                              "environment": _environment(),
+                              "environment": bench_environment(LIBS),
                               "budget_gib": cfg.hardware.vram_budget_gib,
                               "max_tokens": cfg.judge.max_tokens}
     t0 = time.monotonic()
@@ -213,15 +215,3 @@ def markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _environment() -> dict[str, Any]:
-    import torch
-
-    env: dict[str, Any] = {}
-    for dist in ("torch", "transformers", "bitsandbytes", "llguidance"):
-        try:
-            env[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            env[dist] = None
-    if torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(0)
-    return env
