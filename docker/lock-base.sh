@@ -5,7 +5,7 @@
 #                                  # the pinned index; say whether the tag has moved since
 #   docker/lock-base.sh            # resolve TAG now and write its digests to BASE_IMAGE.lock and
 #                                  # to the Dockerfile's `ARG BASE_IMAGE` default
-#   docker/lock-base.sh nvidia/cuda:12.6.3-runtime-ubuntu24.04   # ... for another tag
+#   docker/lock-base.sh debian:12.13-slim   # ... for another tag
 #
 # Uses `skopeo inspect --raw`, else `docker buildx imagetools inspect --raw`. The digest of an
 # image is the sha256 of its manifest bytes as the registry serves them, so it is computed here
@@ -45,6 +45,11 @@ if [[ "${1:-}" == "--check" ]]; then
     raw_manifest "$repo@$DIGEST" >"$index"
     [[ "$(digest_of "$index")" == "$DIGEST" ]] || { echo "digest mismatch for $DIGEST" >&2; exit 1; }
     listed="$(amd64_in <"$index")"
+    [[ -n "$listed" ]] || listed="$DIGEST"  # a single-platform manifest, not an index
+    if [[ -z "$AMD64_DIGEST" && -n "$listed" ]]; then  # not known when the digest was pinned
+        sed -i "s|^AMD64_DIGEST=.*|AMD64_DIGEST=$listed|" "$LOCK"
+        AMD64_DIGEST="$listed"
+    fi
     [[ "$listed" == "$AMD64_DIGEST" ]] || {
         echo "the pinned index lists linux/amd64 as $listed, not $AMD64_DIGEST" >&2
         exit 1

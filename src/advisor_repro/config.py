@@ -190,6 +190,9 @@ class Train:
     # exit 12; the same command in a new session continues from it), "stop" (the segment ends
     # there: adapter saved, fewer steps, the summary says so), or "warn" only.
     session_limit_action: Literal["warn", "stop", "pause"] = "pause"
+    # TRL's report_to: "none", "tensorboard", "wandb" or "trackio" (the author logged to W&B);
+    # a service's token only from its own environment variable, never from a file
+    report_to: Literal["none", "tensorboard", "wandb", "trackio"] = "none"
     lora: Lora = Lora()
     segment1: Segment1 = Segment1()
     segment2: Segment2 = Segment2()
@@ -256,6 +259,10 @@ class Judge:
     sample: int = 0  # judge only the first N prompts (0 = all)
     max_tokens: int = 512  # reply budget per judge call, tokens (the author's harness: 512)
     parse_retries: int = 2  # re-asks after a reply that is not the rubric's JSON, then unparseable
+    # API backends: ask for the reply's JSON schema (OpenAI response_format json_schema,
+    # Anthropic tool input_schema); false = the paper's free text, parsed (the author's harness)
+    structured: bool = False
+    batch_size: int = 0  # local backend: questions per generate call; 0 = fitted to the VRAM budget
     timeout_s: float = 120.0  # per HTTP request, seconds
     backoff_s: float = 2.0  # first wait after 429 / 5xx / timeout, doubled each retry, seconds
     # local backend: an open judge in 4-bit on the GPU (docs: why Qwen2.5-14B-Instruct);
@@ -280,6 +287,13 @@ class Audit:
     confirm_limit: int = 0  # most candidate claims the judge confirms per stage (0 = all)
     trace_top_k: int = 5  # nearest training answers listed per fine-tuned error
     notes_top_k: int = 4  # source notes shown with each answer checked (nearest by MiniLM)
+    # Table 1 (audit-data): first human turns of train[:topic_sample], by the author's keyword
+    # and semantic (MiniLM, embedding_model) classifiers; low confidence below topic_margin
+    topic_sample: int = 200
+    topic_margin: float = 0.05  # top-2 cosine margin of the semantic classifier
+    # the distribution set beside the paper's Table 1: "keyword" (whose counts the paper
+    # prints) or "semantic" (the classifier the paper names); deviations: table1-attribution
+    topic_table: Literal["keyword", "semantic"] = "keyword"
 
 
 # ---- verify ---------------------------------------------------------------------------------
@@ -484,6 +498,8 @@ def validate(cfg: Config) -> None:
         ),
         (cfg.judge.parse_retries >= 0, "judge.parse_retries must be >= 0"),
         (cfg.judge.max_retries >= 0, "judge.max_retries must be >= 0"),
+        (cfg.judge.batch_size >= 0, "judge.batch_size must be >= 0 (0 = fit the VRAM)"),
+        (cfg.judge.max_tokens > 0, "judge.max_tokens must be > 0"),
         (
             cfg.judge.backend != "openai" or bool(cfg.judge.base_url),
             "judge.backend = 'openai' needs judge.base_url (e.g. http://localhost:8000/v1)",

@@ -83,14 +83,24 @@ def mark_latest(run_dir: Path) -> None:
     os.replace(tmp, link)
 
 
-def library_versions() -> dict[str, str | None]:
+def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
-    for name in LIBRARIES:
+    for name in names:
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def bench_environment(names: tuple[str, ...]) -> dict[str, Any]:
+    """What a benchmark record names: the libraries that set its speed, and the GPU."""
+    import torch
+
+    env: dict[str, Any] = dict(library_versions(names))
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+    return env
 
 
 def git_commit() -> str | None:

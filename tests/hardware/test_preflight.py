@@ -231,3 +231,103 @@ def test_no_kernel_image_error_names_the_fix():
     text = _plain_words(exc, "cuda")
     assert text.startswith("RuntimeError: CUDA error: no kernel image")
     assert "no kernels for" in text and "CUDA 12.6" in text
+
+
+# ---- the image's torch variants: the driver and the variant a GPU needs (README matrix) ----
+CU130 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # PyPI's torch 2.14.1
+
+
+def cu130_facts(gpu: str | None, driver: str | None = "580.95.05", image: str | None = "cu130"):
+    return replace(
+        facts_for(gpu, arch=CU130),
+        driver_version=driver,
+        cuda_runtime_version="13.0",
+        torch_version="2.14.1+cu130",
+        image_variant=image,
+    )
+
+
+def test_variants_match_the_readme_matrix():
+    from advisor_repro.hardware.preflight import VARIANTS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for v in VARIANTS:
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{v.name}`"))
+        assert f"`{' '.join(v.arch_list)}`" in row and f"CUDA {v.cuda}" in row, row
+    assert VARIANTS[0].name == "cu130" and VARIANTS[0].min_driver == "580.65.06"
+
+
+def test_t4_in_the_default_image_passes_on_an_r580_driver():
+    d = decide(cu130_facts("T4"), PAPER)
+    assert d.ok and d.warnings == [] and (d.device, d.dtype) == ("cuda", "fp16")
+
+
+def test_old_driver_names_the_driver_and_the_variant_that_runs_on_it():
+    """A T4 host on R535 (CUDA 12 only): CUDA 13 cannot start, torch sees no GPU; preflight
+    says why and what to do, instead of a bare "no CUDA GPU"."""
+    d = decide(cu130_facts(None, driver="535.261.03"), PAPER)
+    assert not d.ok and d.refusal.exit_code == 4
+    msg, fix = d.refusal.message, d.refusal.fix
+    assert "no CUDA GPU visible" in msg and "535.261.03" in msg and ">= 580.65.06" in msg
+    assert "R580 or newer" in fix and ">= 580.65.06" in fix
+    assert "docker build --build-arg TORCH_VARIANT=cu126 ." in fix and "--profile smoke" in fix
+
+
+def test_old_driver_outside_the_image_names_the_pip_install():
+    d = decide(cu130_facts(None, driver="535.261.03", image=None), PAPER)
+    assert "download.pytorch.org/whl/cu126" in d.refusal.fix
+    assert "docker build" not in d.refusal.fix
+
+
+def test_driver_too_old_for_every_variant_only_asks_for_an_update():
+    d = decide(cu130_facts(None, driver="470.256.02"), PAPER)
+    assert "470.256.02" in d.refusal.message
+    assert "update the NVIDIA driver" in d.refusal.fix and "cu126" not in d.refusal.fix
+
+
+def test_old_driver_on_the_smoke_profile_warns_and_runs_on_cpu():
+    d = decide(cu130_facts(None, driver="535.261.03"), SMOKE)
+    assert d.ok and d.device == "cpu"
+    assert len(d.warnings) == 1 and ">= 580.65.06" in d.warnings[0]
+
+
+def test_no_gpu_in_the_image_says_how_to_run_it_with_a_gpu():
+    d = decide(cu130_facts(None, driver=None), PAPER)
+    assert "no CUDA GPU" in d.refusal.message
+    fix = d.refusal.fix
+    assert "--gpus all" in fix and "R580 or newer" in fix and "Container Toolkit" in fix
+    assert "--profile smoke" in fix
+
+
+@pytest.mark.parametrize("gpu", ["P100", "V100"])
+def test_pre_turing_gpu_in_the_default_image_names_the_cu126_build(gpu):
+    d = decide(cu130_facts(gpu), PAPER)
+    assert not d.ok and isinstance(d.refusal, PreflightError)
+    assert "docker build --build-arg TORCH_VARIANT=cu126 ." in d.refusal.fix
+    assert "cu130" not in d.refusal.fix and ALLOW_FLAG in d.refusal.fix
+
+
+def test_blackwell_in_the_cu126_image_names_the_default_build():
+    b200 = replace(
+        facts_for("A100", arch=CU126),
+        name="NVIDIA B200",
+        compute_capability=(10, 0),
+        image_variant="cu126",
+    )
+    d = decide(b200, PAPER)
+    assert not d.ok and "sm_100" in d.refusal.message
+    assert "`docker build .`" in d.refusal.fix and "TORCH_VARIANT=cu126" not in d.refusal.fix
+
+
+def test_gpu_no_variant_covers_says_so():
+    kepler = replace(cu130_facts("T4"), name="Tesla K80", compute_capability=(3, 7))
+    assert (
+        "no torch build of this package has kernels for sm_37" in decide(kepler, PAPER).refusal.fix
+    )
+
+
+def test_probe_reads_the_image_variant(monkeypatch, tmp_path):
+    monkeypatch.setenv("ADVISOR_REPRO_TORCH_VARIANT", "cu130")
+    assert probe_device("cpu", tmp_path).image_variant == "cu130"
+    monkeypatch.delenv("ADVISOR_REPRO_TORCH_VARIANT")
+    assert probe_device("cpu", tmp_path).image_variant is None

@@ -91,6 +91,16 @@ def test_api_judge_is_not_scaled_and_a_local_one_is():
     assert by_stage(local, "T4")["judge"].seconds == pytest.approx(30 + 20 + 50 * 10.0 / r)
 
 
+def test_a_measured_batched_judge_cost_replaces_the_one_at_a_time_estimate():
+    local = load_config("paper", ["judge.backend='local'", "judge.swap_pass=true"])
+    costs = {**COSTS, "judge": {**COSTS["judge"], "local_batched_verdict_s": 1.5,
+                                "local_batched_from": "repro bench judge, H200"}}
+    t4 = {p.stage: p for p in projection.project(local, projection.gpu_named("T4"),
+                                                 {"judge": 0}, costs)}["judge"]
+    assert t4.seconds == pytest.approx(30 + 20 + 100 * 1.5 / (65 / 989.4))
+    assert "batched, repro bench judge, H200" in t4.basis
+
+
 def test_unmeasured_stages_keep_their_estimate_and_measured_fixed_ones_are_used():
     t4 = by_stage(PAPER, "T4")
     assert t4["preflight"].seconds == 15.0 and t4["verify"].seconds == 2.0

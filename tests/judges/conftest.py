@@ -1,7 +1,8 @@
 """A judge API double on loopback (a test double for a network service only): it answers the
 Anthropic Messages and the OpenAI chat-completions shapes, records every request, and can be
 scripted to fail (status codes, bodies that are not JSON, replies that are not the rubric's
-JSON, replies slower than the client's timeout).
+JSON, replies slower than the client's timeout). A Messages request that offers tools (the
+structured path) is answered with a tool_use block whose input is the rule's JSON.
 
 Its default "model" is a rule, so statistics are checkable: an answer containing WRONG scores
 0, any other 3; the better slot is preferred, equal scores tie; the audits' questions are
@@ -88,7 +89,12 @@ class FakeAPI:
         user = "\n".join(m["content"] for m in body["messages"] if m["role"] == "user")
         user = user.split("Your reply could not be used")[0]  # the retry asks the same question
         text = action[1] if action[0] == "text" else rule_reply(user)
-        if h.path.endswith("/v1/messages"):
+        if h.path.endswith("/v1/messages") and body.get("tools") and action[0] == "rule":
+            # a forced tool call: the reply arrives as the tool's input, not as text
+            out = {"type": "message", "stop_reason": "tool_use", "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": body["tools"][0]["name"],
+                 "input": json.loads(text)}]}
+        elif h.path.endswith("/v1/messages"):
             out = {"type": "message", "content": [{"type": "text", "text": text}]}
         else:
             out = {"choices": [{"message": {"role": "assistant", "content": text}}]}

@@ -35,7 +35,7 @@ def test_success_and_request_shape(fake_api, backend):
     (req,) = fake_api.requests
     body, headers = req["body"], {k.lower(): v for k, v in req["headers"].items()}
     assert body["model"] == "SmolLM2-135M-Instruct" and body["temperature"] == 0.0
-    assert body["max_tokens"] == 96
+    assert body["max_tokens"] == 200  # the smoke profile's judge.max_tokens
     if backend == "anthropic":
         assert req["path"] == "/v1/messages"
         assert headers["x-api-key"] == KEY and headers["anthropic-version"] == "2023-06-01"
@@ -137,3 +137,51 @@ def test_cache_pays_once_and_keys_on_settings_not_on_the_key(fake_api, tmp_path,
     assert ask(warmer, MESSAGES, parse_pair, "k", 0).cache_key != first.cache_key
     assert len(fake_api.requests) == 2
     assert all(KEY not in p.read_text() for p in tmp_path.iterdir())
+
+
+# ---- structured output (judge.structured): the reply's schema sent with the request ------------
+def test_the_default_is_the_papers_free_text_request(fake_api):
+    for backend in ("anthropic", "openai"):
+        judge = judge_for(fake_api, backend)
+        assert ask(judge, MESSAGES, parse_pair, "k", 0).status == "ok"
+        assert "structured" not in judge.identity  # cache keys of free-text replies unchanged
+    for r in fake_api.requests:
+        assert not {"tools", "tool_choice", "response_format"} & set(r["body"])
+
+
+def test_openai_structured_output_sends_the_schema_as_response_format(fake_api):
+    from advisor_repro.judges.schemas import SCHEMA_VERSION, api_schema
+
+    judge = judge_for(fake_api, "openai", structured="true")
+    reply = ask(judge, MESSAGES, parse_pair, "k", 0)
+    assert reply.status == "ok" and reply.parsed["domain_b"] == 0 and reply.parsed["domain_a"] == 3
+    (req,) = fake_api.requests
+    rf = req["body"]["response_format"]
+    assert rf["type"] == "json_schema" and rf["json_schema"]["strict"] is True
+    assert rf["json_schema"]["name"] == "pair_reply"
+    assert rf["json_schema"]["schema"] == api_schema("pair")
+    assert judge.identity["structured"] == SCHEMA_VERSION
+
+
+def test_anthropic_structured_output_forces_a_tool_with_the_schema(fake_api):
+    from advisor_repro.judges.rubric import claim_messages, parse_claim
+    from advisor_repro.judges.schemas import api_schema
+
+    judge = judge_for(fake_api, "anthropic", structured="true")
+    pair = ask(judge, MESSAGES, parse_pair, "k", 0)
+    claim = ask(judge, claim_messages("Q?", "A WRONG answer.", "c", "f", "s"), parse_claim, "c", 0)
+    assert pair.status == "ok" and pair.parsed["preferred_slot"] == "a"
+    assert claim.status == "ok" and claim.parsed["asserts_claim"] is True
+    first, second = (r["body"] for r in fake_api.requests)
+    assert first["tools"][0]["input_schema"] == api_schema("pair")
+    assert second["tools"][0]["input_schema"] == api_schema("claim")
+    assert first["tool_choice"] == {"type": "tool", "name": first["tools"][0]["name"]}
+    assert first["system"] and all(m["role"] != "system" for m in first["messages"])
+
+
+def test_a_structured_reply_without_the_tool_call_still_goes_through_the_parser(fake_api):
+    judge = judge_for(fake_api, "anthropic", structured="true")
+    fake_api.script = [("text", "I would rather not use the tool.")]
+    reply = ask(judge, MESSAGES, parse_pair, "k", parse_retries=1)
+    assert reply.status == "ok" and reply.attempts == 2  # the retry gets the tool call
+    assert len(fake_api.requests) == 2

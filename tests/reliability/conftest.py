@@ -46,7 +46,8 @@ SHRINK = (
     "train.segment2.max_steps=2",
     "train.control.max_steps=2",
     "generate.caps=[24, 48]",  # judge.cap (48) must stay one of them
-    "judge.max_tokens=64",
+    "judge.max_tokens=160",  # the least the grammar's longest pair reply + EOS fits (158)
+    "judge.swap_pass=false",  # the scenarios count the 4 primary verdicts of one pass
 )
 SETS = tuple(a for s in SHRINK for a in ("--set", s))
 PROFILE = ("--profile", "smoke", *SETS)

@@ -139,7 +139,8 @@ def test_offline_model_cold_cache_names_it_and_warm_cache_runs(run_copy, tmp_pat
 
     log, hf = tmp_path / "repro.log", tmp_path / "hf"
     args = ("--profile", "smoke", "--set", "judge.local_model='veldmark/tiny-judge'",
-            "--set", "judge.sample=1", "--set", "judge.max_tokens=8", "--run-dir", str(run_copy))
+            "--set", "judge.sample=1", "--set", "judge.swap_pass=false",
+            "--run-dir", str(run_copy))
     assert run_repro(log, "judge", *args, **offline_env(hf)) == 6
     text = log.read_text()
     assert "model veldmark/tiny-judge (revision main) is not in the local cache" in text

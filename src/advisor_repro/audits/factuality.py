@@ -16,7 +16,7 @@ from advisor_repro.audits.core import (
 )
 from advisor_repro.config import Config
 from advisor_repro.evaluation.embeddings import Embedder, best_match, sentences
-from advisor_repro.judges import CachedJudge, ask
+from advisor_repro.judges import CachedJudge, Question, ask_all
 from advisor_repro.judges.rubric import answer_messages, claim_messages, parse_answer, parse_claim
 from advisor_repro.judges.stats import deblind
 
@@ -65,17 +65,21 @@ def confirm(
     cands = sorted((r for r in screened if r["candidate"]),
                    key=lambda r: (claims[r["claim_id"]].dataset_index is None,
                                   -r["similarity_claim"]))
+    limited = cands if not limit else cands[:limit]
+    replies = ask_all(judge, [Question(
+        claim_messages(prompts[str(r["sample_id"])]["prompt"],
+                       answers[(str(r["sample_id"]), r["model"])], claims[r["claim_id"]].claim,
+                       claims[r["claim_id"]].fact, claims[r["claim_id"]].source()),
+        parse_claim, f"claim:{r['sample_id']}:{r['model']}:{r['claim_id']}") for r in limited],
+        parse_retries)  # independent questions: batched where the backend can
     out = []
     for n, r in enumerate(cands):
-        c, sid = claims[r["claim_id"]], str(r["sample_id"])
+        c = claims[r["claim_id"]]
         row = {"kind": "catalog_claim", **{k: r[k] for k in (
             "sample_id", "dataset_index", "model", "claim_id", "similarity_claim", "sentence")},
             "severity": c.severity, "error_class": c.error_class}
-        reply = None
-        if not limit or n < limit:
-            reply = ask(judge, claim_messages(prompts[sid]["prompt"], answers[(sid, r["model"])],
-                                              c.claim, c.fact, c.source()),
-                        parse_claim, f"claim:{sid}:{r['model']}:{c.id}", parse_retries)
+        reply = replies[n] if n < len(replies) else None
+        if reply is not None:
             row.update(reply.record())
         if reply is not None and reply.status == "ok":
             row.update(judge_says=reply.parsed, makes_claim=reply.parsed["asserts_claim"],
@@ -93,7 +97,7 @@ def divergent_checks(
 ) -> list[dict[str, Any]]:
     """Both answers of every divergent prompt, checked against the nearest source notes."""
     note_vecs = emb.encode(catalog.notes)
-    out = []
+    plan, questions = [], []
     for v in verdicts:
         if v.get("pass", "primary") != "primary" or v.get("status", "ok") != "ok":
             continue
@@ -106,12 +110,14 @@ def divergent_checks(
             text = answers[(sid, model)]
             sims = note_vecs @ emb.encode([text])[0] if catalog.notes else []
             order = sorted(range(len(catalog.notes)), key=lambda i: -float(sims[i]))[:top_k]
-            reply = ask(judge, answer_messages(prompts[sid]["prompt"], text,
-                                               [catalog.notes[i] for i in order]),
-                        parse_answer, f"answer:eval:{sid}:{model}", parse_retries)
-            out.append({"kind": "divergent_check", "sample_id": v["sample_id"], "model": model,
-                        "domain_favours": favours, **(reply.parsed or {}), **reply.record()})
-    return out
+            plan.append((v["sample_id"], model, favours))
+            questions.append(Question(answer_messages(prompts[sid]["prompt"], text,
+                                                      [catalog.notes[i] for i in order]),
+                                      parse_answer, f"answer:eval:{sid}:{model}"))
+    replies = ask_all(judge, questions, parse_retries)
+    return [{"kind": "divergent_check", "sample_id": sample_id, "model": model,
+             "domain_favours": favours, **(reply.parsed or {}), **reply.record()}
+            for (sample_id, model, favours), reply in zip(plan, replies, strict=True)]
 
 
 def summarize(

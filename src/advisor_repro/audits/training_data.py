@@ -15,7 +15,7 @@ from advisor_repro.audits.core import (
 )
 from advisor_repro.config import Config
 from advisor_repro.evaluation.embeddings import Embedder, sentences
-from advisor_repro.judges import CachedJudge, ask
+from advisor_repro.judges import CachedJudge, Question, ask_all
 from advisor_repro.judges.rubric import answer_messages, claim_messages, parse_answer, parse_claim
 
 Answer = tuple[int, int]  # (conversation index, turn index) in the training split
@@ -29,15 +29,17 @@ def judge_sample(
     note_vecs = emb.encode(catalog.notes)
     texts = [train[s["index"]]["conversations"][s["turn"]]["value"] for s in sample]
     answer_vecs = emb.encode(texts)
-    rows = []
+    questions = []
     for s, text, vec in zip(sample, texts, answer_vecs, strict=True):
         question = train[s["index"]]["conversations"][s["turn"] - 1]["value"]
         sims = note_vecs @ vec if catalog.notes else []
         order = sorted(range(len(catalog.notes)), key=lambda i: -float(sims[i]))[:top_k]
-        reply = ask(judge, answer_messages(question, text, [catalog.notes[i] for i in order]),
-                    parse_answer, f"answer:train:{s['index']}:{s['turn']}", parse_retries)
-        rows.append({"kind": "training_answer", **s, **(reply.parsed or {}), **reply.record()})
-    return rows
+        questions.append(Question(
+            answer_messages(question, text, [catalog.notes[i] for i in order]), parse_answer,
+            f"answer:train:{s['index']}:{s['turn']}"))
+    replies = ask_all(judge, questions, parse_retries)  # independent: batched where possible
+    return [{"kind": "training_answer", **s, **(reply.parsed or {}), **reply.record()}
+            for s, reply in zip(sample, replies, strict=True)]
 
 
 def prevalence(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
@@ -110,7 +112,7 @@ def trace(
         sents += found
     sent_vecs = emb.encode(sents)
     owner_t = torch.tensor(owner, dtype=torch.long)
-    rows, asked = [], 0
+    rows, asks = [], []  # asks: (row index, question) of the rows the judge confirms
     for e in errors:
         claim_vec, fact_vec = emb.encode([e["claim"], e["fact"] or e["claim"]])
         sims = sent_vecs @ claim_vec
@@ -125,24 +127,28 @@ def trace(
             row = {"error_id": e["error_id"], "error_claim": e["claim"], "source": e["source"],
                    "rank": rank, "index": i, "turn": t, "similarity": round(float(best[j]), 4),
                    "similarity_fact": round(fact_sim, 4), "sentence": sents[top]}
-            reply = None
-            if not limit or asked < limit:
-                asked += 1
+            if not limit or len(asks) < limit:
                 text = train[i]["conversations"][t]["value"]
                 question = train[i]["conversations"][t - 1]["value"]
-                reply = ask(judge, claim_messages(question, text, e["claim"], "", "the catalog"),
-                            parse_claim, f"trace:{e['error_id']}:{i}:{t}", parse_retries)
-                row.update(reply.record())
-            if reply is not None and reply.status == "ok":
-                row.update(same_claim=reply.parsed["asserts_claim"], decided_by="judge")
-            else:
-                # the screen: close to the claim, and closer to it than to the true fact
-                row.update(same_claim=row["similarity"] >= threshold
-                           and row["similarity"] > row["similarity_fact"], decided_by="screen")
+                asks.append((len(rows), Question(
+                    claim_messages(question, text, e["claim"], "", "the catalog"), parse_claim,
+                    f"trace:{e['error_id']}:{i}:{t}")))
             if labels is not None and e["marker"]:
                 label = labels.get((i, t))
                 row["planted_same_claim"] = bool(label and label["claimed"] == e["marker"])
             rows.append(row)
+    replies = dict(zip([k for k, _ in asks],
+                       ask_all(judge, [q for _, q in asks], parse_retries), strict=True))
+    for k, row in enumerate(rows):
+        reply = replies.get(k)
+        if reply is not None:
+            row.update(reply.record())
+        if reply is not None and reply.status == "ok":
+            row.update(same_claim=reply.parsed["asserts_claim"], decided_by="judge")
+        else:
+            # the screen: close to the claim, and closer to it than to the true fact
+            row.update(same_claim=row["similarity"] >= threshold
+                       and row["similarity"] > row["similarity_fact"], decided_by="screen")
     return rows
 
 

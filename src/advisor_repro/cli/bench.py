@@ -23,12 +23,14 @@ from advisor_repro.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from advisor_repro.cli import bench_generate
+    from advisor_repro.cli import bench_generate, bench_judge
 
     p = sub.add_parser("bench", help="GPU benchmarks: `repro bench train`, `repro bench "
-                       "generate`", description=__doc__ + "\n" + bench_generate.__doc__,
+                       "generate`, `repro bench judge`",
+                       description=__doc__ + "\n" + bench_generate.__doc__ + "\n"
+                       + bench_judge.__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("train", "generate"), help="what to benchmark")
+    p.add_argument("what", choices=("train", "generate", "judge"), help="what to benchmark")
     add_run_options(p)
     p.add_argument("--out", help="JSON result file (default: runs/bench/<what>.json)")
     p.add_argument("--mode", choices=("shapes", "lengths"), default="shapes",
@@ -49,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="per-process VRAM cap (default: the profile's hardware.vram_budget_gib)")
     p.add_argument("--markdown", action="store_true", help="print the BENCHMARKS.md table")
     bench_generate.add_options(p)
+    bench_judge.add_options(p)
     p.set_defaults(func=main)
 
 
@@ -66,6 +69,10 @@ def main(args: argparse.Namespace) -> int:
         from advisor_repro.cli import bench_generate
 
         return bench_generate.main(args)
+    if args.what == "judge":
+        from advisor_repro.cli import bench_judge
+
+        return bench_judge.main(args)
     args.profile = args.profile or "paper"
     sel = select(args)
     if args.mode == "lengths":

@@ -18,7 +18,6 @@ tokens/s of each, their ratio against the target (>= 50x), peak reserved/allocat
 
 from __future__ import annotations
 
-import importlib.metadata
 import random
 import time
 from typing import Any
@@ -26,6 +25,9 @@ from typing import Any
 from advisor_repro.config import Config
 from advisor_repro.errors import PreflightError
 from advisor_repro.evaluation import generation as gen
+from advisor_repro.manifest import bench_environment
+
+LIBS = ("torch", "transformers", "bitsandbytes", "accelerate")  # the libraries a record names
 
 TARGET_SPEEDUP = 50.0
 PROMPT_LEN = (24, 64)  # tokens, templated eval prompts
@@ -118,7 +120,7 @@ def run(cfg: Config, answers: int, new_tokens: int, n_sequential: int, variants:
         "new_tokens": new_tokens, "target_speedup": TARGET_SPEEDUP,
         "vram": gen.cap_vram(cfg.hardware.vram_budget_gib) if on_gpu else {},
         "base_seconds": round(base_s, 1), "load": dict(spec.__dict__),
-        "environment": _environment(), "batched": {},
+        "environment": bench_environment(LIBS), "batched": {},
     }  # fmt: skip
     say("warm-up ...")
     gen.generate_batch(model, prompts[:2], [8], pad_id=eos, eos_ids=[eos], min_new_tokens=8)
@@ -211,15 +213,3 @@ def _peak() -> dict[str, float]:
             "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / gen.GIB, 3)}
 
 
-def _environment() -> dict[str, Any]:
-    import torch
-
-    env: dict[str, Any] = {}
-    for dist in ("torch", "transformers", "bitsandbytes", "accelerate"):
-        try:
-            env[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            env[dist] = None
-    if torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(0)
-    return env

@@ -7,6 +7,7 @@ and whether its kernels actually work (kernel_checks).
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import re
 import shutil
@@ -23,9 +24,41 @@ GB = 1000**3  # disk sizes are quoted in decimal GB, as `df -H` and cloud consol
 # "16 GB class": a T4 reports 14.74 GiB and a P100 15.89 GiB; both ran the paper's recipe.
 PAPER_MIN_VRAM_GIB = 14.5
 
-# Torch wheels with sm_60 (P100) and sm_75 (T4) kernels; CUDA 12.8+ builds dropped sm_60.
-ARCH_FIX = "install the image's CUDA 12.6 torch build, which includes sm_60 and sm_75"
 ALLOW_FLAG = "--allow-unsupported-gpu"  # = --set hardware.allow_unsupported_gpu=true
+
+
+@dataclass(frozen=True)
+class TorchVariant:
+    """One of the image's torch builds (the Dockerfile's TORCH_VARIANT; README, "Architecture
+    matrix"): its CUDA, the kernels `torch.cuda.get_arch_list()` lists in it, the oldest
+    driver its CUDA runs on, and how to get it in the image and outside."""
+
+    name: str
+    cuda: str
+    arch_list: tuple[str, ...]
+    driver: str  # the driver branch's minimum, as the README names it
+    min_driver: str  # the minimum NVIDIA driver (minor version compatibility)
+    docker: str
+    pip: str
+
+
+VARIANTS = (
+    TorchVariant(
+        "cu130", "13.0", ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"),
+        "R580 or newer", "580.65.06", "docker build .",
+        "pip install torch==2.14.1 (PyPI's build is CUDA 13.0)",
+    ),
+    TorchVariant(
+        "cu126", "12.6", ("sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"),
+        "R535 or newer", "525.60.13", "docker build --build-arg TORCH_VARIANT=cu126 .",
+        "pip install torch==2.14.1 --index-url https://download.pytorch.org/whl/cu126",
+    ),
+)
+# The oldest driver each CUDA major runs on (minor version compatibility: CUDA 12.x on
+# >= 525.60.13, CUDA 13.x on >= 580.65.06; NVIDIA's CUDA release notes).
+MIN_DRIVER_FOR_CUDA = {12: "525.60.13", 13: "580.65.06"}
+# Set in the image (Dockerfile): which TORCH_VARIANT it was built with.
+IMAGE_VARIANT_ENV = "ADVISOR_REPRO_TORCH_VARIANT"
 
 
 @dataclass(frozen=True)
@@ -40,6 +73,7 @@ class DeviceFacts:
     torch_arch_list: list[str]  # kernels compiled into torch, e.g. ["sm_75", "compute_90"]
     free_disk_bytes: int  # free space on the run directory's filesystem
     disk_path: str = ""  # the existing folder whose filesystem was measured
+    image_variant: str | None = None  # the image's TORCH_VARIANT; None outside the image
 
     @property
     def vram_gib(self) -> float | None:
@@ -115,6 +149,71 @@ def _entry_covers(entry: str, capability: tuple[int, int]) -> bool:
     return target <= capability
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version))
+
+
+def _sm(capability: tuple[int, int]) -> str:
+    return f"sm_{capability[0]}{capability[1]}"
+
+
+def arch_fix(capability: tuple[int, int] | None, image_variant: str | None = None) -> str:
+    """What to run instead when this torch build has no kernels for the GPU: the variant whose
+    arch list covers it, as a `docker build` in the image and a `pip install` outside it."""
+    covering = (
+        [v for v in VARIANTS if arch_covered(capability, list(v.arch_list))]
+        if capability is not None
+        else list(VARIANTS)
+    )
+    if not covering:
+        return (
+            f"no torch build of this package has kernels for {_sm(capability)} "
+            "(README, \"Architecture matrix\")"
+        )
+    what = "build the image's" if image_variant else "install torch's"
+    ways = " or ".join(
+        f"{v.name} variant (CUDA {v.cuda}: {v.arch_list[0]} to {v.arch_list[-1]}, driver "
+        f"{v.driver}): `{v.docker if image_variant else v.pip}`"
+        for v in covering
+    )
+    return f"{what} {ways} (README, \"Architecture matrix\")"
+
+
+def driver_too_old(facts: DeviceFacts) -> str | None:
+    """Why CUDA cannot start: the NVIDIA driver (from NVML) is older than torch's CUDA needs.
+    None when it is new enough or either version is unknown."""
+    if facts.driver_version is None or facts.cuda_runtime_version is None:
+        return None
+    need = MIN_DRIVER_FOR_CUDA.get(_version_key(facts.cuda_runtime_version)[0])
+    if need is None or _version_key(facts.driver_version) >= _version_key(need):
+        return None
+    return (
+        f"the NVIDIA driver {facts.driver_version} is older than torch {facts.torch_version}'s "
+        f"CUDA {facts.cuda_runtime_version} needs (>= {need})"
+    )
+
+
+def _driver_fix(facts: DeviceFacts) -> str:
+    mine = next((v for v in VARIANTS if v.cuda == facts.cuda_runtime_version), None)
+    need = MIN_DRIVER_FOR_CUDA[_version_key(facts.cuda_runtime_version or "13")[0]]
+    branch = f"{mine.driver}, " if mine else ""
+    update = f"update the NVIDIA driver ({branch}>= {need})"
+    older = [
+        v
+        for v in VARIANTS
+        if _version_key(facts.driver_version or "0") >= _version_key(v.min_driver)
+        and v is not mine
+    ]
+    if not older:
+        return update
+    v = older[0]
+    how = v.docker if facts.image_variant else v.pip
+    return (
+        f"{update}, or use the {v.name} variant (CUDA {v.cuda}: {v.arch_list[0]} to "
+        f"{v.arch_list[-1]}), which runs on this driver: `{how}` (README, \"Architecture matrix\")"
+    )
+
+
 def _gpu_name(facts: DeviceFacts) -> str:
     cc = facts.compute_capability
     gib = f", {facts.vram_gib:.2f} GiB" if facts.vram_gib is not None else ""
@@ -126,13 +225,26 @@ def _check_gpu_present(facts: DeviceFacts, req: Requirement) -> _Finding:
         return _Finding("cuda_gpu", True, f"found {_gpu_name(facts)}")
     build = f"torch {facts.torch_version}, CUDA runtime {facts.cuda_runtime_version or 'none'}"
     detail = f"no CUDA GPU visible ({facts.name}; {build})"
+    old = driver_too_old(facts)
+    if old:
+        detail += f": {old}"
     if not req.needs_cuda:
-        return _Finding("cuda_gpu", True, detail + "; this profile runs on CPU")
-    error = PreflightError(
-        f"this profile needs a CUDA GPU, but there is {detail}",
-        f"run on a CUDA GPU with >= {req.min_vram_gib:g} GiB (e.g. a Kaggle or Colab T4), "
-        "or use `--profile smoke` for the CPU replay",
-    )
+        return _Finding("cuda_gpu", True, detail + "; this profile runs on CPU", warning=old)
+    if old:
+        fix = _driver_fix(facts) + "; or use `--profile smoke` for the CPU replay"
+    elif facts.image_variant and facts.image_variant != "cpu":
+        v = next((v for v in VARIANTS if v.name == facts.image_variant), VARIANTS[0])
+        fix = (
+            f"run the image on a host with a CUDA GPU of >= {req.min_vram_gib:g} GiB (e.g. a "
+            f"T4), an NVIDIA driver {v.driver} and the NVIDIA Container Toolkit, with "
+            "`docker run --gpus all ...`; or use `--profile smoke` for the CPU replay"
+        )
+    else:
+        fix = (
+            f"run on a CUDA GPU with >= {req.min_vram_gib:g} GiB (e.g. a Kaggle or Colab T4), "
+            "or use `--profile smoke` for the CPU replay"
+        )
+    error = PreflightError(f"this profile needs a CUDA GPU, but there is {detail}", fix)
     return _Finding("cuda_gpu", False, detail, error)
 
 
@@ -160,7 +272,7 @@ def _check_arch(facts: DeviceFacts, req: Requirement) -> _Finding | None:
     cc = facts.compute_capability
     if facts.kind != "cuda" or cc is None:
         return None
-    sm = f"sm_{cc[0]}{cc[1]}"
+    sm = _sm(cc)
     arches = " ".join(facts.torch_arch_list) or "none"
     if arch_covered(cc, facts.torch_arch_list):
         return _Finding("gpu_arch", True, f"torch {facts.torch_version} has kernels for {sm}")
@@ -168,7 +280,7 @@ def _check_arch(facts: DeviceFacts, req: Requirement) -> _Finding | None:
     error = PreflightError(
         f"{_gpu_name(facts)} is not supported by this torch build: {detail}; every CUDA op "
         "would fail with 'no kernel image is available for execution on the device'",
-        f"{ARCH_FIX}, or pass {ALLOW_FLAG} to try anyway",
+        f"{arch_fix(cc, facts.image_variant)}, or pass {ALLOW_FLAG} to try anyway",
     )
     return _Finding("gpu_arch", False, detail, error, overridable=True)
 
@@ -269,6 +381,7 @@ def probe_device(want: str = "auto", run_dir: Path = Path(".")) -> DeviceFacts:
         torch_arch_list=list(torch.cuda.get_arch_list()),
         free_disk_bytes=free,
         disk_path=disk_path,
+        image_variant=os.environ.get(IMAGE_VARIANT_ENV) or None,
     )
     if not use_cuda:
         name = f"cpu ({platform.machine() or 'unknown'})"
@@ -334,12 +447,14 @@ def _nf4_check(device: str, dtype: str) -> tuple[bool, str]:
 def _plain_words(exc: BaseException, device: str) -> str:
     text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
     if "no kernel image is available" in text:
-        sm = "this GPU"
+        cc = None
         with contextlib.suppress(Exception):  # the capability only sharpens the message
             import torch
 
-            sm = "sm_{}{}".format(*torch.cuda.get_device_capability())
-        return f"{text}: this torch build has no kernels for {sm}; {ARCH_FIX}"
+            cc = tuple(torch.cuda.get_device_capability())
+        sm = _sm(cc) if cc else "this GPU"
+        fix = arch_fix(cc, os.environ.get(IMAGE_VARIANT_ENV) or None)
+        return f"{text}: this torch build has no kernels for {sm}; {fix}"
     if isinstance(exc, ImportError):
         return f"{text}: install it into this environment (pip install bitsandbytes)"
     if "out of memory" in text.lower():

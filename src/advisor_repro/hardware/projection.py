@@ -173,8 +173,12 @@ def _judged(cfg: Config, stage: str, gpu: Gpu, costs: dict[str, Any]) -> StagePr
     rest_s = JUDGED[stage]
     if cfg.judge.backend == "local":
         r = ratio(gpu, costs)
-        gpu_s = calls * j["local_call_s"] / r
-        basis = (f"{calls} local judge calls x {j['local_call_s']} s (H100) / {r:.4f} "
+        # measured by `repro bench judge` (batched, under the grammar) once it has run on the
+        # GPU; until then the one-question-at-a-time estimate
+        per, how = ((j["local_batched_verdict_s"], f"batched, {j.get('local_batched_from')}")
+                    if "local_batched_verdict_s" in j else (j["local_call_s"], "one at a time"))
+        gpu_s = calls * per / r
+        basis = (f"{calls} local judge calls x {per} s ({how}) / {r:.4f} "
                  f"+ {j['local_fixed_s']:.0f} s load")
         return StageProjection(stage, rest_s + j["local_fixed_s"] + gpu_s, basis, gpu_s)
     elif cfg.judge.backend == "replay":

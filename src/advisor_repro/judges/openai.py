@@ -2,7 +2,10 @@
 
 POST {base_url}/chat/completions. A key is sent as a Bearer token only when
 `judge.api_key_env` names a variable (local servers usually need none); it is read at each
-call and never stored.
+call and never stored. With `judge.structured` the request carries the reply's schema as
+`response_format` {"type": "json_schema", "json_schema": {"name", "strict": true, "schema"}}
+(OpenAI's structured outputs; vLLM and llama.cpp server accept the same field); without it,
+the paper's free text, parsed.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 import httpx
 
 from advisor_repro.config import Judge
-from advisor_repro.judges import settings
+from advisor_repro.judges import settings, structured
 from advisor_repro.judges.http import api_key, post_json
 from advisor_repro.judges.rubric import Messages
 
@@ -26,22 +29,32 @@ class OpenAIJudge:
             "model": jc.model,
             "base_url": self.base_url,
             **settings(jc),
+            **structured(jc),
         }
         self.client = httpx.Client(timeout=jc.timeout_s)
 
-    def complete(self, messages: Messages, key: str) -> str:
+    def body(self, messages: Messages, task: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.jc.model,
+            "messages": messages,
+            "temperature": self.jc.temperature,
+            "max_tokens": self.jc.max_tokens,
+        }
+        if self.jc.structured and task:
+            from advisor_repro.judges.schemas import api_schema
+
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": f"{task}_reply", "strict": True, "schema": api_schema(task)}}
+        return body
+
+    def complete(self, messages: Messages, key: str, task: str = "") -> str:
         secret = api_key(self.jc.api_key_env, "openai", required=bool(self.jc.api_key_env))
         headers = {"authorization": f"Bearer {secret}"} if secret else {}
         data = post_json(
             self.client,
             f"{self.base_url}/chat/completions",
             headers,
-            {
-                "model": self.jc.model,
-                "messages": messages,
-                "temperature": self.jc.temperature,
-                "max_tokens": self.jc.max_tokens,
-            },
+            self.body(messages, task),
             secret=secret,
             max_retries=self.jc.max_retries,
             backoff_s=self.jc.backoff_s,

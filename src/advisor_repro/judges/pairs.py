@@ -9,7 +9,7 @@ from typing import Any
 from advisor_repro.config import Config
 from advisor_repro.errors import JudgeError
 from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json
-from advisor_repro.judges import CachedJudge, ask
+from advisor_repro.judges import CachedJudge, Question, ask_all
 from advisor_repro.judges.replay import pair_key
 from advisor_repro.judges.rubric import pair_messages, parse_pair
 from advisor_repro.judges.stats import summarize, swapped
@@ -29,33 +29,41 @@ def judge_pairs(
     parse_retries: int,
     log: Any = None,
 ) -> list[dict[str, Any]]:
-    """One verdict row per prompt and pass (the released judge-scores columns + bookkeeping)."""
-    rows = []
+    """One verdict row per prompt and pass (the released judge-scores columns + bookkeeping).
+    Every question of every pass is independent: they are asked together (batched by the
+    local judge; one at a time over HTTP), each reply cached as it arrives."""
+    plan, questions = [], []
     for pass_name in passes:
-        for i, p in enumerate(prompts, start=1):
+        for p in prompts:
             sid = str(p["sample_id"])
             slot = base_slot[sid] if pass_name == "primary" else swapped(base_slot[sid])
             base, ft = answers[(sid, "base")], answers[(sid, "ft")]
             a, b = (base, ft) if slot == "A" else (ft, base)
-            reply = ask(judge, pair_messages(p["prompt"], a, b), parse_pair,
-                        pair_key(p["sample_id"], pass_name), parse_retries)
-            if reply.status == "missing":
-                raise JudgeError(
-                    f"the replay file has no {pass_name} verdict for sample {sid}",
-                    "replay a file made for these prompts, or --set judge.swap_pass=false",
-                )
-            rows.append(
-                {
-                    "sample_id": p["sample_id"],
-                    "pass": pass_name,
-                    "base_slot": slot,
-                    **(reply.parsed or {}),
-                    **reply.record(),
-                    "judge": judge.identity,
-                }
+            plan.append((p, pass_name, slot))
+            questions.append(Question(pair_messages(p["prompt"], a, b), parse_pair,
+                                      pair_key(p["sample_id"], pass_name)))
+    replies = ask_all(judge, questions, parse_retries)
+    rows = []
+    for (p, pass_name, slot), reply in zip(plan, replies, strict=True):
+        if reply.status == "missing":
+            raise JudgeError(
+                f"the replay file has no {pass_name} verdict for sample {p['sample_id']}",
+                "replay a file made for these prompts, or --set judge.swap_pass=false",
             )
-            if log:
-                log(f"[judge] {pass_name} {i}/{len(prompts)}: sample {sid} {reply.status}")
+        rows.append(
+            {
+                "sample_id": p["sample_id"],
+                "pass": pass_name,
+                "base_slot": slot,
+                **(reply.parsed or {}),
+                **reply.record(),
+                "judge": judge.identity,
+            }
+        )
+    if log:
+        for name in passes:
+            got = [r["status"] for r in rows if r["pass"] == name]
+            log(f"[judge] {name}: {got.count('ok')}/{len(got)} verdicts ok")
     return rows
 
 

@@ -107,7 +107,7 @@ class ReplayJudge:
         reader = _from_csv if path.suffix.lower() == ".csv" else _from_jsonl
         return cls(path, reader(path))
 
-    def complete(self, messages: Messages, key: str) -> str:
+    def complete(self, messages: Messages, key: str, task: str = "") -> str:
         if key not in self.replies:
             raise MissingReply(f"the replay file has no reply for {key}")
         return self.replies[key]

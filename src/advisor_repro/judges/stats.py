@@ -184,6 +184,8 @@ def pass_summary(
     return {
         "n_judged": n_judged,
         "n_scored": len(rows),
+        "n_ok": len(rows),  # usable verdicts (= n_scored); unparseable: the rest
+        "unparseable": n_judged - len(rows),
         "scores": score_table(rows, resamples, seed),
         "preference": preference_counts([r["preferred"] for r in rows], n_judged),
         "divergent": divergent(rows),

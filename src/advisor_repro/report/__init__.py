@@ -1,4 +1,7 @@
 """The report a reviewer opens: the paper's tables beside this run's, the verify table, the
-figures. `sections` builds the sections from the run directory, `plots` draws the figures
-(matplotlib, PNG), `render` writes one self-contained HTML file and its Markdown twin.
+figures. `sections` builds the sections from the run directory, `rows` sets a paper table out as
+paper | this run | expected range | verdict (`data_tables`, `eval_tables`), `claims` gives the
+paper's three claims a verdict, `curves` overlays the paper's released loss curves, `plots`
+draws the figures (matplotlib, PNG), `render` writes one self-contained HTML file and its
+Markdown twin.
 """

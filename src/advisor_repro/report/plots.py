@@ -59,6 +59,45 @@ def loss_curve(
     return _png(fig)
 
 
+def loss_overlay(
+    run: dict[str, Curve], paper: dict[str, Curve], control: Curve,
+    handoff_at: float | None, paper_handoff_at: float | None,
+) -> bytes:
+    """This run's loss by optimizer step with the paper's released curves (grey) overlaid.
+    When the step counts differ, this run gets its own top axis so both fill the width."""
+    fig = Figure(figsize=(8, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for (name, points), shade in zip(paper.items(), ("#9a9a9a", "#6f6f6f"), strict=False):
+        if points:
+            ax.plot(*zip(*points, strict=True), color=shade, lw=0.9, label=name)
+    if paper_handoff_at is not None:
+        ax.axvline(paper_handoff_at, color="#6f6f6f", lw=1, ls=":")
+    ax.set_xlabel("optimizer step (the paper's)" if any(paper.values()) else "optimizer step")
+    ax.set_ylabel("training loss")
+    own = [x for pts in (*run.values(), control) for x, _ in pts]
+    far = [x for pts in paper.values() for x, _ in pts]
+    twin = ax
+    if own and far and abs(max(own) - max(far)) > 0.05 * max(far):
+        twin = ax.twiny()
+        twin.set_xlabel("optimizer step (this run)")
+    for (name, points), color in zip(run.items(), ("#4c72b0", "#c44e52"), strict=False):
+        if points:
+            twin.plot(*zip(*points, strict=True), color=color, lw=1.3, label=f"this run, {name}")
+    if control:
+        twin.plot(*zip(*control, strict=True), color=COLORS["control"], lw=1.0, ls="--",
+                  label="this run, control (one continuous run)")
+    if handoff_at is not None:
+        twin.axvline(handoff_at, color="black", lw=1, ls=":")
+        twin.annotate("handoff (adapter only)", (handoff_at, 1.0),
+                      xycoords=("data", "axes fraction"), xytext=(4, -12),
+                      textcoords="offset points", fontsize=8)
+    ax.grid(alpha=0.3)
+    axes = [ax] if twin is ax else [ax, twin]
+    lines = [h for a in axes for h in a.get_legend_handles_labels()[0]]
+    ax.legend(lines, [str(h.get_label()) for h in lines], fontsize=7, loc="best")
+    return _png(fig)
+
+
 def memory_bars(per_segment: dict[str, dict[str, float]], lines: dict[str, float]) -> bytes:
     """Peak memory (GB) per segment and kind (allocated / reserved / NVML), with the budget
     lines (the 16 GB class, the T4's capacity)."""

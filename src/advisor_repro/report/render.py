@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     classes: list[str] = field(default_factory=list)  # one CSS class per row (HTML only)
+    kind: str = ""  # the table's CSS class: "paper" = paper | this run | range | verdict
 
 
 @dataclass
@@ -60,8 +62,10 @@ color:#222;background:#fff}
 h1{font-size:1.5em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-top:.6em}
 nav a{margin-right:1em}table{border-collapse:collapse;margin:.6em 0;font-size:12px;width:100%}
 td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;
-overflow-wrap:break-word}
-th{background:#f2f2f2}tr.PASS td:first-child{background:#d9f2d9}
+overflow-wrap:anywhere}
+th{background:#f2f2f2}
+table.paper td:nth-child(2),table.paper td:nth-child(3){min-width:10em}
+tr.PASS td:first-child{background:#d9f2d9}
 tr.FAIL td:first-child{background:#f7c6c6}tr.SKIP td:first-child{background:#eee}
 .verdict{font-size:1.2em;padding:.5em 1em;border-radius:4px;display:inline-block}
 .verdict.PASS{background:#d9f2d9}.verdict.FAIL{background:#f7c6c6}.verdict.none{background:#eee}
@@ -79,6 +83,24 @@ def secret_values(extra_names: tuple[str, ...] = ()) -> list[str]:
     return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
 
 
+# An absolute POSIX path of two or more parts, not inside a word, a URL or a tag; data: URIs
+# (the figures' base64, which holds "/") are matched first and kept as they are.
+_PATH = re.compile(r"(data:image/png;base64,[A-Za-z0-9+/=]+)"
+                   r"|(?<![\w:/.<>~&;-])/(?:[\w.@+=,()-]+/)+[\w.@+=,()-]*")
+
+
+def drop_paths(text: str) -> str:
+    """Every absolute path of the machine reduced to its last part ("…/name"), so that a report
+    can be shared without telling where it was made."""
+    def one(m: re.Match[str]) -> str:
+        if m.group(1):
+            return m.group(1)
+        last = m.group(0).rstrip("/").rsplit("/", 1)[-1]
+        return f"…/{last}" if last else "…"
+
+    return _PATH.sub(one, text)
+
+
 def redact(text: str, secrets: list[str]) -> str:
     for value in secrets:
         text = text.replace(value, "[redacted]")
@@ -87,7 +109,7 @@ def redact(text: str, secrets: list[str]) -> str:
 
 # ---- HTML -----------------------------------------------------------------------------------
 def _e(text: Any) -> str:
-    return html.escape(str(text))
+    return html.escape(drop_paths(str(text)))
 
 
 def _html_block(block: Any) -> str:
@@ -112,7 +134,9 @@ def _html_block(block: Any) -> str:
             cls = block.classes[i] if i < len(block.classes) else ""
             cells = "".join(f"<td>{_e(c)}</td>" for c in row)
             rows.append(f'<tr class="{_e(cls)}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        kind = f' class="{_e(block.kind)}"' if block.kind else ""
+        body = "".join(rows)
+        return f"<table{kind}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     raise TypeError(f"unknown report block {type(block).__name__}")
 
 

@@ -6,19 +6,16 @@ otherwise. Rendering is advisor_repro.report.render; the stage is advisor_repro.
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from advisor_repro.config import Config
 from advisor_repro.expected import fmt, with_unit
-from advisor_repro.report import plots
+from advisor_repro.report import claims, curves, data_tables, eval_tables, plots
 from advisor_repro.report.render import Figure, NotRun, Pre, Section, Table, Text
+from advisor_repro.report.rows import Verdicts, table
 
-REPO = Path(__file__).resolve().parents[3]
-DEVIATIONS = REPO / "repro" / "deviations.toml"
-RELEASE = REPO / "artifacts" / "release.toml"
 SEGMENTS = ("train-1", "train-2")
 GB_PER_GIB = 2**30 / 1e9
 Reader = Callable[[str], Any]
@@ -31,11 +28,6 @@ def flatten(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(node, list) and node and all(isinstance(v, dict) for v in node):
         return [(prefix.rstrip("."), f"{len(node)} records")]
     return [(prefix.rstrip("."), node)]
-
-
-def kv_table(doc: Any, limit: int = 80) -> Table:
-    rows = [[k, fmt(v)] for k, v in flatten(doc)][:limit]
-    return Table(["key", "value"], rows)
 
 
 # ---- sections -------------------------------------------------------------------------------
@@ -89,84 +81,54 @@ def verify_section(get: Reader) -> tuple[Section, tuple[str, str]]:
     return Section("verify", "Verify: this run against the paper", blocks), (ok, text)
 
 
-def _curve(rows: list[dict[str, Any]] | None, offset: float = 0.0) -> list[tuple[float, float]]:
-    """(cumulative epoch, loss) points; the step when rows carry no epoch."""
-    pts = []
-    for r in rows or []:
-        x = r.get("epoch", r.get("step"))
-        if isinstance(x, int | float) and isinstance(r.get("loss"), int | float):
-            pts.append((offset + x, float(r["loss"])))
-    return pts
-
-
-def _has_epochs(steps: dict[str, Any], control: Any) -> bool:
-    rows = [r for rs in (*steps.values(), control) for r in rs or []]
-    return bool(rows) and all("epoch" in r for r in rows)
-
-
-FIGURES = (  # (label, key path in a segment's summary.json)
-    ("optimizer steps", "optimizer_steps"),
-    ("epochs", "epochs_done"),
-    ("micro-batch", "shape.micro_batch"),
-    ("gradient accumulation", "shape.grad_accum"),
-    ("warmup steps", "warmup_steps"),
-    ("loss at the first step", "start_loss"),
-    ("loss at the last step", "end_loss"),
-    ("lowest loss", "min_loss"),
-    ("  at step", "min_loss_step"),
-    ("held-out loss (test split)", "heldout.loss"),
-    ("trainable parameters", "trainable_params"),
-    ("training seconds", "train_seconds"),
-    ("process seconds", "process_seconds"),
-    ("tokens / s", "tokens_per_s"),
-    ("device", "device"),
-    ("dtype", "dtype"),
-    ("backend", "backend"),
-)
-
-
 def _at(doc: Any, path: str) -> Any:
     for part in path.split("."):
         doc = doc.get(part) if isinstance(doc, dict) else None
     return doc
 
 
-def training_section(get: Reader) -> Section:
+def raw(summary: str, doc: Any) -> Pre:
+    """A stage output's raw values, collapsed under the tables."""
+    return Pre(summary, json.dumps(doc, indent=1, sort_keys=True, default=str))
+
+
+def claims_section(cfg: Config, record: dict[str, Any] | None) -> Section:
+    return Section("claims", "The paper's claims", [
+        Text("Each claim of the paper with the checks of verify that bear on it. A profile that "
+             "cannot test a claim says why (the smoke replay tests the code path, not the "
+             "paper's numbers)."),
+        claims.claims_table(cfg, record),
+    ])  # fmt: skip
+
+
+def data_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
+    blocks: list[Any] = data_tables.table1_blocks(get, cfg, verdicts)
+    blocks += [Text("Table 2, structural dataset audit (train 2,274 / test 402 in the paper):"),
+               table(data_tables.table2_rows(get("audit-data/table2.json"), cfg), verdicts,
+                     "metric")]  # fmt: skip
+    for rel in ("audit-data/table1.json", "audit-data/table2.json"):
+        doc = get(rel)
+        if doc:
+            shown = {k: v for k, v in doc.items() if k != "items"}
+            blocks.append(raw(f"raw values: {rel}" + (" (per-item assignments left out)"
+                                                     if "items" in doc else ""), shown))
+    return Section("data", "Data: Tables 1 and 2", blocks)
+
+
+def training_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
     steps = {s: get(f"{s}/steps.jsonl") for s in SEGMENTS}
     control = get("control/steps.jsonl")
-    seg1 = _curve(steps["train-1"])
-    end1 = seg1[-1][0] if seg1 else None
-    # segment 2 is a fresh trainer counting its own epochs (and steps) from 0: after segment 1
-    seg2 = _curve(steps["train-2"], end1 or 0.0)
-    blocks: list[Any] = []
-    if seg1 or seg2 or control:
-        png = plots.loss_curve(
-            {"segment 1 (P100 session)": seg1, "segment 2 (T4 session)": seg2},
-            _curve(control),
-            end1 if seg2 else None,
-            "epoch (cumulative over both segments)"
-            if _has_epochs(steps, control)
-            else "optimizer step",
-        )
-        missing = [
-            s for s in (*SEGMENTS, "control") if not (steps.get(s) or (s == "control" and control))
-        ]
-        note = f"; not run: {', '.join(missing)}" if missing else ""
-        blocks.append(
-            Figure(
-                "loss",
-                png,
-                "Training loss over cumulative epochs: segment 1, "
-                f"the adapter-only handoff (dotted), segment 2; dashed: control{note}",
-            )
-        )
-    else:
-        blocks.append(NotRun("loss curve (train-1, train-2 and control have no steps.jsonl)"))
+    blocks: list[Any] = [
+        Text("Table 3, LoRA and fine-tuning hyperparameters: the paper's against this run's "
+             "resolved configuration (the named recipe options shown)."),
+        data_tables.table3_table(cfg, verdicts),
+    ]
     summaries = {s: get(f"{s}/summary.json") for s in (*SEGMENTS, "control")}
-    summaries = {s: v for s, v in summaries.items() if v}
-    if summaries:
-        rows = [[label, *(fmt(_at(v, key)) for v in summaries.values())] for label, key in FIGURES]
-        blocks.append(Table(["figure", *summaries], rows))
+    blocks += [
+        Text("The two phases (P100 then T4 in the paper):"),
+        table(data_tables.phase_rows(summaries, cfg), verdicts, "phase"),
+    ]
+    blocks += curves.loss_blocks(steps, control)
     verified = get("handoff/verified.json")
     blocks.append(
         Text(
@@ -179,8 +141,38 @@ def training_section(get: Reader) -> Section:
     comparison = get("control/comparison.json")
     if comparison:
         shown = {k: v for k, v in comparison.items() if k != "curves"}
-        blocks += [Text("Control (continuous 3 epochs) vs the two segments:"), kv_table(shown)]
-    return Section("training", "Training: loss across the handoff", blocks)
+        blocks += [Text("Control (continuous 3 epochs) vs the two segments:"),
+                   control_table(shown), raw("raw values: control/comparison.json", shown)]
+    for name, doc in summaries.items():
+        if doc:
+            blocks.append(raw(f"raw values: {name}/summary.json", doc))
+    return Section("training", "Training: Table 3, the phases, the loss across the handoff",
+                   blocks)
+
+
+def control_table(c: dict[str, Any]) -> Table:
+    """The handoff path (segments 1 + 2) beside the continuous control run (beyond the paper)."""
+    def four(x: Any) -> str:
+        return f"{x:.4f}" if isinstance(x, int | float) and not isinstance(x, bool) else "-"
+
+    steps = c.get("optimizer_steps") or {}
+    hand = c.get("segment2_start_vs_segment1_end") or {}
+    held = c.get("heldout_loss") or {}
+    rows = [
+        ["final training loss", four(_at(c, "final_train_loss.handoff")),
+         four(_at(c, "final_train_loss.control")), "-"],
+        ["held-out loss (test split)", four(held.get("handoff")), four(held.get("control")),
+         four(held.get("delta"))],
+        ["optimizer steps", f"{fmt(steps.get('segment1'))} + {fmt(steps.get('segment2'))}",
+         fmt(steps.get("control")), "-"],
+        ["sequences seen", fmt(_at(c, "sequences_seen.handoff")),
+         fmt(_at(c, "sequences_seen.control")), "-"],
+        ["loss at the handoff: segment 1 end -> segment 2 start",
+         f"{four(hand.get('segment1_end'))} -> {four(hand.get('segment2_start'))}", "-", "-"],
+    ]  # fmt: skip
+    return Table(["figure", "handoff path (segments 1 + 2)",
+                  f"control (one run, {c.get('control_recipe', '?')} recipe)",
+                  "handoff - control"], rows)  # fmt: skip
 
 
 def peak_memory_gb(summary: dict[str, Any]) -> dict[str, float]:
@@ -214,6 +206,9 @@ def memory_section(get: Reader, cfg: Config) -> Section:
             f"budget {budget_gb:.2f} GB ({cfg.hardware.vram_budget_gib} GiB, T4)": budget_gb,
         },
     )
+    paper = {"train-1": "about 11.4-11.6 GB (P100)", "train-2": "about 11.9-12.1 GB (T4)"}
+    rows = [[seg, paper[seg], ", ".join(f"{k} {v:.2f} GB" for k, v in per_seg.get(seg, {}).items())
+             or "not run"] for seg in SEGMENTS]  # fmt: skip
     return Section(
         "memory",
         "Peak memory per segment",
@@ -225,6 +220,9 @@ def memory_section(get: Reader, cfg: Config) -> Section:
                 "profile's budget. The paper's '15.888 / 14.741 GB' are device capacities, not "
                 "peaks (deviations: peak-memory-capacity).",
             ),
+            Text("GPU memory in use during training: the paper's NVML readings (its W&B system "
+                 "logs) beside this run's peaks."),
+            Table(["segment", "paper (NVML during training)", "this run (peak)"], rows),
         ],
     )
 
@@ -253,8 +251,8 @@ def _per_item_panels(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[flo
     return {k: v for k, v in panels.items() if v.get("base") and v.get("ft")}
 
 
-def metrics_section(get: Reader) -> Section:
-    blocks: list[Any] = []
+def metrics_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
+    blocks: list[Any] = eval_tables.metrics_tables(get, cfg, verdicts)
     panels = _per_item_panels(get("metrics/per_item.jsonl") or [])
     if panels:
         blocks.append(
@@ -268,17 +266,22 @@ def metrics_section(get: Reader) -> Section:
         blocks.append(NotRun("metric distributions (metrics/per_item.jsonl absent)"))
     summary = get("metrics/summary.json")
     if summary:
-        blocks.append(kv_table(summary))
-    return Section("metrics", "Reference metrics: base vs fine-tuned", blocks)
+        shown = dict(summary)
+        if isinstance(shown.get("bertscore"), dict):  # the hash names the model, not its folder
+            shown["bertscore"] = {**shown["bertscore"], "hash": eval_tables.bertscore_identity(
+                summary).rpartition("hash ")[2]}
+        blocks.append(raw("raw values: metrics/summary.json", shown))
+    return Section("metrics", "Reference metrics: Table 5 and the 256-token table", blocks)
 
 
-def judge_section(get: Reader) -> Section:
+def judge_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
     summary = get("judge/summary.json")
+    blocks: list[Any] = eval_tables.judge_table(get, cfg, verdicts)
     if not summary:
-        return Section("judge", "LLM judge", [NotRun("judge (judge/summary.json absent)")])
+        missing = NotRun("judge (judge/summary.json absent)")
+        return Section("judge", "LLM judge: Table 4", [*blocks, missing])
     scores: dict[str, dict[str, tuple[float, float]]] = {}
     prefs: dict[str, dict[str, int]] = {}
-    rows = []
     for name in ("primary", "swap"):
         p = summary.get(name)
         if not isinstance(p, dict):
@@ -288,22 +291,10 @@ def judge_section(get: Reader) -> Section:
                 scores[f"{metric} ({name})"] = {
                     m: (s[m]["mean"], s[m]["sd"]) for m in ("base", "ft")
                 }
-                ci = s.get("ci95") or [None, None]
-                rows.append(
-                    [
-                        name,
-                        metric,
-                        fmt(s["base"]["mean"]),
-                        fmt(s["ft"]["mean"]),
-                        fmt(s["delta"]),
-                        f"[{fmt(ci[0])}, {fmt(ci[1])}]",
-                    ]
-                )
         prefs[f"{name} pass"] = (p.get("preference") or {}).get("counts", {})
     consistency = summary.get("swap_consistency")
     if consistency:
         prefs["both passes (inconsistent = tie)"] = consistency["combined_preference"]["counts"]
-    blocks: list[Any] = []
     if summary.get("judge"):
         ident = summary["judge"]
         blocks.append(Text("Judge: " + ", ".join(f"{k} {fmt(v)}" for k, v in flatten(ident))))
@@ -315,7 +306,6 @@ def judge_section(get: Reader) -> Section:
                 "Judge scores, mean +- population SD, base vs fine-tuned",
             )
         )
-        blocks.append(Table(["pass", "score", "base", "FT", "delta (FT - base)", "95% CI"], rows))
     if any(prefs.values()):
         blocks.append(
             Figure(
@@ -336,117 +326,14 @@ def judge_section(get: Reader) -> Section:
         )
     else:
         blocks.append(NotRun("position-swap pass (judge.swap_pass = false, as the paper)"))
-    return Section("judge", "LLM judge", blocks)
+    blocks.append(raw("raw values: judge/summary.json", summary))
+    return Section("judge", "LLM judge: Table 4", blocks)
 
 
-def audits_section(get: Reader) -> Section:
-    blocks: list[Any] = []
-    table2 = get("audit-data/table2.json")
-    if table2:
-        splits = ("train", "test", "all")
-        rows = [[k, *(fmt(table2[s].get(k)) for s in splits)] for k in table2["train"]]
-        blocks += [
-            Text("Table 2, structural dataset audit:"),
-            Table(["metric", *splits], rows),
-            Table(["train/test", "value"], [[k, fmt(v)] for k, v in table2["train_test"].items()]),
-        ]
-        if "eval_prompts" in table2:
-            blocks.append(kv_table({"eval_prompts": table2["eval_prompts"]}))
-    else:
-        blocks.append(NotRun("Table 2 (audit-data)"))
-    for stage, title in (("audit", "Factuality audit"), ("audit-training", "Training-data audit")):
-        doc = get(f"{stage}/summary.json")
-        blocks += [Text(f"{title}:"), kv_table(doc)] if doc else [NotRun(f"{title} ({stage})")]
-    return Section("audits", "Audits", blocks)
-
-
-def environment_section(get: Reader, manifest: dict[str, Any], fetched: dict[str, Any]) -> Section:
-    """Versions, hardware and configuration from manifest.json; hub pins from
-    artifacts/release.toml next to what `repro fetch` resolved for this run (fetch.json)."""
-    blocks: list[Any] = []
-    if manifest:
-        keys = ("version", "git_commit", "profile", "overrides", "config_hash", "python")
-        blocks.append(Table(["run", "value"], [[k, fmt(manifest.get(k))] for k in keys]))
-        libs = manifest.get("libraries") or {}
-        blocks.append(
-            Table(["library", "version"], [[k, v or "not installed"] for k, v in libs.items()])
-        )
-        facts = {
-            "hardware": manifest.get("hardware"),
-            "environment": manifest.get("environment"),
-            "data": manifest.get("data"),
-            "warnings": manifest.get("warnings"),
-        }
-        blocks.append(kv_table(facts))
-        blocks.append(Pre("resolved configuration", json.dumps(manifest.get("config"), indent=1)))
-    else:
-        blocks.append(NotRun("manifest.json"))
-    pre = get("preflight/report.json")
-    if pre:
-        decision = pre.get("decision", {})
-        blocks.append(
-            Text(
-                f"Preflight: device {pre.get('device', {}).get('name')}, "
-                f"dtype {decision.get('dtype')}."
-            )
-        )
-    release = tomllib.loads(RELEASE.read_text(encoding="utf-8")) if RELEASE.is_file() else {}
-    rows = [
-        [
-            name,
-            a.get("id", ""),
-            a.get("revision", ""),
-            fetched.get(f"{a.get('kind', '')}:{a.get('id', '')}", {}).get("commit", "-"),
-        ]
-        for name, a in release.items()
-        if isinstance(a, dict)
-    ]
-    if rows:
-        blocks += [
-            Text(
-                "Released artefacts (artifacts/release.toml) and what `repro fetch` "
-                "resolved for this run (fetch.json):"
-            ),
-            Table(["artefact", "hub id", "pinned revision", "resolved commit"], rows),
-        ]
-    return Section("environment", "Environment and pinned versions", blocks)
-
-
-def deviations_section() -> Section:
-    doc = tomllib.loads(DEVIATIONS.read_text(encoding="utf-8"))
-    rows = [
-        [
-            d["id"],
-            d["kind"],
-            d["topic"],
-            d["paper"],
-            d["release"],
-            d["package"],
-            d["option"],
-            d["reason"],
-        ]
-        for d in doc["deviation"]
-    ]
-    return Section(
-        "deviations",
-        "Deviations ledger",
-        [
-            Text(
-                "Where the paper and its release disagree, and where this replay differs from or "
-                "chooses between them (repro/deviations.toml)."
-            ),
-            Table(
-                [
-                    "id",
-                    "kind",
-                    "topic",
-                    "paper",
-                    "release / original run",
-                    "this package",
-                    "option",
-                    "why",
-                ],
-                rows,
-            ),
-        ],
-    )
+def audits_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
+    blocks: list[Any] = eval_tables.audit_tables(get, cfg, verdicts)
+    for rel in ("audit/summary.json", "audit-training/summary.json"):
+        doc = get(rel)
+        if doc:
+            blocks.append(raw(f"raw values: {rel}", doc))
+    return Section("audits", "Audits: factuality and training data", blocks)

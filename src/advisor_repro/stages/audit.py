@@ -69,6 +69,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                  for m in MODELS for p, a in zip(prompts, abst[m], strict=True) if a]
     summary = summarize(screened, confirmed, divergent, abst, catalog)
     summary.update(judge=judge.identity, calls={"paid": judge.calls, "cached": judge.hits},
+                   asking=judge.asking(),
                    embedding={"model": emb.name, "revision": emb.revision},
                    answers={"prompts": len(prompts), "cap": cfg.judge.cap})
     write_jsonl(ctx.out / "findings.jsonl", [*confirmed, *divergent, *abst_rows])

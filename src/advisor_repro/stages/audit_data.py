@@ -1,15 +1,20 @@
-"""Stage `audit-data`: the paper's structural dataset audit (Table 2) as JSON + Markdown.
+"""Stage `audit-data`: the paper's structural dataset audit (Table 2) and its topic distribution
+(Table 1), as JSON + Markdown.
 
-The pure core is advisor_repro.audits.table2; this module only reads the data stage's outputs
-and writes table2.json / table2.md.
+The pure cores are advisor_repro.audits.table2 and advisor_repro.audits.table1; this module
+reads the data stage's outputs, loads the MiniLM encoder for Table 1's semantic classifier
+(audit.embedding_model) and writes table2.json / table2.md / table1.json / table1.md.
 """
 
 from __future__ import annotations
 
+from advisor_repro.audits import table1
 from advisor_repro.audits.table2 import render_markdown, structural_audit, template_reuse
 from advisor_repro.config import Config
-from advisor_repro.files import atomic_write_text, read_jsonl, write_json
+from advisor_repro.files import atomic_write_text, read_jsonl, sha256_file, write_json
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
+
+OTHER = "other/general advising"
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
@@ -32,6 +37,10 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
             f"{ep['test_prompts_in_train_any_human']} (any human turn).\n"
         ),
     )
+    topics = table1.topic_table(train, _encoder(cfg), cfg.audit.topic_sample,
+                                cfg.audit.topic_margin, cfg.audit.topic_table)
+    write_json(ctx.out / "table1.json", topics)
+    atomic_write_text(ctx.out / "table1.md", table1.render_markdown(topics))
     tt = audit["train_test"]
     return StageResult(
         figures={
@@ -42,8 +51,22 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
             "max_sim_mean": round(tt["max_sim_mean"], 4)
             if tt["max_sim_mean"] is not None
             else None,
+            "table1_other": topics[topics["shown"]]["distribution"][OTHER]["count"],
         }
     )
+
+
+def external_inputs(cfg: Config) -> dict[str, str]:
+    """Table 1's labels, keywords and descriptions are data: editing them makes this stale."""
+    return {"topic_labels": sha256_file(table1.LABELS_FILE)}
+
+
+def _encoder(cfg: Config) -> table1.Encode:
+    """MiniLM embeddings (unit vectors) as the semantic classifier's `encode`."""
+    from advisor_repro.evaluation.embeddings import Embedder
+
+    embedder = Embedder(cfg.audit.embedding_model)
+    return embedder.encode
 
 
 def estimate(cfg: Config) -> Estimate:
@@ -53,9 +76,12 @@ def estimate(cfg: Config) -> Estimate:
 
 STAGE = Stage(
     name="audit-data",
-    summary="structural dataset audit (Table 2): schema, duplicates, overlap, near-duplicates",
+    summary="structural dataset audit (Table 2: schema, duplicates, overlap, near-duplicates) "
+    "and topic distribution (Table 1)",
     run=run,
     needs=("data/train.jsonl", "data/test.jsonl", "data/eval_prompts.jsonl"),
-    config=("audit.near_dup_threshold",),
+    config=("audit.near_dup_threshold", "audit.embedding_model", "audit.topic_sample",
+            "audit.topic_margin", "audit.topic_table"),
+    external=external_inputs,
     estimate=estimate,
 )

@@ -88,6 +88,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                   "rows": len(traced)},
         "paper": {"hard": "11/40 = 27.5% [16%, 43%]", "inclusive": "16/40 = 40% [26%, 55%]"},
         "judge": judge.identity, "calls": {"paid": judge.calls, "cached": judge.hits},
+        "asking": judge.asking(),
         "catalog": {"name": catalog.name, "sha256": catalog.sha256},
         "embedding": {"model": emb.name, "revision": emb.revision},
     }

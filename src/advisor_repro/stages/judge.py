@@ -56,6 +56,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     summary = summarize(rows, mapping["base_slot"], jc.bootstrap_resamples, jc.bootstrap_seed)
     summary["judge"] = judge.identity
     summary["calls"] = {"paid": judge.calls, "cached": judge.hits}
+    summary["asking"] = judge.asking()  # seconds, local batches: the stage's own cost
     write_json(ctx.out / "summary.json", summary)
     return StageResult(figures=figures(summary), warnings=warnings(summary))
 

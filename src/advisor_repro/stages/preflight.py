@@ -15,7 +15,13 @@ from __future__ import annotations
 from advisor_repro.config import Config
 from advisor_repro.errors import PreflightError
 from advisor_repro.files import write_json
-from advisor_repro.hardware.preflight import Requirement, decide, kernel_checks, probe_device
+from advisor_repro.hardware.preflight import (
+    Requirement,
+    arch_fix,
+    decide,
+    kernel_checks,
+    probe_device,
+)
 from advisor_repro.manifest import update_manifest
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
@@ -75,8 +81,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         if not cfg.hardware.allow_unsupported_gpu:
             raise PreflightError(
                 f"{facts.name}: a test operation failed on the device ({detail})",
-                "use the image's CUDA 12.6 torch build (it has sm_60 and sm_75 kernels), or "
-                "check the driver; --set hardware.allow_unsupported_gpu=true goes on anyway",
+                f"{arch_fix(facts.compute_capability, facts.image_variant)}, or check the "
+                "driver; --set hardware.allow_unsupported_gpu=true goes on anyway",
             )
         warnings.append(f"kernel check failed and was overridden: {detail}")
     backend, why = pick_backend(cfg.model.backend, decision.device, facts.compute_capability)

@@ -44,6 +44,7 @@ RUN_FILES = (
     "data/fingerprint.json",
     "data/eval_prompts.jsonl",
     "audit-data/table2.json",
+    "audit-data/table1.json",
     "train-1/summary.json",
     "train-1/steps.jsonl",
     "handoff/verified.json",

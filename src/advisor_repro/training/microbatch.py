@@ -7,14 +7,22 @@ split: the Trainer normalises the loss by the label tokens of the whole optimize
 better at the data's real lengths; `split = "auto"` takes the largest divisor of the effective
 batch that fits the VRAM budget.
 
-How "fits" is decided: a measured probe, not a memory model. At the start of the run, for the
-candidate micro-batches from the largest down, one forward + backward at the longest sequence
-the data will produce (its longest tokenized conversation, at most max_seq_length) under the
-run's autocast dtype, on the loaded model, under the process's VRAM cap; the first whose peak
-reserved memory stays `HEADROOM_GIB` under the budget wins. A probe is a worst-case micro-batch
-(right padding pads each micro-batch to its longest sequence), costs a few seconds, and follows
-any model, backend or GPU; a memory model would have to be calibrated for each of them. An
-out-of-memory first step still halves the micro-batch (trainer._shrink).
+How "fits" is decided: a memory model calibrated from this trainer's own measured peaks, not a
+probe. Peak reserved memory of a training step grows with the tokens of one micro-batch
+(micro-batch x its longest sequence, right padding): reserved ~ base + per_token x tokens. The
+calibration (CALIBRATIONS) is keyed on the backend and the model's shape and was measured on
+the trainer itself (the H200 capped at 14.74 GiB, fp16; bf16 has the same bytes): for the
+Mistral-7B shape under Unsloth with gradient checkpointing it predicts the measured peaks
+within 0.3 GiB from 2 x 1,057 to 16 x 1,057 and 4 x 2,048 tokens. For the candidate
+micro-batches from the largest down, the first whose predicted peak (x SAFETY) stays
+`HEADROOM_GIB` under the budget at the longest sequence the data will produce wins. An
+uncalibrated backend or model shape keeps the split as written, and says so. An out-of-memory
+first step still halves the micro-batch (trainer._shrink).
+
+Why not a probe: one forward + backward of the loaded model outside the Trainer (tried on the
+H200) reserved 11.8 GiB at 2 x 1,057 tokens and ran out of memory at 4 x 1,057, where the
+Trainer's own steps reserve 5.5 and 6.4 GiB: the probe does not run the step the Trainer runs,
+so it chose micro-batches smaller than the written ones.
 
 On the CPU there is no VRAM to measure: auto keeps the split as written, and says so.
 
@@ -23,7 +31,6 @@ Also here: the padded share of a split at the data's lengths (pure), recorded wi
 
 from __future__ import annotations
 
-import gc
 import random
 from collections.abc import Callable
 from typing import Any
@@ -87,8 +94,9 @@ def choose(written: Shape, device: str, budget_gib: float, longest: int,
                   f"at {longest} tokens: micro-batch 1 (an out-of-memory step will stop the run)")
     else:
         p = next(p for p in probes if p["micro_batch"] == chosen)
-        reason = (f"largest divisor of the effective batch {effective} whose forward + backward "
-                  f"at the longest sequence ({longest} tokens) peaked at "
+        how = "is predicted to peak" if p.get("predicted") else "peaked"
+        reason = (f"largest divisor of the effective batch {effective} whose training step at "
+                  f"the longest sequence ({longest} tokens) {how} at "
                   f"{p['peak_reserved_gib']:.2f} GiB reserved, within {budget_gib:g} GiB less "
                   f"{HEADROOM_GIB:g} GiB headroom")
     shape = Shape(chosen, effective // chosen)
@@ -118,44 +126,59 @@ def padding_figures(lengths: list[int], effective: int, seed: int) -> dict[str, 
     return {str(m): padded_share(lengths, m, seed) for m in sorted(candidates(effective))}
 
 
-def measure(model: Any, dtype: Any, vocab_size: int, seed: int = 0) -> Callable[[int, int],
-                                                                              dict[str, Any]]:
-    """A probe for `choose`: one forward + backward of `model` at [micro_batch, length] random
-    token ids under autocast(dtype) (None = no autocast), gradients then dropped; peak
-    reserved memory measured from an emptied cache. An out-of-memory error is a result."""
+# Peak reserved GiB = base_gib + gib_per_token x (micro-batch x longest sequence), measured
+# with this package's trainer under the 14.74 GiB cap (fp16, NF4 double quant, LoRA r 16 on 7
+# modules, gradient checkpointing): `repro bench train` at seq 2048 (micro-batch 2: 6.17 GiB,
+# 4: 7.88 GiB; BENCHMARKS.md) on the H100 and again on the H200, and the H200 runs of issue 19
+# at the stand-in's lengths (longest 1,057: 2 x 4 5.43-5.53 GiB, 4 x 8 6.30-6.41, 8 x 1 7.85,
+# 16 x 2 11.27). The line through the seq-2048 pair predicts the others within 0.3 GiB.
+MISTRAL_7B = {"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336,
+              "vocab_size": 32768}
+CALIBRATIONS: list[dict[str, Any]] = [
+    {"backend": "unsloth", "shape": MISTRAL_7B, "gradient_checkpointing": True,
+     "base_gib": 4.45, "gib_per_token": 0.000419,
+     "source": "repro bench train (seq 2048, micro-batch 2 and 4) on the H100 and H200; "
+               "issue 19's H200 runs at the stand-in's lengths"},
+]
+SAFETY = 1.05  # on the predicted peak: the calibration's largest miss was 4 %
+
+
+def calibration(backend: str, model_config: Any, gradient_checkpointing: bool
+                ) -> dict[str, Any] | None:
+    """The calibration for this backend and model shape, or None."""
+    for c in CALIBRATIONS:
+        if (c["backend"] == backend and bool(gradient_checkpointing) == c["gradient_checkpointing"]
+                and all(getattr(model_config, k, None) == v for k, v in c["shape"].items())):
+            return c
+    return None
+
+
+def predictor(cal: dict[str, Any]) -> Callable[[int, int], dict[str, Any]]:
+    """A probe for `choose` that predicts from the calibration instead of running a step."""
 
     def probe(micro_batch: int, length: int) -> dict[str, Any]:
-        import time
-
-        import torch
-
-        device = next(p.device for p in model.parameters())
-        g = torch.Generator().manual_seed(seed)
-        ids = torch.randint(3, vocab_size, (micro_batch, length), generator=g).to(device)
-        model.train()
-        _free(model)
-        torch.cuda.reset_peak_memory_stats()
-        t0 = time.monotonic()
-        oom = False
-        try:
-            with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
-                loss = model(input_ids=ids, labels=ids).loss
-            loss.backward()
-            torch.cuda.synchronize()
-        except torch.OutOfMemoryError:
-            oom = True  # freed below, once the exception no longer pins the tensors
-        loss = None  # drop the graph before measuring what is left
-        peak = torch.cuda.max_memory_reserved() / GIB
-        _free(model)
-        return {"micro_batch": micro_batch, "oom": oom, "peak_reserved_gib": round(peak, 3),
-                "seconds": round(time.monotonic() - t0, 2)}
+        peak = (cal["base_gib"] + cal["gib_per_token"] * micro_batch * length) * SAFETY
+        return {"micro_batch": micro_batch, "oom": False, "peak_reserved_gib": round(peak, 3),
+                "predicted": True}
 
     return probe
 
 
-def _free(model: Any) -> None:
-    import torch
-
-    model.zero_grad(set_to_none=True)
-    gc.collect()
-    torch.cuda.empty_cache()
+def auto(written: Shape, device: str, budget_gib: float, longest: int, backend: str,
+         model_config: Any, gradient_checkpointing: bool,
+         say: Callable[[str], None] = print) -> tuple[Shape, dict[str, Any]]:
+    """`split = "auto"`: the chosen split and its record (CPU and uncalibrated models keep the
+    written split)."""
+    if device != "cuda":
+        return written, {"mode": "auto", "probe": None, "reason": CPU_REASON}
+    cal = calibration(backend, model_config, gradient_checkpointing)
+    if cal is None:
+        reason = (f"no memory calibration for the {backend} backend with this model shape "
+                  f"(gradient checkpointing {'on' if gradient_checkpointing else 'off'}): the "
+                  "split is kept as written")
+        say(f"micro-batch auto: {written.micro_batch} x {written.grad_accum}; {reason}")
+        return written, {"mode": "auto", "probe": None, "reason": reason}
+    shape, choice = choose(written, device, budget_gib, longest, predictor(cal), say)
+    choice["probe"]["calibration"] = {k: cal[k] for k in ("base_gib", "gib_per_token", "source")}
+    choice["probe"]["safety"] = SAFETY
+    return shape, choice

@@ -6,8 +6,9 @@ the VRAM budget, resolve the base, for segment 2 verify the handoff bundle again
 own config, load the 4-bit base with LoRA. Train: TRL's SFTTrainer with the paper's settings
 (`sft_arguments`), resuming from the last complete Trainer checkpoint of this run if a crash
 left one, at the written micro-batch x grad-accum or, under `split = "auto"`, the split a
-forward + backward probe fits into the VRAM budget (`training.microbatch`; same effective
-batch), halving the micro-batch (same effective batch) if the first step runs out of memory.
+memory model calibrated on this trainer fits into the VRAM budget (`training.microbatch`; same
+effective batch), halving the micro-batch (same effective batch) if the first step runs out of
+memory.
 Cleanup: save the adapter (PEFT + tokenizer, atomically), the held-out loss on the test split
 (segment 2 and control), steps.jsonl and summary.json.
 
@@ -186,7 +187,7 @@ def sft_arguments(plan: SegmentPlan, shape: Shape, train: Train, device: str, dt
         "save_strategy": "steps",
         "save_steps": train.checkpoint_every,
         "save_total_limit": 2,  # crash resume needs only the last one
-        "report_to": "none",
+        "report_to": train.report_to,  # train.report_to: tokens only from the environment
         "include_num_input_tokens_seen": "non_padding",
         "dataloader_num_workers": 0,
         **backend_kwargs,
@@ -213,7 +214,7 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
     start_step = checkpoint_step(ckpt) if ckpt else 0
     lengths = microbatch.longest_tokens(tokenizer, texts, spec.max_seq_length)
     shape, changes, choice = _split(model, plan, cfg, spec, ckpt, out / SHAPE_FILE, max(lengths),
-                                    say)
+                                    backend.NAME, say)
     rows = kept_rows(out / "steps.jsonl", start_step)
     write_jsonl(out / "steps.jsonl", rows)
     if ckpt:
@@ -252,20 +253,20 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
 
 
 def _split(model: Any, plan: SegmentPlan, cfg: Config, spec: LoadSpec, ckpt: Path | None,
-           shape_file: Path, longest: int, say: Callable[[str], None]
+           shape_file: Path, longest: int, backend_name: str, say: Callable[[str], None]
            ) -> tuple[Shape, list, dict[str, Any]]:
     """(shape, changes, choice): a resumed run keeps the split it started with (the checkpoint's
     data position counts its micro-batches); a new one takes the written split, or under
-    split = "auto" the probe's choice, saved for a resume."""
+    split = "auto" the memory model's choice, saved for a resume."""
     if ckpt and shape_file.is_file():
         saved = read_json(shape_file)
         return Shape(**saved["shape"]), saved["changes"], saved.get("choice") or microbatch.fixed()
     if plan.split != "auto":
         return plan.shape, [], microbatch.fixed()
-    dtype = None if spec.dtype == "fp32" else torch_dtype(spec.dtype)
-    probe = microbatch.measure(model, dtype, model.config.vocab_size, cfg.train.seed)
-    shape, choice = microbatch.choose(plan.shape, spec.device, cfg.hardware.vram_budget_gib,
-                                      longest, probe, lambda m: say(f"[{plan.stage}] {m}"))
+    shape, choice = microbatch.auto(plan.shape, spec.device, cfg.hardware.vram_budget_gib,
+                                    longest, backend_name, model.config,
+                                    cfg.train.gradient_checkpointing,
+                                    lambda m: say(f"[{plan.stage}] {m}"))
     write_json(shape_file, {"shape": {"micro_batch": shape.micro_batch,
                                       "grad_accum": shape.grad_accum},
                             "changes": [], "choice": choice})

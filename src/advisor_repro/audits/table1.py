@@ -1,0 +1,144 @@
+"""Table 1 of the paper: the topic distribution of train[:200], by both of the author's methods.
+
+The paper prints one distribution and credits it to the semantic classifier
+(sentence-transformers/all-MiniLM-L6-v2), but its counts (32.0% "other/general advising") are the
+keyword classifier's; the author's quality report gives the semantic classifier's own result
+(11.0% other, 0% travel, 96 of 200 low-confidence). Both are computed here on the first human
+turn of each of the first `sample` training conversations; `audit.topic_table` names the one
+the report sets beside the paper (deviations: table1-attribution).
+
+- keyword: the text lowercased with whitespace collapsed; a keyword with a non-word character
+  matches as a substring, a single word at word boundaries; the label with the most matched
+  keywords wins, ties going to the first label in the author's order; no match is "other".
+- semantic: cosine similarity between the question and each of the 10 label descriptions
+  (unit-normalised MiniLM embeddings); the best label wins; an assignment is low-confidence when
+  the best score leads the second by less than `margin` (0.05).
+
+Pure: the embeddings come from the caller (`encode`: texts -> unit vectors, rows of a matrix).
+The labels, keywords and descriptions are data: artifacts/topic_labels.toml.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+LABELS_FILE = Path(__file__).resolve().parents[3] / "artifacts" / "topic_labels.toml"
+METHODS = ("keyword", "semantic")
+Encode = Callable[[list[str]], Any]
+
+
+def load_labels(path: Path = LABELS_FILE) -> tuple[list[dict[str, Any]], str]:
+    """([{name, keywords, description}, ...] in the author's order, the fallback label)."""
+    doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    return doc["label"], doc["other"]
+
+
+def first_human_turn(record: dict[str, Any]) -> str:
+    for turn in record.get("conversations") or []:
+        if isinstance(turn, dict) and turn.get("from") == "human":
+            return str(turn.get("value", ""))
+    return ""
+
+
+def _found(text: str, keyword: str) -> bool:
+    if re.search(r"\W", keyword):
+        return keyword in text
+    return re.search(rf"\b{re.escape(keyword)}\b", text) is not None
+
+
+def keyword_topic(question: str, labels: list[dict[str, Any]], other: str) -> tuple[str, list[str]]:
+    """(label, matched keywords) by the most keyword matches; no match is `other`."""
+    text = re.sub(r"\s+", " ", question.lower()).strip()
+    best: tuple[int, str, list[str]] = (0, other, [])
+    for label in labels:
+        hits = [k for k in label["keywords"] if _found(text, k)]
+        if len(hits) > best[0]:  # strictly more: a tie keeps the earlier label
+            best = (len(hits), label["name"], hits)
+    return best[1], best[2]
+
+
+def semantic_topics(
+    questions: list[str], labels: list[dict[str, Any]], encode: Encode, margin: float
+) -> list[dict[str, Any]]:
+    """Per question: best label, its score, the runner-up and its score, low-confidence flag."""
+    names = [label["name"] for label in labels]
+    q = encode([s.strip() for s in questions])
+    d = encode([label["description"] for label in labels])
+    sims = (q @ d.T).tolist()
+    out = []
+    for row in sims:
+        ranked = sorted(range(len(row)), key=lambda i: row[i], reverse=True)
+        first, second = ranked[0], ranked[1]
+        out.append({
+            "topic": names[first], "score": row[first], "second": names[second],
+            "second_score": row[second], "low_confidence": row[first] - row[second] < margin,
+        })  # fmt: skip
+    return out
+
+
+def distribution(topics: list[str], names: list[str]) -> dict[str, dict[str, float | int]]:
+    n = len(topics) or 1
+    return {name: {"count": topics.count(name), "percent": 100.0 * topics.count(name) / n}
+            for name in names}  # fmt: skip
+
+
+def topic_table(
+    train: list[dict[str, Any]], encode: Encode | None, sample: int = 200, margin: float = 0.05,
+    shown: str = "keyword",
+) -> dict[str, Any]:
+    """table1.json: both distributions over train[:sample], the per-item assignments, and which
+    distribution the report shows beside the paper's. `encode` None leaves the semantic one out
+    (recorded as not computed)."""
+    labels, other = load_labels()
+    names = [label["name"] for label in labels]
+    questions = [first_human_turn(r) for r in train[:sample]]
+    keyword = [keyword_topic(q, labels, other) for q in questions]
+    items = [{"index": i, "question": q, "keyword": k[0], "keywords_matched": k[1]}
+             for i, (q, k) in enumerate(zip(questions, keyword, strict=True))]  # fmt: skip
+    result: dict[str, Any] = {
+        "n": len(questions), "sample": sample, "shown": shown,
+        "keyword": {"distribution": distribution([k[0] for k in keyword], names)},
+        "semantic": None,
+        "method": {"keyword": "most matched keywords, ties to the first label; none: " + other,
+                   "semantic": f"cosine to 10 label descriptions; low confidence below a "
+                               f"{margin} top-2 margin", "margin": margin},
+    }  # fmt: skip
+    if encode is not None:
+        sem = semantic_topics(questions, labels, encode, margin)
+        for item, s in zip(items, sem, strict=True):
+            item.update({"semantic": s["topic"], "semantic_score": round(s["score"], 6),
+                         "semantic_second": s["second"],
+                         "semantic_second_score": round(s["second_score"], 6),
+                         "low_confidence": s["low_confidence"]})  # fmt: skip
+        low = sum(s["low_confidence"] for s in sem)
+        result["semantic"] = {
+            "distribution": distribution([s["topic"] for s in sem], names),
+            "low_confidence": low, "low_confidence_rate": low / (len(sem) or 1),
+        }  # fmt: skip
+    result["items"] = items
+    return result
+
+
+def render_markdown(table: dict[str, Any]) -> str:
+    names = list(table["keyword"]["distribution"])
+    sem = table["semantic"]
+    lines = [f"# Table 1: topic distribution of train[:{table['sample']}] (n = {table['n']})", "",
+             "| topic | keyword count | keyword % | semantic count | semantic % |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name in names:
+        k = table["keyword"]["distribution"][name]
+        s = sem["distribution"][name] if sem else None
+        lines.append(
+            f"| {name} | {k['count']} | {k['percent']:.1f}% | "
+            + (f"{s['count']} | {s['percent']:.1f}% |" if s else "- | - |")
+        )
+    if sem:
+        lines += ["", f"Semantic low-confidence assignments: {sem['low_confidence']} of "
+                      f"{table['n']} ({100 * sem['low_confidence_rate']:.1f}%)."]  # fmt: skip
+    lines += ["", f"The report shows the {table['shown']} distribution beside the paper's "
+                  "(audit.topic_table; deviations: table1-attribution)."]  # fmt: skip
+    return "\n".join(lines) + "\n"

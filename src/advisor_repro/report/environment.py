@@ -1,0 +1,113 @@
+"""The report's closing sections: environment and pinned versions (manifest.json, the hub pins
+of artifacts/release.toml beside what `repro fetch` resolved), and the deviations ledger
+(repro/deviations.toml)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from advisor_repro.expected import fmt
+from advisor_repro.report.render import NotRun, Pre, Section, Table, Text
+
+REPO = Path(__file__).resolve().parents[3]
+DEVIATIONS = REPO / "repro" / "deviations.toml"
+RELEASE = REPO / "artifacts" / "release.toml"
+
+
+def environment_section(
+    get: Callable[[str], Any], manifest: dict[str, Any], fetched: dict[str, Any]
+) -> Section:
+    """Versions, hardware and configuration from manifest.json; hub pins from
+    artifacts/release.toml next to what `repro fetch` resolved for this run (fetch.json)."""
+    blocks: list[Any] = []
+    if manifest:
+        keys = ("version", "git_commit", "profile", "overrides", "config_hash", "python")
+        blocks.append(Table(["run", "value"], [[k, fmt(manifest.get(k))] for k in keys]))
+        libs = manifest.get("libraries") or {}
+        blocks.append(
+            Table(["library", "version"], [[k, v or "not installed"] for k, v in libs.items()])
+        )
+        facts = {
+            "hardware": manifest.get("hardware"),
+            "environment": manifest.get("environment"),
+            "data": manifest.get("data"),
+            "warnings": manifest.get("warnings"),
+        }
+        blocks.append(Pre("hardware, environment, data and warnings (manifest.json)",
+                          json.dumps(facts, indent=1, sort_keys=True, default=str)))
+        blocks.append(Pre("resolved configuration", json.dumps(manifest.get("config"), indent=1)))
+    else:
+        blocks.append(NotRun("manifest.json"))
+    pre = get("preflight/report.json")
+    if pre:
+        decision = pre.get("decision", {})
+        blocks.append(
+            Text(
+                f"Preflight: device {pre.get('device', {}).get('name')}, "
+                f"dtype {decision.get('dtype')}."
+            )
+        )
+    release = tomllib.loads(RELEASE.read_text(encoding="utf-8")) if RELEASE.is_file() else {}
+    rows = [
+        [
+            name,
+            a.get("id", ""),
+            a.get("revision", ""),
+            fetched.get(f"{a.get('kind', '')}:{a.get('id', '')}", {}).get("commit", "-"),
+        ]
+        for name, a in release.items()
+        if isinstance(a, dict)
+    ]
+    if rows:
+        blocks += [
+            Text(
+                "Released artefacts (artifacts/release.toml) and what `repro fetch` "
+                "resolved for this run (fetch.json):"
+            ),
+            Table(["artefact", "hub id", "pinned revision", "resolved commit"], rows),
+        ]
+    return Section("environment", "Environment and pinned versions", blocks)
+
+
+def deviations_section() -> Section:
+    doc = tomllib.loads(DEVIATIONS.read_text(encoding="utf-8"))
+    rows = [
+        [
+            d["id"],
+            d["kind"],
+            d["topic"],
+            d["paper"],
+            d["release"],
+            d["package"],
+            d["option"],
+            d["reason"],
+        ]
+        for d in doc["deviation"]
+    ]
+    return Section(
+        "deviations",
+        "Deviations ledger",
+        [
+            Text(
+                "Where the paper and its release disagree, and where this replay differs from or "
+                "chooses between them (repro/deviations.toml)."
+            ),
+            Table(
+                [
+                    "id",
+                    "kind",
+                    "topic",
+                    "paper",
+                    "release / original run",
+                    "this package",
+                    "option",
+                    "why",
+                ],
+                rows,
+            ),
+        ],
+    )
