@@ -11,6 +11,7 @@ The issue's own report: only the judge CSV and the BERTScore JSON imported, then
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from advisor_repro.cli import main
 from advisor_repro.files import hash_tree, read_json, sha256_file
@@ -100,3 +101,35 @@ def test_forced_judge_on_a_partial_import_is_refused_and_changes_nothing(tmp_pat
     assert main(["verify", "--run-dir", str(run)]) == 11
     judge_checks = [c for c in passing(run) if c.startswith("judge.")]
     assert len(judge_checks) == 19  # Table 4 from the released verdicts, not skipped
+
+
+RELEASED = Path(__file__).resolve().parents[1] / "report" / "released"  # the paper's own files
+
+
+def test_the_papers_released_files_survive_judge_and_all_and_verify_passes_28(tmp_path,
+                                                                             capsys):
+    """The Done-when of issue 17 on the real released judge CSV and BERTScore JSON."""
+    run = tmp_path / "run"
+    assert main(["import-release", str(RELEASED), "--run-dir", str(run)]) == 0
+    assert main(["verify", "--run-dir", str(run)]) == 0
+    before = passing(run)
+    assert len(before) == 28
+    kept = {name: hash_tree(run / name) for name in ("metrics", "judge")}
+    capsys.readouterr()
+    assert main(["judge", "--run-dir", str(run)]) == 0
+    assert "[judge] imported (from v4-llm-judge-scores.csv sha256 ff704ab7095e" \
+        in capsys.readouterr().out
+    assert main(["judge", "--force", "--run-dir", str(run)]) == 7  # no prompts released here
+    assert "nothing was changed" in capsys.readouterr().err
+    assert main(["all", "--run-dir", str(run)]) == 4  # the paper profile on a CPU: preflight
+    for name in ("metrics", "judge"):
+        assert hash_tree(run / name) == kept[name], name
+    capsys.readouterr()
+    assert main(["status", "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    for name in ("metrics", "judge"):
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"{name} "))
+        assert line.split()[1] == "imported" and "v4-bertscore-raw.json sha256 586cdf61ecac" \
+            in line, line
+    assert main(["verify", "--run-dir", str(run)]) == 0
+    assert passing(run) == before
