@@ -96,13 +96,18 @@ def test_judge_verdicts_and_the_reconstructed_slot_mapping(imported):
         np.mean(base_domain))
 
 
-def test_completion_records_make_metrics_a_finished_stage(imported):
+def test_completion_records_make_metrics_an_imported_stage(imported):
     run, cfg, _ = imported
+    kinds = ["prompts", "outputs:base", "outputs:ft", "judge", "bertscore"]
     for stage in ("generate", "metrics", "judge"):
         rec = read_json(run / stage / "done.json")
-        assert [f["kind"] for f in rec["imported"]] == [
-            "prompts", "outputs:base", "outputs:ft", "judge", "bertscore"]
-    assert pipeline.stage_state(metrics_stage.STAGE, cfg, run).state == "done"
+        assert [f["kind"] for f in rec["imported"]] == kinds
+    for stage in ("data", "generate", "metrics", "judge"):
+        mark = read_json(run / stage / "imported.json")
+        assert [f["kind"] for f in mark["files"]] == kinds
+        assert mark["outputs"] == pipeline.output_hashes(run / stage)  # what was written
+    st = pipeline.stage_state(metrics_stage.STAGE, cfg, run)
+    assert st.state == "imported" and [f["kind"] for f in st.sources] == kinds
     assert not (run / "data" / "done.json").exists()  # the data stage did not run here
 
 
