@@ -15,10 +15,10 @@ WEIGHT_LOADERS = ("AutoModel", "AutoModelForCausalLM", "AutoModelForSequenceClas
 # Calls that read weights but cannot take use_safetensors, and why that is safe:
 EXEMPT = {
     # the smoke model is read from its GGUF file (not a pickle) and converted to safetensors
-    ("models.py", "gguf_file"),
-    # Unsloth's loader: the folder comes from models.resolve_hub_model, which downloads
-    # *.safetensors only and refuses a folder without them (tests/test_models.py)
-    ("backends/unsloth.py", "FastLanguageModel"),
+    ("models/hub.py", "gguf_file"),
+    # Unsloth's loader: the folder comes from models.hub.resolve_hub_model, which downloads
+    # *.safetensors only and refuses a folder without them (tests/models/test_hub.py)
+    ("training/backends/unsloth.py", "FastLanguageModel"),
 }
 
 
