@@ -56,6 +56,11 @@ def resolve_adapter(cfg: Config, ctx: StageContext) -> Path:
     return path
 
 
+def check(cfg: Config, ctx: StageContext) -> None:
+    """Before the folder is touched: the adapter `generate.adapter` names exists."""
+    resolve_adapter(cfg, ctx)
+
+
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     prompts = read_jsonl(ctx.input("data/eval_prompts.jsonl"))
     decision = read_json(ctx.input("preflight/decision.json"))
@@ -122,8 +127,11 @@ STAGE = Stage(
     name="generate",
     summary="base and fine-tuned model answer the eval prompts (greedy, NF4, both caps)",
     run=run,
-    needs=("preflight/decision.json", "data/eval_prompts.jsonl", "handoff/bundle",
-           "train-2/adapter"),
+    needs=("preflight/decision.json", "data/eval_prompts.jsonl"),
+    # the adapter `generate.adapter` names: one of these, or a PEFT folder outside the run
+    # (hashed by external_inputs); `check` refuses a missing one before the folder is touched
+    optional=("handoff/bundle", "train-2/adapter"),
+    check=check,
     config=("generate", "model.source", "model.eval_base", "model.eval_base_revision",
             "model.random_scale", "hardware.vram_budget_gib"),
     external=external_inputs,
