@@ -86,6 +86,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /opt/advisor-repro
 COPY pyproject.toml README.md ./
 COPY repro/ repro/
+# the factuality catalog, Table 1's topic labels, the released curves and the release pins
+COPY artifacts/ artifacts/
 COPY src/ src/
 RUN pip install --no-cache-dir --no-deps --no-build-isolation --no-index -e .
 
