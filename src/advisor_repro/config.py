@@ -98,10 +98,11 @@ class Lora:
 
 # How a run's effective batch (micro_batch x grad_accum, what the paper's math depends on) is
 # split: "fixed" = as written; "auto" = the largest micro-batch that divides the effective batch
-# and fits hardware.vram_budget_gib at the longest sequence of the data (a measured forward +
-# backward probe at the start of the run on a GPU; the CPU keeps the split as written), with
-# grad_accum = effective / micro-batch. Loss normalisation over all tokens of the optimizer step
-# (transformers' num_items_in_batch) makes both the same gradient: tests/training.
+# and fits hardware.vram_budget_gib at the longest sequence of the data (a memory model
+# calibrated on this trainer's measured peaks, training/microbatch.py; the CPU and uncalibrated
+# models keep the split as written), with grad_accum = effective / micro-batch. Loss
+# normalisation over all tokens of the optimizer step (transformers' num_items_in_batch) makes
+# both the same gradient: tests/training.
 Split = Literal["fixed", "auto"]
 
 
@@ -180,6 +181,12 @@ class Train:
     # "unsloth" = Unsloth's offloaded checkpointing (activations held in CPU RAM: less VRAM)
     unsloth_checkpointing: Literal["standard", "unsloth"] = "standard"
     padding_side: Literal["right", "left"] = "right"
+    # Which sequences share a micro-batch inside one optimizer step: "sampled" = the Trainer's
+    # shuffled order cut into micro-batches (the paper's); "length" = the same sequences of each
+    # optimizer step sorted longest first before they are cut, so each micro-batch pads to a
+    # closer length. Every optimizer step keeps exactly its sequences (the same gradient, see
+    # split); only the padding computed changes. Pays only when grad-accum > 1.
+    step_order: Literal["sampled", "length"] = "sampled"
     packing: bool = False
     loss_on: Literal["all_tokens"] = "all_tokens"  # no response-only masking, as the paper
     # The paper says bf16, which neither the P100 nor the T4 has: "auto" takes bf16 on

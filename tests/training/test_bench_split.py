@@ -41,7 +41,8 @@ def test_cpu_comparison_has_no_memory_verdict():
     assert c["ok"] == {"step_ratio": False, "loss": True, "memory": None}
 
 
-@pytest.mark.parametrize("text", ["fixed", "fixed,biggest", "auto,0", ""])
+@pytest.mark.parametrize("text", ["fixed", "fixed,biggest", "auto,0", "", "fixed,auto:fast",
+                                  "fixed,:length"])
 def test_bad_split_lists_are_refused(text):
     with pytest.raises(ConfigError):
         bench_split.parse_splits(text)
@@ -49,6 +50,17 @@ def test_bad_split_lists_are_refused(text):
 
 def test_splits_parse():
     assert bench_split.parse_splits("fixed, auto,8") == ["fixed", "auto", "8"]
+    assert bench_split.parse_splits("fixed,auto:length") == ["fixed", "auto:length"]
+
+
+def test_the_warm_up_sample_is_disjoint_from_the_measured_one_where_the_data_allows():
+    measured = bench_split.sample(2274, 128, 42, warm=False)
+    warm = bench_split.sample(2274, 128, 42, warm=True)
+    assert len(measured) == len(warm) == 128 and not set(measured) & set(warm)
+    assert measured == bench_split.sample(2274, 128, 42, warm=False)  # seeded
+    # too little data for two samples (the smoke set): the warm-up draws from all of it
+    small = bench_split.sample(100, 64, 42, warm=True)
+    assert len(small) == 64 and len(set(small)) == 64
 
 
 def test_missing_data_is_refused_before_anything_runs(tmp_path, capsys):
@@ -67,7 +79,7 @@ def test_lengths_mode_runs_on_the_cpu_and_the_splits_agree(tmp_path: Path, capsy
     short = ["--set", "train.max_seq_length=32"]
     assert main(["data", "--profile", "smoke", "--run-dir", str(run)]) == 0
     assert main(["bench", "train", "--mode", "lengths", "--profile", "smoke", *short,
-                 "--run-dir", str(run), "--splits", "fixed,auto,1", "--steps", "2",
+                 "--run-dir", str(run), "--splits", "fixed,auto,1,1:length", "--steps", "2",
                  "--out", str(out), "--markdown"]) == 0
     rec = read_json(out)
     assert rec["device"]["name"] == "cpu" and rec["backend"] == "hf"
@@ -78,7 +90,9 @@ def test_lengths_mode_runs_on_the_cpu_and_the_splits_agree(tmp_path: Path, capsy
     assert (two["fixed"]["micro_batch"], two["1"]["grad_accum"]) == (4, 4)
     assert one["auto"]["choice"]["reason"].startswith("no VRAM to measure on the CPU")
     for stage in ("train-1", "train-2"):
-        for name in ("auto", "1"):
+        assert rec["runs"][stage]["1:length"]["step_order"] == "length"
+        assert rec["runs"][stage]["1"]["step_order"] == "sampled"
+        for name in ("auto", "1", "1:length"):
             c = rec["comparison"][f"{stage} {name} vs fixed"]
             assert c["ok"]["loss"] is True and c["loss_diff_max"] < 1e-4
         assert len(rec["runs"][stage]["fixed"]["losses"]) == 2

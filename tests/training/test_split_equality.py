@@ -71,7 +71,8 @@ def make_setup(out: Path) -> dict[str, Any]:
 
 
 def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
-          optimizer: str | None = None) -> tuple[list[float], list[float], dict[str, Any]]:
+          optimizer: str | None = None, step_order: str = "sampled"
+          ) -> tuple[list[float], list[float], dict[str, Any]]:
     """3 optimizer steps at `shape` from the fresh LoRA weights: (losses, grad norms, LoRA
     weights)."""
     import torch
@@ -98,7 +99,8 @@ def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
     cfg = setup["cfg"]
     plan = SegmentPlan("train-1", 1, 1, shape, 1e-3, 0.0, STEPS, 0.0, False, False)
     train_cfg = dataclasses.replace(cfg.train, checkpoint_every=1000,
-                                    optimizer=optimizer or cfg.train.optimizer)
+                                    optimizer=optimizer or cfg.train.optimizer,
+                                    step_order=step_order)
     trainer = build_trainer(model, setup["tokenizer"], Dataset.from_list(
         [{"text": t} for t in setup["texts"]]), plan, shape, train_cfg, setup["spec"],
         setup["backend"], Path(setup["out"]), [Losses()],
@@ -141,3 +143,62 @@ def test_per_micro_batch_mean_would_not_be_the_same_step(setup, one_pass) -> Non
     assert max(abs(a - b) for a, b in zip(losses, ref_losses, strict=True)) > 100 * LOSS_TOL
     trained = distance(ref_weights, setup["fresh"])
     assert distance(weights, ref_weights) / trained > 10 * WEIGHT_TOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("micro_batch", [2, 1])
+def test_length_order_in_the_step_is_the_same_step(setup, one_pass, micro_batch: int) -> None:
+    """train.step_order = "length" re-cuts each optimizer step's sequences into micro-batches by
+    length: the same sequences per step, so the same losses, norms and weights as one pass."""
+    ref_losses, ref_norms, ref_weights = one_pass
+    losses, norms, weights = train(setup, Shape(micro_batch, EFFECTIVE // micro_batch),
+                                   step_order="length")
+    assert losses == pytest.approx(ref_losses, abs=LOSS_TOL)
+    assert norms == pytest.approx(ref_norms, rel=NORM_TOL)
+    assert distance(weights, ref_weights) / distance(ref_weights, setup["fresh"]) < WEIGHT_TOL
+
+
+def steps_of(setup: dict[str, Any], shape: Shape, step_order: str, epochs: int = 2
+             ) -> list[list[tuple[int, ...]]]:
+    """The Trainer's own training dataloader at `shape`: per optimizer step, the unpadded
+    sequences of each of its micro-batches, over `epochs` epochs."""
+    from datasets import Dataset
+
+    from advisor_repro.training.trainer import build_trainer
+
+    cfg = setup["cfg"]
+    plan = SegmentPlan("train-1", epochs, 1, shape, 1e-3, 0.0, 0, 0.0, False, False)
+    train_cfg = dataclasses.replace(cfg.train, checkpoint_every=1000, step_order=step_order)
+    trainer = build_trainer(setup["model"], setup["tokenizer"], Dataset.from_list(
+        [{"text": t} for t in setup["texts"]]), plan, shape, train_cfg, setup["spec"],
+        setup["backend"], Path(setup["out"]), [], extra={"save_strategy": "no"})
+    loader = trainer.get_train_dataloader()
+    micro: list[list[tuple[int, ...]]] = []
+    for epoch in range(epochs):
+        loader.set_epoch(epoch)
+        for batch in loader:
+            micro.append([tuple(int(t) for t, keep in zip(ids, mask, strict=True) if keep)
+                          for ids, mask in zip(batch["input_ids"], batch["attention_mask"],
+                                               strict=True)])
+    ga = shape.grad_accum
+    return [[seq for mb in micro[i:i + ga] for seq in mb] for i in range(0, len(micro), ga)]
+
+
+def test_length_order_keeps_which_sequences_share_each_step(setup) -> None:
+    """Through the Trainer's prepared dataloader (accelerate's seeded sampler): the same set of
+    sequences in every optimizer step of two epochs, longest first inside a step; the
+    padding computed goes down."""
+    shape = Shape(2, 2)
+    sampled, ordered = steps_of(setup, shape, "sampled"), steps_of(setup, shape, "length")
+    assert len(sampled) == len(ordered) == 2 * STEPS
+    assert [sorted(s) for s in sampled] == [sorted(s) for s in ordered]
+    assert sampled[:STEPS] != sampled[STEPS:]  # the second epoch is reshuffled: a real check
+    for step in ordered:
+        assert [len(x) for x in step] == sorted((len(x) for x in step), reverse=True)
+    assert sampled != ordered  # the order inside some step did change
+
+    def padded(steps: list[list[tuple[int, ...]]]) -> int:
+        return sum(max(len(x) for x in pair) * len(pair)
+                   for step in steps for pair in (step[:2], step[2:]))
+
+    assert padded(ordered) < padded(sampled)

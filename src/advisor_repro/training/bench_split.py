@@ -9,8 +9,10 @@ warm-up) on the same sample of the run's `data/train_text.jsonl` (effective batc
 conversations, right padding, the Trainer's seeded order). So both splits see the same
 sequences in the same optimizer steps and start from the same weights; segment 2 starts from
 a fresh LoRA here (not segment 1's adapter): speed and memory do not depend on the weights.
-On a GPU, an untimed run at the written split on the same sequences comes first for each
-segment (kernel compilation), so that the written split is not measured cold.
+On a GPU, every split first trains the same number of steps untimed on another sample of the
+data (kernel compilation, autotuning, the allocator's pools), so that no split is measured cold
+and none on shapes it has already seen: each then meets the measured sequences as a real run
+meets new ones. A split named "K:length" runs with train.step_order = "length".
 
 Reported per segment and split: seconds per optimizer step (mean over the steps after the
 first, which carries compilation and warm-up), non-padding tokens/s over those steps, peak
@@ -46,12 +48,16 @@ WORKER_TIMEOUT_S = 1500
 
 def parse_splits(text: str) -> list[str]:
     """"fixed" (the split as written), "auto", or a micro-batch K (grad-accum = effective / K),
-    comma-separated."""
+    comma-separated; each may end in ":length" (train.step_order = "length": each optimizer
+    step's sequences sorted longest first before they are cut into micro-batches)."""
     items = [x.strip() for x in text.split(",") if x.strip()]
     for item in items:
-        if item not in ("fixed", "auto") and not (item.isdigit() and int(item) > 0):
-            raise ConfigError(f"--splits: {item!r} is not 'fixed', 'auto' or a micro-batch",
-                              "write e.g. --splits fixed,auto or --splits fixed,1")
+        split, _, order = item.partition(":")
+        if (split not in ("fixed", "auto") and not (split.isdigit() and int(split) > 0)) \
+                or order not in ("", "length", "sampled"):
+            raise ConfigError(f"--splits: {item!r} is not 'fixed', 'auto' or a micro-batch, "
+                              "optionally followed by ':length'",
+                              "write e.g. --splits fixed,auto,auto:length or --splits fixed,1")
     if len(items) < 2:
         raise ConfigError(f"--splits {text!r} names fewer than two splits to compare",
                           "write e.g. --splits fixed,auto")
@@ -172,18 +178,17 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     runs: dict[str, Any] = {}
     warmup: dict[str, Any] = {}
     for stage in SEGMENTS:
-        runs[stage] = {}
-        if device == "cuda":
-            # Untimed, the whole run at the written split on the same sequences: the first
-            # trainer of a process and every new padded length pay for kernel compilation and
-            # autotuning, which made the first measured split 2.6x slower per step than the
-            # same split measured second. The written split is then measured warm; auto's
-            # other micro-batch shapes are not warmed, which can only count against auto.
-            _restore(model, fresh)
-            w = one_run(cfg, stage, "fixed", model, tokenizer, texts, lengths, load, backend,
-                        spec)
-            warmup[stage] = {"micro_batch": w["micro_batch"], "step_s": w["step_s"]}
+        runs[stage], warmup[stage] = {}, {}
         for split in spec["splits"]:
+            if device == "cuda":
+                # Untimed, the same run on another sample: the first trainer of a process and
+                # new shapes pay for kernel compilation and autotuning (the first split measured
+                # cold was 2.6x slower per step than measured warm). On another sample, so the
+                # measured run meets unseen lengths, as a real run does.
+                _restore(model, fresh)
+                w = one_run(cfg, stage, split, model, tokenizer, texts, lengths, load, backend,
+                            spec, warm=True)
+                warmup[stage][split] = {"micro_batch": w["micro_batch"], "step_s": w["step_s"]}
             _restore(model, fresh)
             runs[stage][split] = one_run(cfg, stage, split, model, tokenizer, texts, lengths,
                                          load, backend, spec)
@@ -196,9 +201,11 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             "versions": _versions()}
 
 
-def one_run(cfg: Config, stage: str, split: str, model: Any, tokenizer: Any, texts: list[str],
-            lengths: list[int], load: Any, backend: Any, spec: dict[str, Any]) -> dict[str, Any]:
-    """`steps` optimizer steps of `stage`'s plan at `split`; timings, memory and losses."""
+def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, texts: list[str],
+            lengths: list[int], load: Any, backend: Any, spec: dict[str, Any],
+            warm: bool = False) -> dict[str, Any]:
+    """`steps` optimizer steps of `stage`'s plan at split `name`; timings, memory and losses.
+    `warm`: on the warm-up sample (disjoint from the measured one where the data allows)."""
     import dataclasses
     import tempfile
 
@@ -212,7 +219,9 @@ def one_run(cfg: Config, stage: str, split: str, model: Any, tokenizer: Any, tex
     plan = dataclasses.replace(plan, max_steps=spec["steps"], from_bundle=False)
     written, effective = plan.shape, plan.shape.effective
     n = effective * spec["steps"]
-    pick = sorted(random.Random(cfg.train.seed).sample(range(len(texts)), min(n, len(texts))))
+    pick = sample(len(texts), n, cfg.train.seed, warm)
+    split, _, order = name.partition(":")
+    train_cfg = dataclasses.replace(cfg.train, step_order=order or "sampled")
     longest = max(lengths)  # the stage probes at the whole data's longest: so does the bench
     choice = microbatch.fixed()
     if split == "fixed":
@@ -234,11 +243,11 @@ def one_run(cfg: Config, stage: str, split: str, model: Any, tokenizer: Any, tex
         torch.cuda.reset_peak_memory_stats()
     timer = _timer(cuda)
     data = Dataset.from_list([{"text": texts[i]} for i in pick])
-    print(f"[bench {stage}] {split}: {shape.micro_batch} x {shape.grad_accum}, "
-          f"{spec['steps']} steps of {effective} sequences (data's longest: {longest} tokens)",
-          flush=True)
+    print(f"[bench {stage}] {name}{' (warm-up, untimed)' if warm else ''}: {shape.micro_batch} "
+          f"x {shape.grad_accum}, {spec['steps']} steps of {effective} sequences (data's "
+          f"longest: {longest} tokens)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = build_trainer(model, tokenizer, data, plan, shape, cfg.train, load, backend,
+        trainer = build_trainer(model, tokenizer, data, plan, shape, train_cfg, load, backend,
                                 Path(tmp), [timer], extra={"save_strategy": "no"})
         trainer.train()
         del trainer
@@ -246,18 +255,30 @@ def one_run(cfg: Config, stage: str, split: str, model: Any, tokenizer: Any, tex
     seconds = sum(r["seconds"] for r in timed)
     tokens = sum(r["tokens"] for r in timed)
     return {"micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
-            "effective_batch": effective, "choice": choice,
+            "effective_batch": effective, "choice": choice, "step_order": train_cfg.step_order,
             "step_s": round(seconds / len(timed), 4) if timed else None,
             "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
             "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GIB, 3) if cuda else None,
             "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / GIB, 3) if cuda
             else None,
             "budget_gib": spec["budget_gib"],
-            "padded_share": microbatch.padded_share([lengths[i] for i in pick], shape.micro_batch,
-                                                    cfg.train.seed),
+            "padded_share": microbatch.padded_share(
+                [lengths[i] for i in pick], shape.micro_batch, cfg.train.seed,
+                effective if train_cfg.step_order == "length" else 0),
             "losses": [r["loss"] for r in timer.rows],
             "grad_norms": [r["grad_norm"] for r in timer.rows],
             "steps": timer.rows}
+
+
+def sample(n_texts: int, n: int, seed: int, warm: bool) -> list[int]:
+    """The measured sample (seeded, sorted) or the warm-up one: drawn from the rest of the data
+    where enough is left, else from all of it."""
+    measured = sorted(random.Random(seed).sample(range(n_texts), min(n, n_texts)))
+    if not warm:
+        return measured
+    rest = sorted(set(range(n_texts)) - set(measured))
+    pool = rest if len(rest) >= n else list(range(n_texts))
+    return sorted(random.Random(seed + 1).sample(pool, min(n, len(pool))))
 
 
 def _restore(model: Any, fresh: dict[str, Any]) -> None:

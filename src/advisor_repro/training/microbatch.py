@@ -32,7 +32,7 @@ Also here: the padded share of a split at the data's lengths (pure), recorded wi
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from advisor_repro.training.segments import Shape
@@ -50,12 +50,17 @@ def candidates(effective: int) -> list[int]:
     return [m for m in range(effective, 0, -1) if effective % m == 0]
 
 
-def padded_share(lengths: list[int], micro_batch: int, seed: int = 42) -> float:
+def padded_share(lengths: list[int], micro_batch: int, seed: int = 42,
+                 effective: int = 0) -> float:
     """The share of padding tokens in the micro-batches of one epoch, each padded on the right
     to its longest sequence, in a seeded random order (the Trainer shuffles too; the share is a
-    property of the lengths and the micro-batch size, not of one order)."""
+    property of the lengths and the micro-batch size, not of one order). `effective` > 0: with
+    `train.step_order = "length"`, each optimizer step's `effective` sequences sorted longest
+    first before they are cut into micro-batches."""
     order = list(lengths)
     random.Random(seed).shuffle(order)
+    if effective:
+        order = [order[i] for i in step_sorted(list(range(len(order))), order, effective)]
     real = padded = 0
     for i in range(0, len(order), micro_batch):
         chunk = order[i:i + micro_batch]
@@ -121,9 +126,45 @@ def longest_tokens(tokenizer: Any, texts: list[str], max_seq_length: int) -> lis
             for t, i in zip(texts, ids, strict=True)]
 
 
-def padding_figures(lengths: list[int], effective: int, seed: int) -> dict[str, float]:
+def padding_figures(lengths: list[int], effective: int, seed: int,
+                    step_order: str = "sampled") -> dict[str, float]:
     """Padded share per candidate micro-batch, keyed by the micro-batch."""
-    return {str(m): padded_share(lengths, m, seed) for m in sorted(candidates(effective))}
+    within = effective if step_order == "length" else 0
+    return {str(m): padded_share(lengths, m, seed, within) for m in sorted(candidates(effective))}
+
+
+# ---- train.step_order = "length" ---------------------------------------------------------------
+def step_sorted(order: list[int], lengths: Sequence[int], effective: int) -> list[int]:
+    """The same indices in the same optimizer steps (consecutive runs of `effective`; a last,
+    shorter step stays last), each step's indices sorted longest first (ties keep their order):
+    the micro-batches cut from it then hold sequences of close lengths, and the first
+    micro-batch of every step is its longest (an out-of-memory step shows on the first)."""
+    if effective < 1:
+        raise ValueError(f"effective batch {effective} < 1")
+    out: list[int] = []
+    for i in range(0, len(order), effective):
+        out += sorted(order[i:i + effective], key=lambda j: -lengths[j])
+    return out
+
+
+class StepOrder:
+    """A training sampler: `base`'s order (the sampler the Trainer would use, so the seeded
+    shuffle and a resume's skipped micro-batches are the Trainer's own), each optimizer step's
+    sequences sorted longest first (`step_sorted`). A torch DataLoader takes any sized iterable
+    as its sampler; `set_epoch` reaches the base (accelerate reseeds it per epoch)."""
+
+    def __init__(self, base: Any, lengths: Sequence[int], effective: int) -> None:
+        self.base, self.lengths, self.effective = base, list(lengths), effective
+
+    def __iter__(self) -> Iterator[int]:
+        yield from step_sorted(list(iter(self.base)), self.lengths, self.effective)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
 
 
 # Peak reserved GiB = base_gib + gib_per_token x (micro-batch x longest sequence), measured

@@ -241,8 +241,9 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
                         plan, say)
     seconds = rows[-1]["elapsed"] if rows else 0.0
     padding = {"longest_tokens": max(lengths), "mean_tokens": round(sum(lengths) / len(lengths), 1),
+               "step_order": cfg.train.step_order,
                "padded_share": microbatch.padding_figures(lengths, shape.effective,
-                                                          cfg.train.seed)}
+                                                          cfg.train.seed, cfg.train.step_order)}
     return {"rows": rows, "shape": shape, "changes": changes, "resumed_from": ckpt and ckpt.name,
             "choice": choice, "padding": padding, "terminated_at": term.stopped_at,
             "backend": backend.NAME,
@@ -282,10 +283,38 @@ def build_trainer(model: Any, tokenizer: Any, dataset: Any, plan: SegmentPlan, s
     kwargs = sft_arguments(plan, shape, train, spec.device, spec.dtype, out,
                            backend.trainer_kwargs(spec))
     args = SFTConfig(**{**kwargs, **(extra or {})})
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
-                         processing_class=tokenizer, callbacks=callbacks)
+    cls = _length_ordered(SFTTrainer, shape.effective) if train.step_order == "length" \
+        else SFTTrainer
+    trainer = cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                  callbacks=callbacks)
     keep_adapter_fp32(model)
     return trainer
+
+
+def _length_ordered(cls: type, effective: int) -> type:
+    """`cls` with `train.step_order = "length"`: its training sampler is microbatch.StepOrder
+    over the sampler the Trainer would have used, as accelerate would have prepared it (it turns
+    a RandomSampler into its seeded one, but does not look inside a wrapper): the same
+    sequences in every optimizer step as "sampled", sorted longest first within the step."""
+    from accelerate.data_loader import SeedableRandomSampler
+    from torch.utils.data import RandomSampler
+
+    class LengthOrdered(cls):  # type: ignore[misc, valid-type]
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            data = self.train_dataset if train_dataset is None else train_dataset
+            base = super()._get_train_sampler(train_dataset)
+            if base is None:
+                return None
+            acc = self.accelerator
+            if isinstance(base, RandomSampler) and acc.use_seedable_sampler:
+                base = SeedableRandomSampler(
+                    data_source=base.data_source, replacement=base.replacement,
+                    num_samples=base._num_samples, generator=base.generator,
+                    data_seed=acc.dataloader_config.data_seed)
+            lengths = [len(ids) for ids in data["input_ids"]]
+            return microbatch.StepOrder(base, lengths, effective)
+
+    return LengthOrdered
 
 
 def keep_adapter_fp32(model: Any) -> None:
