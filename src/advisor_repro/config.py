@@ -187,6 +187,11 @@ class Train:
     # closer length. Every optimizer step keeps exactly its sequences (the same gradient, see
     # split); only the padding computed changes. Pays only when grad-accum > 1.
     step_order: Literal["sampled", "length"] = "sampled"
+    # Right padding of each micro-batch to a multiple of this many tokens (0 = to its longest
+    # sequence, the paper's): fewer distinct shapes, so fewer new-length costs on the GPU (kernel
+    # selection and compilation per shape, BENCHMARKS.md), for some padding. Padding carries no
+    # labels and follows every real token: the same losses.
+    pad_to_multiple_of: int = 0
     packing: bool = False
     loss_on: Literal["all_tokens"] = "all_tokens"  # no response-only masking, as the paper
     # The paper says bf16, which neither the P100 nor the T4 has: "auto" takes bf16 on
@@ -498,6 +503,7 @@ def validate(cfg: Config) -> None:
         (cfg.generate.batch_size >= 0, "generate.batch_size must be >= 0 (0 = fit the VRAM)"),
         (cfg.metrics.bootstrap_resamples > 0, "metrics.bootstrap_resamples must be > 0"),
         (cfg.hardware.vram_budget_gib > 0, "hardware.vram_budget_gib must be > 0"),
+        (t.pad_to_multiple_of >= 0, "train.pad_to_multiple_of must be >= 0 (0 = no rounding)"),
         (cfg.judge.sample >= 0, "judge.sample must be >= 0 (0 = all prompts)"),
         (
             cfg.judge.cap in cfg.generate.caps,

@@ -42,7 +42,7 @@ def test_cpu_comparison_has_no_memory_verdict():
 
 
 @pytest.mark.parametrize("text", ["fixed", "fixed,biggest", "auto,0", "", "fixed,auto:fast",
-                                  "fixed,:length"])
+                                  "fixed,:length", "fixed,auto:pad0", "fixed,auto:padx"])
 def test_bad_split_lists_are_refused(text):
     with pytest.raises(ConfigError):
         bench_split.parse_splits(text)
@@ -51,6 +51,9 @@ def test_bad_split_lists_are_refused(text):
 def test_splits_parse():
     assert bench_split.parse_splits("fixed, auto,8") == ["fixed", "auto", "8"]
     assert bench_split.parse_splits("fixed,auto:length") == ["fixed", "auto:length"]
+    assert bench_split.parse_name("auto:length:pad64") == ("auto", "length", 64)
+    assert bench_split.parse_name("8:pad8") == ("8", "sampled", 8)
+    assert bench_split.parse_name("fixed") == ("fixed", "sampled", 0)
 
 
 def test_the_warm_up_sample_is_disjoint_from_the_measured_one_where_the_data_allows():
@@ -79,7 +82,7 @@ def test_lengths_mode_runs_on_the_cpu_and_the_splits_agree(tmp_path: Path, capsy
     short = ["--set", "train.max_seq_length=32"]
     assert main(["data", "--profile", "smoke", "--run-dir", str(run)]) == 0
     assert main(["bench", "train", "--mode", "lengths", "--profile", "smoke", *short,
-                 "--run-dir", str(run), "--splits", "fixed,auto,1,1:length", "--steps", "2",
+                 "--run-dir", str(run), "--splits", "fixed,auto,1,1:length:pad8", "--steps", "2",
                  "--out", str(out), "--markdown"]) == 0
     rec = read_json(out)
     assert rec["device"]["name"] == "cpu" and rec["backend"] == "hf"
@@ -90,9 +93,10 @@ def test_lengths_mode_runs_on_the_cpu_and_the_splits_agree(tmp_path: Path, capsy
     assert (two["fixed"]["micro_batch"], two["1"]["grad_accum"]) == (4, 4)
     assert one["auto"]["choice"]["reason"].startswith("no VRAM to measure on the CPU")
     for stage in ("train-1", "train-2"):
-        assert rec["runs"][stage]["1:length"]["step_order"] == "length"
+        assert rec["runs"][stage]["1:length:pad8"]["step_order"] == "length"
+        assert rec["runs"][stage]["1:length:pad8"]["pad_to_multiple_of"] == 8
         assert rec["runs"][stage]["1"]["step_order"] == "sampled"
-        for name in ("auto", "1", "1:length"):
+        for name in ("auto", "1", "1:length:pad8"):
             c = rec["comparison"][f"{stage} {name} vs fixed"]
             assert c["ok"]["loss"] is True and c["loss_diff_max"] < 1e-4
         assert len(rec["runs"][stage]["fixed"]["losses"]) == 2

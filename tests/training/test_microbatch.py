@@ -208,3 +208,12 @@ def test_length_order_in_the_step_cuts_the_padded_share():
         microbatch.padded_share(lengths, 32, 42)
     figures = microbatch.padding_figures(lengths, 32, 42, "length")
     assert figures["1"] == 0.0 and figures["32"] == microbatch.padded_share(lengths, 32, 42)
+
+
+def test_padding_to_a_multiple_rounds_each_micro_batch_up():
+    assert [microbatch.rounded(n, 64) for n in (1, 64, 65, 1057)] == [64, 64, 128, 1088]
+    assert microbatch.rounded(1057, 0) == microbatch.rounded(1057, 1) == 1057
+    # [5, 9] and [2, 7] (seed-free: micro-batch 4 holds all): each to 16: 1 - 23 / 64
+    assert microbatch.padded_share([5, 9, 2, 7], 4, multiple=16) == pytest.approx(1 - 23 / 64,
+                                                                                 abs=1e-4)
+    assert microbatch.padded_share([16, 16], 1, multiple=16) == 0.0

@@ -71,7 +71,7 @@ def make_setup(out: Path) -> dict[str, Any]:
 
 
 def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
-          optimizer: str | None = None, step_order: str = "sampled"
+          optimizer: str | None = None, step_order: str = "sampled", pad_to: int = 0
           ) -> tuple[list[float], list[float], dict[str, Any]]:
     """3 optimizer steps at `shape` from the fresh LoRA weights: (losses, grad norms, LoRA
     weights)."""
@@ -100,7 +100,7 @@ def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
     plan = SegmentPlan("train-1", 1, 1, shape, 1e-3, 0.0, STEPS, 0.0, False, False)
     train_cfg = dataclasses.replace(cfg.train, checkpoint_every=1000,
                                     optimizer=optimizer or cfg.train.optimizer,
-                                    step_order=step_order)
+                                    step_order=step_order, pad_to_multiple_of=pad_to)
     trainer = build_trainer(model, setup["tokenizer"], Dataset.from_list(
         [{"text": t} for t in setup["texts"]]), plan, shape, train_cfg, setup["spec"],
         setup["backend"], Path(setup["out"]), [Losses()],
@@ -146,13 +146,16 @@ def test_per_micro_batch_mean_would_not_be_the_same_step(setup, one_pass) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("micro_batch", [2, 1])
-def test_length_order_in_the_step_is_the_same_step(setup, one_pass, micro_batch: int) -> None:
+@pytest.mark.parametrize(("micro_batch", "pad_to"), [(2, 0), (1, 0), (2, 16)])
+def test_length_order_in_the_step_is_the_same_step(setup, one_pass, micro_batch: int,
+                                                   pad_to: int) -> None:
     """train.step_order = "length" re-cuts each optimizer step's sequences into micro-batches by
-    length: the same sequences per step, so the same losses, norms and weights as one pass."""
+    length: the same sequences per step, so the same losses, norms and weights as one pass;
+    with train.pad_to_multiple_of too (padding to 16 and 32 tokens: label-free, after every real
+    token)."""
     ref_losses, ref_norms, ref_weights = one_pass
     losses, norms, weights = train(setup, Shape(micro_batch, EFFECTIVE // micro_batch),
-                                   step_order="length")
+                                   step_order="length", pad_to=pad_to)
     assert losses == pytest.approx(ref_losses, abs=LOSS_TOL)
     assert norms == pytest.approx(ref_norms, rel=NORM_TOL)
     assert distance(weights, ref_weights) / distance(ref_weights, setup["fresh"]) < WEIGHT_TOL
@@ -202,3 +205,22 @@ def test_length_order_keeps_which_sequences_share_each_step(setup) -> None:
                    for step in steps for pair in (step[:2], step[2:]))
 
     assert padded(ordered) < padded(sampled)
+
+
+def test_pad_to_multiple_of_reaches_the_trainers_batches(setup) -> None:
+    from datasets import Dataset
+
+    from advisor_repro.training.trainer import build_trainer
+
+    cfg, shape = setup["cfg"], Shape(2, 2)
+    widths = {}
+    for pad_to in (0, 16):
+        plan = SegmentPlan("train-1", 1, 1, shape, 1e-3, 0.0, 0, 0.0, False, False)
+        train_cfg = dataclasses.replace(cfg.train, checkpoint_every=1000,
+                                        pad_to_multiple_of=pad_to)
+        trainer = build_trainer(setup["model"], setup["tokenizer"], Dataset.from_list(
+            [{"text": t} for t in setup["texts"]]), plan, shape, train_cfg, setup["spec"],
+            setup["backend"], Path(setup["out"]), [], extra={"save_strategy": "no"})
+        widths[pad_to] = [b["input_ids"].shape[1] for b in trainer.get_train_dataloader()]
+    assert all(w % 16 == 0 for w in widths[16]) and any(w % 16 for w in widths[0])
+    assert [-(-w // 16) * 16 for w in widths[0]] == widths[16]

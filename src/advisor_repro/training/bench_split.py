@@ -12,7 +12,9 @@ a fresh LoRA here (not segment 1's adapter): speed and memory do not depend on t
 On a GPU, every split first trains the same number of steps untimed on another sample of the
 data (kernel compilation, autotuning, the allocator's pools), so that no split is measured cold
 and none on shapes it has already seen: each then meets the measured sequences as a real run
-meets new ones. A split named "K:length" runs with train.step_order = "length".
+meets new ones; then the same measured run once more ("seen": every shape met before), the
+regime a long run tends to as its lengths recur. A split named "K:length:pad64" runs with
+train.step_order = "length" and train.pad_to_multiple_of = 64.
 
 Reported per segment and split: seconds per optimizer step (mean over the steps after the
 first, which carries compilation and warm-up), non-padding tokens/s over those steps, peak
@@ -46,18 +48,32 @@ GIB = 2**30
 WORKER_TIMEOUT_S = 1500
 
 
+def parse_name(item: str) -> tuple[str, str, int]:
+    """(split, step_order, pad_to_multiple_of) of one --splits item: "fixed" (the split as
+    written), "auto", or a micro-batch K (grad-accum = effective / K), then optionally
+    ":length" (train.step_order = "length") and ":padN" (train.pad_to_multiple_of = N)."""
+    split, *opts = item.split(":")
+    order, multiple = "sampled", 0
+    ok = split in ("fixed", "auto") or (split.isdigit() and int(split) > 0)
+    for opt in opts:
+        if opt in ("length", "sampled"):
+            order = opt
+        elif opt.startswith("pad") and opt[3:].isdigit() and int(opt[3:]) > 0:
+            multiple = int(opt[3:])
+        else:
+            ok = False
+    if not ok:
+        raise ConfigError(f"--splits: {item!r} is not 'fixed', 'auto' or a micro-batch, "
+                          "optionally followed by ':length' and ':padN'",
+                          "write e.g. --splits fixed,auto,auto:length:pad64 or --splits fixed,1")
+    return split, order, multiple
+
+
 def parse_splits(text: str) -> list[str]:
-    """"fixed" (the split as written), "auto", or a micro-batch K (grad-accum = effective / K),
-    comma-separated; each may end in ":length" (train.step_order = "length": each optimizer
-    step's sequences sorted longest first before they are cut into micro-batches)."""
+    """Comma-separated `parse_name` items, the first the reference."""
     items = [x.strip() for x in text.split(",") if x.strip()]
     for item in items:
-        split, _, order = item.partition(":")
-        if (split not in ("fixed", "auto") and not (split.isdigit() and int(split) > 0)) \
-                or order not in ("", "length", "sampled"):
-            raise ConfigError(f"--splits: {item!r} is not 'fixed', 'auto' or a micro-batch, "
-                              "optionally followed by ':length'",
-                              "write e.g. --splits fixed,auto,auto:length or --splits fixed,1")
+        parse_name(item)
     if len(items) < 2:
         raise ConfigError(f"--splits {text!r} names fewer than two splits to compare",
                           "write e.g. --splits fixed,auto")
@@ -108,8 +124,11 @@ def compare(runs: dict[str, Any], splits: list[str]) -> dict[str, Any]:
                      else round(r["step_s"] / ref["step_s"], 3))
             diff = max((abs(a - b) for a, b in zip(ref["losses"], r["losses"], strict=True)),
                        default=None)
+            seen_ref, seen = ref.get("seen") or {}, r.get("seen") or {}
+            ratio_seen = (round(seen["step_s"] / seen_ref["step_s"], 3)
+                          if seen.get("step_s") and seen_ref.get("step_s") else None)
             out[f"{stage} {other} vs {splits[0]}"] = {
-                "step_ratio": ratio, "loss_diff_max": diff,
+                "step_ratio": ratio, "step_ratio_seen": ratio_seen, "loss_diff_max": diff,
                 "peak_reserved_gib": r["peak_reserved_gib"], "budget_gib": r["budget_gib"],
                 "ok": {"step_ratio": None if ratio is None
                        else ratio <= TARGETS["step_ratio_max"],
@@ -126,22 +145,29 @@ def markdown(record: dict[str, Any]) -> str:
              f"{record['steps']} optimizer steps per run (the first untimed); data: "
              f"{record['data']['conversations']} conversations, mean "
              f"{record['data']['mean_tokens']} tokens, longest {record['data']['longest_tokens']}.",
-             "", "| segment | split | s / step | tokens/s | peak reserved GiB | padded share | "
-             "losses |", "|---|---|---:|---:|---:|---:|---|"]
+             "", "| segment | split | s / step, new lengths | s / step, seen | tokens/s | "
+             "peak reserved GiB | padded share | losses |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
     for stage, by_split in record["runs"].items():
         for name in record["splits"]:
             r = by_split[name]
             losses = ", ".join(f"{x:.4f}" for x in r["losses"])
+            seen = (r.get("seen") or {}).get("step_s", "-")
             lines.append(f"| {stage} | {name}: {r['micro_batch']} x {r['grad_accum']} | "
-                         f"{r['step_s']} | {r['tokens_per_s']} | {r['peak_reserved_gib']} | "
-                         f"{r['padded_share']} | {losses} |")
-    lines += ["", "| comparison | time per step ratio (<= 0.6) | max loss diff (<= 1e-3) | "
-              "peak reserved within cap |", "|---|---:|---:|---|"]
+                         f"{r['step_s']} | {seen} | {r['tokens_per_s']} | "
+                         f"{r['peak_reserved_gib']} | {r['padded_share']} | {losses} |")
+    lines += ["", "| comparison | s / step ratio, new lengths (<= 0.6) | ratio, seen | max loss "
+              "diff (<= 1e-3) | peak reserved within cap |", "|---|---:|---:|---:|---|"]
     for name, c in record["comparison"].items():
         ok = c["ok"]
         lines.append(f"| {name} | {c['step_ratio']} ({_yes(ok['step_ratio'])}) | "
-                     f"{c['loss_diff_max']} ({_yes(ok['loss'])}) | {_yes(ok['memory'])} |")
+                     f"{c.get('step_ratio_seen') or '-'} | {_num(c['loss_diff_max'])} "
+                     f"({_yes(ok['loss'])}) | {_yes(ok['memory'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1e}"
 
 
 def _yes(ok: bool | None) -> str:
@@ -192,6 +218,12 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             _restore(model, fresh)
             runs[stage][split] = one_run(cfg, stage, split, model, tokenizer, texts, lengths,
                                          load, backend, spec)
+            if device == "cuda":  # the same sequences again: every shape already met
+                _restore(model, fresh)
+                again = one_run(cfg, stage, split, model, tokenizer, texts, lengths, load,
+                                backend, spec)
+                runs[stage][split]["seen"] = {k: again[k] for k in (
+                    "step_s", "tokens_per_s", "peak_reserved_gib", "losses")}
     return {"what": "repro bench train --mode lengths", "device": _device(device),
             "dtype": dtype, "budget_gib": spec["budget_gib"], "vram": vram,
             "steps": spec["steps"], "backend": backend.NAME,
@@ -220,9 +252,10 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
     written, effective = plan.shape, plan.shape.effective
     n = effective * spec["steps"]
     pick = sample(len(texts), n, cfg.train.seed, warm)
-    split, _, order = name.partition(":")
-    train_cfg = dataclasses.replace(cfg.train, step_order=order or "sampled")
-    longest = max(lengths)  # the stage probes at the whole data's longest: so does the bench
+    split, order, multiple = parse_name(name)
+    train_cfg = dataclasses.replace(cfg.train, step_order=order, pad_to_multiple_of=multiple)
+    # the stage decides at the whole data's longest, padded up: so does the bench
+    longest = microbatch.rounded(max(lengths), multiple)
     choice = microbatch.fixed()
     if split == "fixed":
         shape = written
@@ -255,7 +288,8 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
     seconds = sum(r["seconds"] for r in timed)
     tokens = sum(r["tokens"] for r in timed)
     return {"micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
-            "effective_batch": effective, "choice": choice, "step_order": train_cfg.step_order,
+            "effective_batch": effective, "choice": choice, "step_order": order,
+            "pad_to_multiple_of": multiple,
             "step_s": round(seconds / len(timed), 4) if timed else None,
             "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
             "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GIB, 3) if cuda else None,
@@ -264,7 +298,7 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
             "budget_gib": spec["budget_gib"],
             "padded_share": microbatch.padded_share(
                 [lengths[i] for i in pick], shape.micro_batch, cfg.train.seed,
-                effective if train_cfg.step_order == "length" else 0),
+                effective if order == "length" else 0, multiple),
             "losses": [r["loss"] for r in timer.rows],
             "grad_norms": [r["grad_norm"] for r in timer.rows],
             "steps": timer.rows}

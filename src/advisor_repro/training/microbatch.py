@@ -50,13 +50,19 @@ def candidates(effective: int) -> list[int]:
     return [m for m in range(effective, 0, -1) if effective % m == 0]
 
 
+def rounded(length: int, multiple: int) -> int:
+    """`length` padded up to a multiple of `multiple` (0 or 1: unchanged)."""
+    return length if multiple <= 1 else -(-length // multiple) * multiple
+
+
 def padded_share(lengths: list[int], micro_batch: int, seed: int = 42,
-                 effective: int = 0) -> float:
+                 effective: int = 0, multiple: int = 0) -> float:
     """The share of padding tokens in the micro-batches of one epoch, each padded on the right
     to its longest sequence, in a seeded random order (the Trainer shuffles too; the share is a
     property of the lengths and the micro-batch size, not of one order). `effective` > 0: with
     `train.step_order = "length"`, each optimizer step's `effective` sequences sorted longest
-    first before they are cut into micro-batches."""
+    first before they are cut into micro-batches. `multiple`: each micro-batch padded up to a
+    multiple of it (train.pad_to_multiple_of)."""
     order = list(lengths)
     random.Random(seed).shuffle(order)
     if effective:
@@ -65,7 +71,7 @@ def padded_share(lengths: list[int], micro_batch: int, seed: int = 42,
     for i in range(0, len(order), micro_batch):
         chunk = order[i:i + micro_batch]
         real += sum(chunk)
-        padded += max(chunk) * len(chunk)
+        padded += rounded(max(chunk), multiple) * len(chunk)
     return 0.0 if padded == 0 else round(1 - real / padded, 4)
 
 
@@ -127,10 +133,11 @@ def longest_tokens(tokenizer: Any, texts: list[str], max_seq_length: int) -> lis
 
 
 def padding_figures(lengths: list[int], effective: int, seed: int,
-                    step_order: str = "sampled") -> dict[str, float]:
+                    step_order: str = "sampled", multiple: int = 0) -> dict[str, float]:
     """Padded share per candidate micro-batch, keyed by the micro-batch."""
     within = effective if step_order == "length" else 0
-    return {str(m): padded_share(lengths, m, seed, within) for m in sorted(candidates(effective))}
+    return {str(m): padded_share(lengths, m, seed, within, multiple)
+            for m in sorted(candidates(effective))}
 
 
 # ---- train.step_order = "length" ---------------------------------------------------------------

@@ -182,6 +182,7 @@ def sft_arguments(plan: SegmentPlan, shape: Shape, train: Train, device: str, dt
         "max_length": train.max_seq_length,
         "packing": train.packing,
         "padding_free": False,
+        "pad_to_multiple_of": train.pad_to_multiple_of or None,  # 0: to the longest (the paper)
         "dataset_text_field": "text",  # plain text: the loss is on every token
         "logging_steps": 1,
         "save_strategy": "steps",
@@ -213,7 +214,8 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
     ckpt = last_complete_checkpoint(out / "checkpoints", say)
     start_step = checkpoint_step(ckpt) if ckpt else 0
     lengths = microbatch.longest_tokens(tokenizer, texts, spec.max_seq_length)
-    shape, changes, choice = _split(model, plan, cfg, spec, ckpt, out / SHAPE_FILE, max(lengths),
+    longest = microbatch.rounded(max(lengths), cfg.train.pad_to_multiple_of)
+    shape, changes, choice = _split(model, plan, cfg, spec, ckpt, out / SHAPE_FILE, longest,
                                     backend.NAME, say)
     rows = kept_rows(out / "steps.jsonl", start_step)
     write_jsonl(out / "steps.jsonl", rows)
@@ -243,7 +245,9 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
     padding = {"longest_tokens": max(lengths), "mean_tokens": round(sum(lengths) / len(lengths), 1),
                "step_order": cfg.train.step_order,
                "padded_share": microbatch.padding_figures(lengths, shape.effective,
-                                                          cfg.train.seed, cfg.train.step_order)}
+                                                          cfg.train.seed, cfg.train.step_order,
+                                                          cfg.train.pad_to_multiple_of),
+               "pad_to_multiple_of": cfg.train.pad_to_multiple_of}
     return {"rows": rows, "shape": shape, "changes": changes, "resumed_from": ckpt and ckpt.name,
             "choice": choice, "padding": padding, "terminated_at": term.stopped_at,
             "backend": backend.NAME,
