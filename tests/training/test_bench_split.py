@@ -56,6 +56,13 @@ def test_splits_parse():
     assert bench_split.parse_name("fixed") == ("fixed", "sampled", 0)
 
 
+def test_segments_parse():
+    assert bench_split.parse_segments("train-2") == ["train-2"]
+    for bad in ("", "train-3", "train-1,control"):
+        with pytest.raises(ConfigError):
+            bench_split.parse_segments(bad)
+
+
 def test_the_warm_up_sample_is_disjoint_from_the_measured_one_where_the_data_allows():
     measured = bench_split.sample(2274, 128, 42, warm=False)
     warm = bench_split.sample(2274, 128, 42, warm=True)

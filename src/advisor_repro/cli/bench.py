@@ -38,7 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "split against train.*.split = auto, segments 1 and 2, at the lengths of the "
                    "run directory's data/train_text.jsonl")
     p.add_argument("--splits", default="fixed,auto", help="--mode lengths: the splits to "
-                   "compare with the first: fixed (as written), auto, or a micro-batch K")
+                   "compare with the first: fixed (as written), auto, or a micro-batch K, each "
+                   "optionally with :length (train.step_order) and :padN "
+                   "(train.pad_to_multiple_of)")
+    p.add_argument("--segments", default="train-1,train-2", help="--mode lengths: which "
+                   "segments to measure")
+    p.add_argument("--no-seen", action="store_true", help="--mode lengths: skip the second "
+                   "measured run of each split on the same (seen) sequences")
     p.add_argument("--paths", default="a,b,c", help="which of a (package), b (bare Unsloth), "
                    "c (transformers+PEFT+bnb) to run, comma-separated")
     p.add_argument("--micro-batches", default="2,4", help="micro-batch sizes (segment 1, 2)")
@@ -101,8 +107,9 @@ def _lengths(args: argparse.Namespace, sel: Any) -> int:
     out = Path(args.out or "runs/bench/train-lengths.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     budget = args.budget_gib or sel.cfg.hardware.vram_budget_gib
+    segments = bench_split.parse_segments(args.segments)
     record = bench_split.run(sel.cfg, sel.run_dir, out, splits, args.steps or 4, args.dtype,
-                             budget, say)
+                             budget, say, segments=segments, seen=not args.no_seen)
     if args.markdown:
         say(bench_split.markdown(record))
     say(f"wrote {out}")

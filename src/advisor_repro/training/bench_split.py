@@ -69,6 +69,14 @@ def parse_name(item: str) -> tuple[str, str, int]:
     return split, order, multiple
 
 
+def parse_segments(text: str) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items or any(x not in SEGMENTS for x in items):
+        raise ConfigError(f"--segments {text!r}: name {' and/or '.join(SEGMENTS)}",
+                          "write e.g. --segments train-2")
+    return items
+
+
 def parse_splits(text: str) -> list[str]:
     """Comma-separated `parse_name` items, the first the reference."""
     items = [x.strip() for x in text.split(",") if x.strip()]
@@ -82,7 +90,8 @@ def parse_splits(text: str) -> list[str]:
 
 # ---- the parent --------------------------------------------------------------------------------
 def run(cfg: Config, run_dir: Path, out: Path, splits: list[str], steps: int, dtype: str,
-        budget_gib: float, say: Any = print) -> dict[str, Any]:
+        budget_gib: float, say: Any = print, segments: list[str] | None = None,
+        seen: bool = True) -> dict[str, Any]:
     """Check the inputs, run the worker in its own process, write and return the record."""
     train_text = Path(run_dir) / "data" / "train_text.jsonl"
     if not train_text.is_file():
@@ -94,11 +103,12 @@ def run(cfg: Config, run_dir: Path, out: Path, splits: list[str], steps: int, dt
         raise ConfigError(f"--steps {steps}: the first step carries warm-up, so at least 2 are "
                           "needed to time one", "use --steps 4 (the default)")
     spec = {"config": cfg.to_dict(), "train_text": str(train_text), "splits": splits,
-            "steps": steps, "dtype": dtype, "budget_gib": budget_gib}
+            "steps": steps, "dtype": dtype, "budget_gib": budget_gib,
+            "segments": segments or list(SEGMENTS), "seen": seen}
     spec_file, res_file = out.parent / ".bench-split-spec.json", out.parent / ".bench-split.json"
     write_json(spec_file, spec)
-    say(f"bench lengths: {', '.join(SEGMENTS)} x splits {', '.join(splits)}, {steps} optimizer "
-        f"steps each, cap {budget_gib} GiB, data {train_text.name}")
+    say(f"bench lengths: {', '.join(spec['segments'])} x splits {', '.join(splits)}, {steps} "
+        f"optimizer steps each, cap {budget_gib} GiB, data {train_text.name}")
     cmd = [sys.executable, "-m", "advisor_repro.training.bench_split", str(spec_file),
            str(res_file)]
     proc = subprocess.run(cmd, timeout=WORKER_TIMEOUT_S, check=False)
@@ -203,7 +213,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     lengths = microbatch.longest_tokens(tokenizer, texts, cfg.train.max_seq_length)
     runs: dict[str, Any] = {}
     warmup: dict[str, Any] = {}
-    for stage in SEGMENTS:
+    for stage in spec.get("segments", SEGMENTS):
         runs[stage], warmup[stage] = {}, {}
         for split in spec["splits"]:
             if device == "cuda":
@@ -218,7 +228,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             _restore(model, fresh)
             runs[stage][split] = one_run(cfg, stage, split, model, tokenizer, texts, lengths,
                                          load, backend, spec)
-            if device == "cuda":  # the same sequences again: every shape already met
+            if device == "cuda" and spec.get("seen", True):  # the same sequences again
                 _restore(model, fresh)
                 again = one_run(cfg, stage, split, model, tokenizer, texts, lengths, load,
                                 backend, spec)
