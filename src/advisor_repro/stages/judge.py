@@ -16,6 +16,7 @@ from advisor_repro.config import Config
 from advisor_repro.errors import DataError
 from advisor_repro.files import read_jsonl, write_json, write_jsonl
 from advisor_repro.judges import make_judge
+from advisor_repro.judges.local import model_caches
 from advisor_repro.judges.pairs import (
     answers_at_cap,
     external_inputs,
@@ -78,4 +79,5 @@ STAGE = Stage(
     config=("judge",),
     external=external_inputs,
     estimate=estimate,
+    caches=model_caches,  # the local judge's model, while still to be converted or downloaded
 )
