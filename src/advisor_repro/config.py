@@ -518,6 +518,13 @@ def validate(cfg: Config) -> None:
             "judge.backend = 'openai' needs judge.base_url (e.g. http://localhost:8000/v1)",
         ),
         (
+            # never echoed: a key pasted here in place of the variable's name is a secret
+            not cfg.judge.api_key_env
+            or (cfg.judge.api_key_env.isidentifier() and cfg.judge.api_key_env.isascii()),
+            "judge.api_key_env must be the NAME of an environment variable (letters, digits "
+            "and _, e.g. ANTHROPIC_API_KEY), not the key itself (the value given is not shown)",
+        ),
+        (
             cfg.judge.backend != "openai" or cfg.judge.api_key_env != "ANTHROPIC_API_KEY",
             "judge.backend = 'openai' would send ANTHROPIC_API_KEY to judge.base_url: set "
             "judge.api_key_env to the server's own variable, or '' for a local server",

@@ -7,9 +7,10 @@ killed half-way leaves `started.json` but no `done.json`: the rerun resumes insi
 folder when the inputs are unchanged, and starts clean when they changed.
 
 Nothing computed is lost to a stage that cannot run: `precheck` (declared inputs present, the
-folder writable, disk for the stage's estimate, the stage's own `check`) runs before the first
-byte is written, so a refusal leaves the run directory as it was. A folder holding
-`imported.json` (`repro import-release`) is `imported`: finished, never rerun unless forced.
+folder and the caches it would write into writable, disk for the stage's estimate, the stage's
+own `check`) runs before the first byte is written, so a refusal leaves the run directory as it
+was. A folder holding `imported.json` (`repro import-release`) is `imported`: finished, never
+rerun unless forced.
 """
 
 from __future__ import annotations
@@ -187,12 +188,15 @@ def _changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 # ---- checks before the first write ------------------------------------------------------------
 def precheck(stage: Stage, cfg: Config, run_dir: Path) -> None:
     """Everything a stage needs, checked before its folder is touched: declared inputs, a
-    writable folder, free disk for its estimate, and the stage's own check (config, backend).
-    Raises the ReproError that names the problem; writes nothing."""
+    writable folder, writable caches (those it would write into), free disk for its estimate,
+    and the stage's own check (config, backend). Raises the ReproError that names the problem;
+    writes nothing."""
     missing = [rel for rel in stage.needs if not (run_dir / rel).exists()]
     if missing:
         raise missing_input_error(stage, run_dir, missing)
     check_writable(run_dir / stage.name if (run_dir / stage.name).is_dir() else run_dir)
+    for variable, cache in (stage.caches(cfg) if stage.caches else {}).items():
+        check_cache_writable(stage, variable, cache)
     need = stage.estimate(cfg).disk_bytes if stage.estimate else 0
     free = shutil.disk_usage(run_dir).free
     if need > free:
@@ -221,6 +225,31 @@ def missing_input_error(stage: Stage, run_dir: Path, missing: list[str]) -> Stag
 def check_writable(folder: Path) -> None:
     """A probe file created and removed: catches read-only mounts and permissions (for root
     too, unlike os.access). A missing folder is checked at its nearest existing parent."""
+    probe_in, exc = _probe(folder)
+    if exc is not None:
+        raise unwritable_error(probe_in, exc) from exc
+
+
+def check_cache_writable(stage: Stage, variable: str, cache: Path) -> None:
+    """A cache the stage would write into (`Stage.caches`), probed like the run directory."""
+    probe_in, exc = _probe(cache)
+    if exc is None:
+        return
+    if exc.errno in (errno.ENOSPC, errno.EFBIG):
+        raise unwritable_error(probe_in, exc) from exc
+    where = str(cache) if probe_in == cache else f"{cache} (its nearest existing folder {probe_in})"
+    offline = ("; or, if the hub cache already holds everything this stage reads, set "
+               "HF_HUB_OFFLINE=1 (then it is only read)") if variable == "HF_HOME" else ""
+    raise UnwritableError(
+        f"stage '{stage.name}' would write into the cache at {where}, which cannot be written "
+        f"({exc.strerror or exc}); nothing was changed",
+        f"make it writable (e.g. `chmod u+w {probe_in}`, or remount it read-write), or point "
+        f"{variable} at a writable folder{offline}") from exc
+
+
+def _probe(folder: Path) -> tuple[Path, OSError | None]:
+    """(the folder probed: `folder` or its nearest existing parent, the OSError of a probe
+    file created and removed there, or None)."""
     probe_in = folder
     while not probe_in.exists() and probe_in.parent != probe_in:
         probe_in = probe_in.parent
@@ -229,7 +258,8 @@ def check_writable(folder: Path) -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise unwritable_error(probe_in, exc) from exc
+        return probe_in, exc
+    return probe_in, None
 
 
 def unwritable_error(path: Path, exc: OSError) -> ReproError:

@@ -16,6 +16,7 @@ import contextlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ import pytest
 
 from advisor_repro import pipeline
 from advisor_repro.config import load_config
-from advisor_repro.files import read_json
+from advisor_repro.files import hash_tree, read_json, write_json
 
 # Recognisable fake values: none of them may appear in any file of a run directory or its log.
 SECRETS = {
@@ -155,6 +156,54 @@ def copy_run(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest, symlinks=True)
     (dest / ".lock").unlink(missing_ok=True)
     return dest
+
+
+def command(stage: str) -> list[str]:
+    return ["train", "--segment", stage[-1]] if stage in ("train-1", "train-2") else [stage]
+
+
+def fill(run) -> None:
+    """A result in every stage folder, every declared input present, a manifest (smoke)."""
+    for s in pipeline.stages():
+        (run / s.name).mkdir(parents=True, exist_ok=True)
+        (run / s.name / "result.json").write_text(f'{{"stage": "{s.name}"}}\n')
+        for rel in (*s.needs, *s.optional):
+            path = run / rel
+            if "." in path.name:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(f"{rel}\n")
+            else:  # a declared folder: the adapter, the bundle
+                path.mkdir(parents=True, exist_ok=True)
+                (path / "adapter_config.json").write_text("{}\n")
+    write_json(run / "manifest.json", {"profile": "smoke", "overrides": [], "version": "x"})
+
+
+def tree(run: Path) -> dict[str, str]:
+    """sha256 of every file of a run directory (the lock file aside): "byte-identical" is equal
+    trees before and after."""
+    return {k: v for k, v in hash_tree(run).items() if k != ".lock"}
+
+
+@contextlib.contextmanager
+def read_only(folder):
+    """`folder` cannot be written by this process: chmod a-w, or for root (who writes through
+    permissions) the immutable attribute; both undone afterwards."""
+    if os.geteuid() != 0:
+        mode = folder.stat().st_mode
+        folder.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        try:
+            yield
+        finally:
+            folder.chmod(mode)
+        return
+    if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(folder)], capture_output=True, check=False).returncode:
+        pytest.skip("running as root where chattr +i is unavailable: cannot make a folder "
+                    "unwritable for root")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 def records(run: Path) -> dict[str, dict]:

@@ -12,45 +12,18 @@ immutable attribute, `chattr +i`).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shutil
-import stat
-import subprocess
 
 import pytest
 
 from advisor_repro import pipeline
 from advisor_repro.cli import main
-from advisor_repro.files import hash_tree, write_json
+
+from .conftest import command, fill, read_only, tree
 
 STAGES = pipeline.stages()
 NO_RUN_DIR_INPUT = {"preflight", "report"}  # their inputs are the device / optional files
-
-
-def command(stage: str) -> list[str]:
-    return ["train", "--segment", stage[-1]] if stage in ("train-1", "train-2") else [stage]
-
-
-def fill(run) -> None:
-    """A result in every stage folder, every declared input present, a manifest (smoke)."""
-    for s in STAGES:
-        (run / s.name).mkdir(parents=True, exist_ok=True)
-        (run / s.name / "result.json").write_text(f'{{"stage": "{s.name}"}}\n')
-        for rel in (*s.needs, *s.optional):
-            path = run / rel
-            if "." in path.name:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(f"{rel}\n")
-            else:  # a declared folder: the adapter, the bundle
-                path.mkdir(parents=True, exist_ok=True)
-                (path / "adapter_config.json").write_text("{}\n")
-    write_json(run / "manifest.json", {"profile": "smoke", "overrides": [], "version": "x"})
-
-
-def tree(run) -> dict[str, str]:
-    return {k: v for k, v in hash_tree(run).items() if k != ".lock"}
 
 
 def remove(path) -> None:
@@ -90,28 +63,6 @@ def test_a_stage_missing_its_inputs_refuses_and_changes_nothing(stage, tmp_path,
         assert w in err, err
     assert tree(run) == before
     assert not (run / stage.name / "started.json").exists()
-
-
-@contextlib.contextmanager
-def read_only(folder):
-    """`folder` cannot be written by this process: chmod a-w, or for root (who writes through
-    permissions) the immutable attribute; both undone afterwards."""
-    if os.geteuid() != 0:
-        mode = folder.stat().st_mode
-        folder.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-        try:
-            yield
-        finally:
-            folder.chmod(mode)
-        return
-    if shutil.which("chattr") is None or subprocess.run(
-            ["chattr", "+i", str(folder)], capture_output=True, check=False).returncode:
-        pytest.skip("running as root where chattr +i is unavailable: cannot make a folder "
-                    "unwritable for root")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 @pytest.mark.parametrize("stage", sorted(NO_RUN_DIR_INPUT))

@@ -84,16 +84,25 @@ class CachedJudge:
         return self.cache_dir / f"{ck}.json" if self.cache_dir else None
 
     def cached(self, ck: str) -> str | None:
+        text = self._read(ck)
+        if text is not None:
+            self.hits += 1
+        return text
+
+    def _read(self, ck: str) -> str | None:
         path = self._path(ck)
         if path is not None and path.is_file():
             try:
                 entry = read_json(path)
                 if entry.get("key") == ck:
-                    self.hits += 1
                     return str(entry["text"])
             except (OSError, ValueError, KeyError):
                 pass  # unreadable entry: ask again and overwrite it
         return None
+
+    def uncached(self, messages: list[Messages]) -> int:
+        """How many of these questions have no reply in the cache (asking none of them)."""
+        return sum(self._read(cache_key(self.identity, m)) is None for m in messages)
 
     def _store(self, ck: str, key: str, text: str) -> None:
         self.calls += 1
@@ -262,6 +271,21 @@ def make_judge(cfg: Config, cache_dir: Path | None) -> CachedJudge:
 
         backend = ReplayJudge.from_file(cfg.judge.replay_file)
     return CachedJudge(backend, cache_dir)
+
+
+def check_backend(jc: Judge) -> None:
+    """The judge can be asked, found without asking it: the API judges' key is in the variable
+    judge.api_key_env names (read and dropped: never kept, never shown), the replay file
+    exists and reads. The local judge's model is found when it is loaded."""
+    if jc.backend in ("anthropic", "openai"):
+        from advisor_repro.judges.http import api_key
+
+        api_key(jc.api_key_env, jc.backend,
+                required=jc.backend == "anthropic" or bool(jc.api_key_env))
+    elif jc.backend == "replay":
+        from advisor_repro.judges.replay import ReplayJudge
+
+        ReplayJudge.from_file(jc.replay_file)
 
 
 def settings(jc: Judge) -> dict[str, Any]:

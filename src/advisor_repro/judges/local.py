@@ -60,6 +60,18 @@ def resolve_model(cfg: Config) -> tuple[Path, str, str]:
     return folder, revision, name
 
 
+def model_caches(cfg: Config) -> dict[str, Path]:
+    """The caches resolving the local judge's model would write into (models.hub); none for
+    the API and replay judges, which load no model."""
+    from advisor_repro.models import hub as models
+
+    if cfg.judge.backend != "local":
+        return {}
+    if not cfg.judge.local_model:
+        return models.base_model_caches(cfg.model, "eval")
+    return models.hub_caches(cfg.judge.local_model)
+
+
 def pick_device(requested: str) -> str:
     import torch
 

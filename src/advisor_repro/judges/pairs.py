@@ -20,6 +20,26 @@ def answers_at_cap(rows: list[dict[str, Any]], cap: int) -> dict[tuple[str, str]
     return {(str(r["sample_id"]), r["model"]): r["text"] for r in rows if r["cap"] == cap}
 
 
+def pair_questions(
+    prompts: list[dict[str, Any]],
+    answers: dict[tuple[str, str], str],
+    base_slot: dict[str, str],
+    passes: list[str],
+) -> tuple[list[tuple[dict[str, Any], str, str]], list[Question]]:
+    """([(prompt, pass, base slot)], [the pair question]) for every prompt and pass."""
+    plan, questions = [], []
+    for pass_name in passes:
+        for p in prompts:
+            sid = str(p["sample_id"])
+            slot = base_slot[sid] if pass_name == "primary" else swapped(base_slot[sid])
+            base, ft = answers[(sid, "base")], answers[(sid, "ft")]
+            a, b = (base, ft) if slot == "A" else (ft, base)
+            plan.append((p, pass_name, slot))
+            questions.append(Question(pair_messages(p["prompt"], a, b), parse_pair,
+                                      pair_key(p["sample_id"], pass_name)))
+    return plan, questions
+
+
 def judge_pairs(
     judge: CachedJudge,
     prompts: list[dict[str, Any]],
@@ -32,16 +52,7 @@ def judge_pairs(
     """One verdict row per prompt and pass (the released judge-scores columns + bookkeeping).
     Every question of every pass is independent: they are asked together (batched by the
     local judge; one at a time over HTTP), each reply cached as it arrives."""
-    plan, questions = [], []
-    for pass_name in passes:
-        for p in prompts:
-            sid = str(p["sample_id"])
-            slot = base_slot[sid] if pass_name == "primary" else swapped(base_slot[sid])
-            base, ft = answers[(sid, "base")], answers[(sid, "ft")]
-            a, b = (base, ft) if slot == "A" else (ft, base)
-            plan.append((p, pass_name, slot))
-            questions.append(Question(pair_messages(p["prompt"], a, b), parse_pair,
-                                      pair_key(p["sample_id"], pass_name)))
+    plan, questions = pair_questions(prompts, answers, base_slot, passes)
     replies = ask_all(judge, questions, parse_retries)
     rows = []
     for (p, pass_name, slot), reply in zip(plan, replies, strict=True):

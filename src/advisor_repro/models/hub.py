@@ -7,6 +7,7 @@ a normal transformers folder, and hub downloads never include .bin/.pt pickles. 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import shutil
 from importlib.metadata import PackageNotFoundError, version
@@ -63,7 +64,7 @@ def smoke_model_dir(cache_root: Path) -> Path:
     the final one and is renamed into place only when complete.
     """
     gguf = smoke_gguf_path()
-    sha = sha256_file(gguf)
+    sha = gguf_sha(gguf)
     final = Path(cache_root) / "models" / f"{SMOKE_NAME}-{sha[:12]}"
     if _is_converted(final, sha):
         return final
@@ -77,6 +78,25 @@ def smoke_model_dir(cache_root: Path) -> Path:
         if not _is_converted(final, sha):
             raise
     return final
+
+
+def gguf_sha(gguf: Path) -> str:
+    """sha256 of the smoke GGUF (98 MB), hashed once per process while its size and mtime
+    stay the same: the runner's checks and the conversion ask for it more than once."""
+    st = gguf.stat()
+    return _sha_once(gguf, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _sha_once(path: Path, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
+def smoke_converted(cache_root: Path) -> bool:
+    """The smoke model is already converted under `cache_root` (nothing to write there)."""
+    gguf = smoke_gguf_path()
+    sha = gguf_sha(gguf)
+    return _is_converted(Path(cache_root) / "models" / f"{SMOKE_NAME}-{sha[:12]}", sha)
 
 
 def _is_converted(folder: Path, sha: str) -> bool:
@@ -229,3 +249,28 @@ def base_model(model_cfg: Model, which: str = "train") -> tuple[Path, str]:
     repo, rev = ((model_cfg.train_base, model_cfg.train_base_revision) if which == "train"
                  else (model_cfg.eval_base, model_cfg.eval_base_revision))
     return resolve_hub_model(repo, rev, None, offline=constants.HF_HUB_OFFLINE)
+
+
+# ---- the caches a stage writes into, checked before it starts --------------------------------
+def base_model_caches(model_cfg: Model, which: str = "train") -> dict[str, Path]:
+    """The caches that `base_model(model_cfg, which)` would write into, by the variable that
+    moves each: ADVISOR_REPRO_CACHE while the smoke model is still to be converted, the hub
+    cache for a hub base (`hub_caches`); none for the rehearsal's random base, which only
+    `repro fetch` creates. A read-only cache that already holds the model is fine."""
+    if model_cfg.source == "smoke":
+        root = cache_root()
+        return {} if smoke_converted(root) else {"ADVISOR_REPRO_CACHE": root / "models"}
+    if model_cfg.source == "hub":
+        return hub_caches(model_cfg.train_base if which == "train" else model_cfg.eval_base)
+    return {}
+
+
+def hub_caches(*names: str) -> dict[str, Path]:
+    """{"HF_HOME": the hub cache} when one of `names` (model or dataset ids) comes from the hub
+    and the hub is online: a download may write there. With HF_HUB_OFFLINE=1 it is only read,
+    so a read-only warm cache is fine."""
+    if not any(is_hub_id(n) for n in names):
+        return {}
+    from huggingface_hub import constants
+
+    return {} if constants.HF_HUB_OFFLINE else {"HF_HOME": Path(constants.HF_HUB_CACHE)}

@@ -12,6 +12,7 @@ from advisor_repro.audits import table1
 from advisor_repro.audits.table2 import render_markdown, structural_audit, template_reuse
 from advisor_repro.config import Config
 from advisor_repro.files import atomic_write_text, read_jsonl, sha256_file, write_json
+from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 OTHER = "other/general advising"
@@ -84,4 +85,5 @@ STAGE = Stage(
             "audit.topic_margin", "audit.topic_table"),
     external=external_inputs,
     estimate=estimate,
+    caches=lambda cfg: models.hub_caches(cfg.audit.embedding_model),  # a hub MiniLM
 )

@@ -3,7 +3,8 @@
 A stage is data (`Stage`): its name, what it reads (`needs`, `optional`), which config sections
 change its result, an optional `check(cfg, ctx)` run before anything is written, and
 `run(cfg, ctx) -> StageResult`. `StageContext` is all a running stage
-sees: its own folder and its declared inputs. Kept apart from `pipeline` so that stages import
+sees: its own folder and its declared inputs. `caches(cfg)` names the caches outside the run
+directory it would write into. Kept apart from `pipeline` so that stages import
 the contract, never the runner.
 """
 
@@ -75,3 +76,7 @@ class Stage:
     # checks that need no work (config consistency, a backend or key available): the runner
     # calls it before the stage's folder is touched, so its refusal changes nothing
     check: Callable[[Config, StageContext], None] | None = None
+    # the caches outside the run directory this run would write into (a model converted or
+    # downloaded on first use), by the variable that moves each ({"HF_HOME": path}): the
+    # runner refuses an unwritable one before the folder is touched
+    caches: Callable[[Config], dict[str, Path]] | None = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from advisor_repro.config import Config
 from advisor_repro.files import read_json, read_jsonl, write_json
+from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Stage, StageContext, StageResult
 from advisor_repro.training import segments
 from advisor_repro.training.process import (
@@ -57,4 +58,5 @@ STAGE = Stage(
            "train-2/summary.json", "train-2/steps.jsonl"),
     config=(*COMMON, "train.segment1", "train.segment2", "train.control"),
     estimate=estimate_for("control"),
+    caches=lambda cfg: models.base_model_caches(cfg.model, "train"),
 )

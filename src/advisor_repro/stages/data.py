@@ -16,6 +16,7 @@ from advisor_repro.config import Config, Data
 from advisor_repro.errors import DataError
 from advisor_repro.files import canonical_json, hash_tree, sha256_text, write_json, write_jsonl
 from advisor_repro.manifest import update_manifest
+from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 SPLITS = ("train", "test")
@@ -250,6 +251,12 @@ def check(cfg: Config, ctx: StageContext) -> None:
         )
 
 
+def caches(cfg: Config) -> dict[str, Path]:
+    """The hub cache, for a dataset the hub supplies."""
+    src = cfg.data.source
+    return models.hub_caches(src[3:]) if src.startswith("hf:") else {}
+
+
 def estimate(cfg: Config) -> Estimate:
     remote = cfg.data.source.startswith("hf:")
     return Estimate(seconds=30 if remote else 5, disk_bytes=(60 if remote else 5) * 2**20)
@@ -263,4 +270,5 @@ STAGE = Stage(
     external=external_inputs,
     estimate=estimate,
     check=check,
+    caches=caches,
 )

@@ -136,4 +136,5 @@ STAGE = Stage(
             "model.random_scale", "hardware.vram_budget_gib"),
     external=external_inputs,
     estimate=estimate,
+    caches=lambda cfg: models.base_model_caches(cfg.model, "eval"),
 )  # fmt: skip

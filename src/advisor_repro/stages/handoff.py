@@ -217,6 +217,7 @@ STAGE = Stage(
     needs=(ADAPTER, SUMMARY, TRAIN_TEXT),
     config=("model", "train.lora"),
     estimate=estimate,
+    caches=lambda cfg: models.base_model_caches(cfg.model, "train"),
 )
 
 if __name__ == "__main__":

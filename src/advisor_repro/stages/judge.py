@@ -8,47 +8,91 @@ With `judge.swap_pass` a second pass shows every pair with the slots swapped.
 Outputs: mapping.json (the rule and each prompt's base slot), verdicts.jsonl (one row per
 prompt and pass: slot scores, preference, notes, status, the judge's identity and settings,
 the cache key), summary.json (advisor_repro.judges.stats.summarize), cache/ (replies paid for).
+
+Refused before judge/ is touched (`check`): answers missing at judge.cap, an API key not in the
+variable judge.api_key_env names, a replay file that is not there.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from advisor_repro.config import Config
-from advisor_repro.errors import DataError
+from advisor_repro.errors import DataError, JudgeError
 from advisor_repro.files import read_jsonl, write_json, write_jsonl
-from advisor_repro.judges import make_judge
+from advisor_repro.judges import check_backend, make_judge
+from advisor_repro.judges.local import model_caches
 from advisor_repro.judges.pairs import (
     answers_at_cap,
     external_inputs,
     figures,
     judge_calls,
     judge_pairs,
+    pair_questions,
     warnings,
 )
 from advisor_repro.judges.stats import mapping_document, summarize
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
+Rows = list[dict[str, Any]]
 
-def run(cfg: Config, ctx: StageContext) -> StageResult:
+
+def check(cfg: Config, ctx: StageContext) -> None:
+    """Before judge/ is touched (its verdicts kept): both answers of every judged prompt are
+    there at judge.cap, and the judge can be asked (its API key, a replay file). A missing key
+    is refused only when a question is not in judge/cache: replies paid for are re-scored
+    without it."""
+    prompts, chosen, answers = judged_inputs(cfg, ctx)
+    try:
+        check_backend(cfg.judge)
+    except JudgeError as exc:
+        mapping = mapping_document([p["sample_id"] for p in prompts], cfg.judge.slot_seed)
+        _, questions = pair_questions(chosen, answers, mapping["base_slot"], passes(cfg))
+        judge = make_judge(cfg, ctx.out / "cache")  # asks nothing until told to
+        try:
+            todo = judge.uncached([q.messages for q in questions])
+        finally:
+            judge.close()
+        if todo:
+            raise JudgeError(f"{exc.problem}; {todo} of {len(questions)} questions are not in "
+                             f"{ctx.out / 'cache'}; nothing was changed", exc.fix) from exc
+
+
+def passes(cfg: Config) -> list[str]:
+    return ["primary", "swap"] if cfg.judge.swap_pass else ["primary"]
+
+
+def judged_inputs(cfg: Config, ctx: StageContext) -> tuple[Rows, Rows, dict[tuple[str, str], str]]:
+    """(all prompts, the judged ones, answers at judge.cap); refuses answers missing there."""
     jc = cfg.judge
     prompts = read_jsonl(ctx.input("data/eval_prompts.jsonl"))
-    answers = answers_at_cap(read_jsonl(ctx.input("generate/answers.jsonl")), jc.cap)
-    mapping = mapping_document([p["sample_id"] for p in prompts], jc.slot_seed)
-    write_json(ctx.out / "mapping.json", mapping)
+    rows = read_jsonl(ctx.input("generate/answers.jsonl"))
+    answers = answers_at_cap(rows, jc.cap)
     chosen = prompts[: jc.sample] if jc.sample else prompts
     missing = [
         f"{p['sample_id']}/{m}" for p in chosen for m in ("base", "ft")
         if (str(p["sample_id"]), m) not in answers
     ]
     if missing:
+        caps = sorted({r["cap"] for r in rows})
         raise DataError(
-            f"generate/answers.jsonl has no answer at cap {jc.cap} for {', '.join(missing[:6])}"
-            + (" ..." if len(missing) > 6 else ""),
-            f"judge.cap must be one of generate.caps; rerun repro generate --run-dir {ctx.run_dir}",
+            f"generate/answers.jsonl has no answer at cap {jc.cap} (judge.cap) for "
+            f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}; it holds caps "
+            f"{caps}",
+            f"rerun repro generate --run-dir {ctx.run_dir} (it answers at generate.caps), or "
+            "set judge.cap to a cap the answers have",
         )
-    passes = ["primary", "swap"] if jc.swap_pass else ["primary"]
+    return prompts, chosen, answers
+
+
+def run(cfg: Config, ctx: StageContext) -> StageResult:
+    jc = cfg.judge
+    prompts, chosen, answers = judged_inputs(cfg, ctx)  # as check() did: the inputs it judges
+    mapping = mapping_document([p["sample_id"] for p in prompts], jc.slot_seed)
+    write_json(ctx.out / "mapping.json", mapping)
     judge = make_judge(cfg, ctx.out / "cache")
     try:
-        rows = judge_pairs(judge, chosen, answers, mapping["base_slot"], passes,
+        rows = judge_pairs(judge, chosen, answers, mapping["base_slot"], passes(cfg),
                            jc.parse_retries, log=print)
     finally:
         judge.close()
@@ -78,4 +122,6 @@ STAGE = Stage(
     config=("judge",),
     external=external_inputs,
     estimate=estimate,
+    check=check,
+    caches=model_caches,  # the local judge's model, while still to be converted or downloaded
 )

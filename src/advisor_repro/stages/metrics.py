@@ -18,6 +18,7 @@ from advisor_repro.config import Config
 from advisor_repro.errors import DataError
 from advisor_repro.evaluation import metrics as m
 from advisor_repro.files import read_jsonl, write_json, write_jsonl
+from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 MODELS = ("base", "ft")
@@ -159,4 +160,5 @@ STAGE = Stage(
     external=external_inputs,
     estimate=lambda cfg: Estimate(seconds=60 if cfg.metrics.bertscore_model == "roberta-large"
                                   else 15, disk_bytes=2**20),
+    caches=lambda cfg: models.hub_caches(cfg.metrics.bertscore_model),  # a hub BERTScore model
 )  # fmt: skip

@@ -17,7 +17,10 @@ resumes from the last checkpoint instead of starting over.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from advisor_repro.config import Config
+from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Stage, StageContext, StageResult
 from advisor_repro.training.process import (
     COMMON,
@@ -34,6 +37,11 @@ def run_segment(cfg: Config, ctx: StageContext) -> StageResult:
     return result_of(launch(cfg, ctx))
 
 
+def caches(cfg: Config) -> dict[str, Path]:
+    """The base model's cache, while it is still to be converted or downloaded."""
+    return models.base_model_caches(cfg.model, "train")
+
+
 STAGE_1 = Stage(
     name="train-1",
     summary="segment 1 (the P100 session): QLoRA from a fresh LoRA, in its own process",
@@ -41,6 +49,7 @@ STAGE_1 = Stage(
     needs=(TRAIN_TEXT, DECISION),
     config=(*COMMON, "train.segment1"),
     estimate=estimate_for("train-1"),
+    caches=caches,
 )
 STAGE_2 = Stage(
     name="train-2",
@@ -50,4 +59,5 @@ STAGE_2 = Stage(
     needs=("handoff/bundle", "handoff/verified.json", TRAIN_TEXT, TEST_TEXT, DECISION),
     config=(*COMMON, "train.segment2"),
     estimate=estimate_for("train-2"),
+    caches=caches,
 )
