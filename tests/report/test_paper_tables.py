@@ -156,6 +156,12 @@ def test_table3_shows_the_resolved_recipe_and_the_phase_table_the_shape():
     assert phase["segment 2: loss start -> end"] == "0.4343 -> 0.3405 (min 0.2963 at step 118)"
     assert phase["segment 2: GPU memory used"] == "12.0 GB NVML peak"
     assert phase["segment 1: micro-batch x grad-accum"] is None  # train-1 not run
+    # beyond the paper (issue 19): the order and padding options are named beside the split
+    faster = {**summary, "padding": {"step_order": "length", "pad_to_multiple_of": 64}}
+    phase = {r.label: r.value for r in data_tables.phase_rows({"train-2": faster}, cfg)}
+    assert phase["segment 2: micro-batch x grad-accum"] == (
+        "2 x 8 = 16; each step's sequences cut into micro-batches by length; padded to a "
+        "multiple of 64 tokens")
 
 
 def test_training_audit_rates_print_as_the_paper():

@@ -219,6 +219,10 @@ def phase_rows(summaries: dict[str, Any], cfg: Config) -> list[Row]:
         mode = at(s, "micro_batch_choice.mode")
         if batch and mode == "auto":  # issue 19: the split the memory model chose
             batch += f" (split auto: {at(s, 'micro_batch_choice.reason')})"
+        if batch and at(s, "padding.step_order") == "length":  # beyond the paper: same steps
+            batch += "; each step's sequences cut into micro-batches by length"
+        if batch and at(s, "padding.pad_to_multiple_of"):
+            batch += f"; padded to a multiple of {at(s, 'padding.pad_to_multiple_of')} tokens"
         lr = at(s, "plan.lr")
         mem = at(s, "memory_peak") or {}
         mem_text = (f"{mem['nvml_used_gib'] * 2**30 / 1e9:.1f} GB NVML peak"
