@@ -31,6 +31,8 @@ def released() -> tuple[dict[str, Points], str]:
         return {}, f"{index.name} is missing from artifacts/curves/"
     out, problems = {}, []
     for name, entry in tomllib.loads(index.read_text(encoding="utf-8")).items():
+        if "loss_column" not in entry:  # the learning-rate export: not a loss curve
+            continue
         path = CURVES / entry["path"]
         if not path.is_file():
             problems.append(f"{entry['path']} is missing")

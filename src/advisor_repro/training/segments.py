@@ -44,6 +44,14 @@ class SegmentPlan:
     from_bundle: bool  # segment 2: start from the handoff bundle's adapter only
     heldout: bool  # compute the held-out loss on the test split at the end
     split: str = "fixed"  # "auto": the trainer re-divides shape.effective to fit the VRAM budget
+    n_train: int = 0  # training conversations, when known: fixes the step count (trainer_steps)
+
+    def trainer_steps(self) -> int:
+        """The Trainer's max_steps: the cap, else the count the paper's Trainer made (see
+        optimizer_steps); -1 (the Trainer counts for itself) when n_train is unknown."""
+        if self.max_steps:
+            return self.max_steps
+        return optimizer_steps(self, self.n_train) if self.n_train else -1
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -60,11 +68,11 @@ def plan_for(cfg: Config, stage: str, n_train: int = 0) -> SegmentPlan:
     if stage == "train-1":
         return SegmentPlan(stage, 1, s1.epochs, Shape(s1.micro_batch, s1.grad_accum), s1.lr,
                            s1.warmup_ratio, s1.max_steps, s1.session_limit_hours, False, False,
-                           s1.split)
+                           s1.split, n_train)
     if stage == "train-2":
         return SegmentPlan(stage, 2, s2.epochs, Shape(r2.micro_batch, r2.grad_accum), r2.lr,
                            r2.warmup_ratio, s2.max_steps, s2.session_limit_hours, True, True,
-                           s2.split)
+                           s2.split, n_train)
     if stage != "control":
         raise ValueError(f"unknown training stage {stage!r}; expected one of {STAGES}")
     c = t.control
@@ -74,12 +82,20 @@ def plan_for(cfg: Config, stage: str, n_train: int = 0) -> SegmentPlan:
         shape, lr, warmup = Shape(r2.micro_batch, r2.grad_accum), r2.lr, r2.warmup_ratio
     steps = c.max_steps or control_steps(cfg, shape, n_train)
     return SegmentPlan("control", 0, s1.epochs + s2.epochs, shape, lr, warmup, steps,
-                       c.session_limit_hours, False, True, c.split)
+                       c.session_limit_hours, False, True, c.split, n_train)
 
 
 def optimizer_steps(plan: SegmentPlan, n_train: int) -> int:
-    """Optimizer steps the run makes: its cap, else the Trainer's count per epoch (micro-batches,
-    rounded up, floor-divided by grad-accum) x epochs: 2,274 at 2 x 4 -> 284, at 4 x 8 -> 71."""
+    """Optimizer steps the run makes: its cap, else what the paper's Trainer (transformers
+    4.51) counted: per epoch, micro-batches (rounded up) floor-divided by grad-accum, at the
+    WRITTEN shape, times the epochs: 2,274 at 2 x 4 -> 284, at 4 x 8 -> 2 x 71 = 142.
+
+    That Trainer still ran an epoch's leftover micro-batches as one smaller optimizer step,
+    counted against this total, and stopped when the total was reached: segment 2 made 72
+    steps in epoch 1 (the 72nd on the 2 conversations left over) and 70 in epoch 2; segment 1
+    stopped at 284 before its leftover step. transformers 5 rounds the per-epoch count up
+    instead (285, 144); given this total as max_steps it runs the same steps as 4.51 did. The
+    written shape fixes the count, so `split = "auto"` changes no step."""
     if plan.max_steps:
         return plan.max_steps
     per_epoch = max(1, math.ceil(n_train / plan.shape.micro_batch) // plan.shape.grad_accum)

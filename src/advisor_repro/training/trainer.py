@@ -168,7 +168,7 @@ def sft_arguments(plan: SegmentPlan, shape: Shape, train: Train, device: str, dt
         "per_device_train_batch_size": shape.micro_batch,
         "gradient_accumulation_steps": shape.grad_accum,
         "num_train_epochs": plan.epochs,
-        "max_steps": plan.max_steps or -1,
+        "max_steps": plan.trainer_steps(),  # the paper's Trainer's count (segments.py)
         "learning_rate": plan.lr,
         "warmup_steps": plan.warmup_ratio,
         "lr_scheduler_type": train.lr_scheduler,
