@@ -108,6 +108,15 @@ class Terminated(ReproError):
     exit_code = 14
 
 
+class PrerequisitesMissing(ReproError):
+    """Several prerequisites of a multi-stage command (`repro all`) are missing: API keys,
+    models not in the cache while offline, disk for the whole plan, a segment longer than its
+    session. Found before the first stage runs, every one named with its fix; nothing is
+    written. A single missing prerequisite exits with its own code instead."""
+
+    exit_code = 15
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug: please report it with the log)",
@@ -127,5 +136,7 @@ EXIT_CODES: dict[int, str] = {
     UnwritableError.exit_code: "the run directory or a cache is not writable (the path is named)",
     Terminated.exit_code: "stopped by SIGTERM; a training segment saved a checkpoint: rerun the "
     "same command to resume",
+    PrerequisitesMissing.exit_code: "several prerequisites of `repro all` are missing, found "
+    "before the first stage ran (each is named with its fix; nothing was written)",
     130: "interrupted (Ctrl-C); finished work is kept",
 }

@@ -327,10 +327,13 @@ def test_segments_and_handoff_on_gpu(tiny_base: Path, tmp_path: Path, backend: s
         assert all(math.isfinite(r["loss"]) for r in read_jsonl(run / f"{stage}/steps.jsonl"))
     lrs = [r["lr"] for r in read_jsonl(run / "train-2/steps.jsonl")]
     assert lrs == pytest.approx([0.0, 1e-4, 2e-4])  # segment 2's own warmup
-    # FAST sets train.segment1.split = auto: on the GPU the probe measured, largest first
-    choice = read_json(run / "train-1/summary.json")["micro_batch_choice"]
-    assert choice["mode"] == "auto" and choice["probe"]["runs"][0]["micro_batch"] == 2
-    assert read_json(run / "train-1/summary.json")["effective_batch"] == 2
+    # FAST sets train.segment1.split = auto: the memory model is calibrated on the 7B shape
+    # only, so on this tiny shape the GPU keeps the written split and says why
+    s1 = read_json(run / "train-1/summary.json")
+    choice = s1["micro_batch_choice"]
+    assert choice["mode"] == "auto" and choice["probe"] is None
+    assert choice["reason"].startswith(f"no memory calibration for the {backend} backend")
+    assert (s1["micro_batch"], s1["grad_accum"], s1["effective_batch"]) == (2, 1, 2)
 
 
 @pytest.mark.gpu

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from advisor_repro import pipeline
+from advisor_repro import pipeline, prerequisites
 from advisor_repro.cli.common import Selection, add_run_options, command_line, say, select
 from advisor_repro.errors import VerifyFailed
 from advisor_repro.manifest import mark_latest, write_manifest
@@ -75,6 +75,7 @@ def main_all(args: argparse.Namespace) -> int:
     sel = select(args)
     for name in args.force:
         pipeline.get_stage(name)  # refuse a misspelt stage before any work
+    ready(sel, args.force)
     with pipeline.locked(sel.run_dir, log=say):
         _header(sel)
         record = _recorder(sel)
@@ -96,6 +97,16 @@ def main_all(args: argparse.Namespace) -> int:
         f"See: repro status --run-dir {sel.run_dir}"
     )
     return 0
+
+
+def ready(sel: Selection, forced: list[str]) -> None:
+    """Every prerequisite of the stages this run will run (keys, models, disk, sessions),
+    checked before the first one runs and before anything is written (no lock, no `latest`
+    link): one refusal names them all."""
+    stages = pipeline.stages()
+    states = {s.name: pipeline.stage_state(s, sel.cfg, sel.run_dir).state for s in stages}
+    to_run = prerequisites.stages_to_run(stages, states, forced)
+    prerequisites.check_plan(sel.cfg, sel.run_dir, to_run)
 
 
 def main_stage(args: argparse.Namespace) -> int:

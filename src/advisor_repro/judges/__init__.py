@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from advisor_repro.config import Config, Judge
+from advisor_repro.errors import ReproError
 from advisor_repro.files import canonical_json, read_json, sha256_text, write_json
 from advisor_repro.judges.rubric import (
     PROMPT_VERSION,
@@ -286,6 +287,23 @@ def check_backend(jc: Judge) -> None:
         from advisor_repro.judges.replay import ReplayJudge
 
         ReplayJudge.from_file(jc.replay_file)
+
+
+def unavailable(cfg: Config) -> list[ReproError]:
+    """Why the judge (of the judge and audit stages) could not be asked, found without asking
+    it or writing anything: `check_backend`'s refusal, or the local judge's model not loadable
+    (not created, or not in the cache while offline)."""
+    from advisor_repro.models import hub
+
+    try:
+        check_backend(cfg.judge)
+    except ReproError as exc:
+        return [exc]
+    if cfg.judge.backend != "local":
+        return []
+    if not cfg.judge.local_model:  # the generation base stands in as the judge
+        return list(hub.base_unavailable(cfg.model, "eval"))
+    return list(hub.models_unavailable(cfg.judge.local_model))
 
 
 def settings(jc: Judge) -> dict[str, Any]:

@@ -274,3 +274,58 @@ def hub_caches(*names: str) -> dict[str, Path]:
     from huggingface_hub import constants
 
     return {} if constants.HF_HUB_OFFLINE else {"HF_HOME": Path(constants.HF_HUB_CACHE)}
+
+
+# ---- what a run will load, found before it starts ----------------------------------------------
+def base_unavailable(model_cfg: Model, which: str = "train") -> list[OfflineError]:
+    """Why `base_model(model_cfg, which)` would fail, found without loading or writing
+    anything: the rehearsal's random base not yet created, the smoke package missing, a hub
+    base absent from the cache while HF_HUB_OFFLINE=1. [] when it will load."""
+    from huggingface_hub import constants
+
+    try:
+        if model_cfg.source == "random":
+            from advisor_repro.models.rehearsal import random_base_dir
+
+            random_base_dir(cache_root(), model_cfg.random_scale)
+        elif model_cfg.source == "smoke":
+            smoke_gguf_path()
+        elif constants.HF_HUB_OFFLINE:
+            repo, rev = ((model_cfg.train_base, model_cfg.train_base_revision) if which == "train"
+                         else (model_cfg.eval_base, model_cfg.eval_base_revision))
+            resolve_hub_model(repo, rev, None, offline=True)
+    except OfflineError as exc:
+        return [exc]
+    return []
+
+
+def models_unavailable(*names: str) -> list[OfflineError]:
+    """The same for named models (BERTScore, the sentence encoder, a local judge): a
+    "random:" encoder not yet created, a hub id absent from the cache while offline."""
+    from huggingface_hub import constants
+
+    out = []
+    for name in names:
+        try:
+            if name.startswith("random:"):
+                from advisor_repro.models.rehearsal import random_encoder_dir
+
+                random_encoder_dir(cache_root())
+            elif constants.HF_HUB_OFFLINE and is_hub_id(name):
+                resolve_hub_model(name, None, None, offline=True)
+        except OfflineError as exc:
+            out.append(exc)
+    return out
+
+
+def dataset_unavailable(source: str, revision: str) -> list[OfflineError]:
+    """A hub dataset (`hf:<repo>`) absent from the cache while offline."""
+    from huggingface_hub import constants
+
+    if not (source.startswith("hf:") and constants.HF_HUB_OFFLINE):
+        return []
+    try:
+        resolve_hub_dataset(source[3:], revision, None, offline=True)
+    except OfflineError as exc:
+        return [exc]
+    return []

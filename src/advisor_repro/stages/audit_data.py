@@ -86,4 +86,5 @@ STAGE = Stage(
     external=external_inputs,
     estimate=estimate,
     caches=lambda cfg: models.hub_caches(cfg.audit.embedding_model),  # a hub MiniLM
+    prerequisites=lambda cfg: list(models.models_unavailable(cfg.audit.embedding_model)),
 )

@@ -39,6 +39,7 @@ from advisor_repro.config import Config
 from advisor_repro.evaluation.embeddings import Embedder
 from advisor_repro.files import read_jsonl, write_json, write_jsonl
 from advisor_repro.judges import make_judge
+from advisor_repro.judges import unavailable as judge_unavailable
 from advisor_repro.judges.local import model_caches, pick_device
 from advisor_repro.judges.pairs import external_inputs as judge_external
 from advisor_repro.models import hub as models
@@ -130,4 +131,6 @@ STAGE = Stage(
     estimate=estimate,
     # a hub MiniLM and the local judge's model, while still to be downloaded or converted
     caches=lambda cfg: {**models.hub_caches(cfg.audit.embedding_model), **model_caches(cfg)},
+    prerequisites=lambda cfg: [*judge_unavailable(cfg),
+                               *models.models_unavailable(cfg.audit.embedding_model)],
 )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor_repro.config import Config
-from advisor_repro.errors import StageInputError
+from advisor_repro.errors import ReproError, StageInputError
 
 
 @dataclass
@@ -80,3 +80,7 @@ class Stage:
     # downloaded on first use), by the variable that moves each ({"HF_HOME": path}): the
     # runner refuses an unwritable one before the folder is touched
     caches: Callable[[Config], dict[str, Path]] | None = None
+    # what the stage will need that the config alone shows (an API key, a model in the cache
+    # while offline), returned rather than raised: a multi-stage command gathers every
+    # stage's before its first stage runs, so that one refusal names them all
+    prerequisites: Callable[[Config], list[ReproError]] | None = None

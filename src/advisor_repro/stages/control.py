@@ -27,6 +27,7 @@ from advisor_repro.training.process import (
     TRAIN_TEXT,
     estimate_for,
     launch,
+    prerequisites_for,
     result_of,
 )
 
@@ -59,4 +60,5 @@ STAGE = Stage(
     config=(*COMMON, "train.segment1", "train.segment2", "train.control"),
     estimate=estimate_for("control"),
     caches=lambda cfg: models.base_model_caches(cfg.model, "train"),
+    prerequisites=prerequisites_for("control"),
 )

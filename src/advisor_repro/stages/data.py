@@ -271,4 +271,6 @@ STAGE = Stage(
     estimate=estimate,
     check=check,
     caches=caches,
+    prerequisites=lambda cfg: list(models.dataset_unavailable(cfg.data.source,
+                                                              cfg.data.revision)),
 )

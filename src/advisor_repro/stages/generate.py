@@ -137,4 +137,5 @@ STAGE = Stage(
     external=external_inputs,
     estimate=estimate,
     caches=lambda cfg: models.base_model_caches(cfg.model, "eval"),
+    prerequisites=lambda cfg: list(models.base_unavailable(cfg.model, "eval")),
 )  # fmt: skip

@@ -218,6 +218,7 @@ STAGE = Stage(
     config=("model", "train.lora"),
     estimate=estimate,
     caches=lambda cfg: models.base_model_caches(cfg.model, "train"),
+    prerequisites=lambda cfg: list(models.base_unavailable(cfg.model, "train")),
 )
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from advisor_repro.config import Config
 from advisor_repro.errors import DataError, JudgeError
 from advisor_repro.files import read_jsonl, write_json, write_jsonl
 from advisor_repro.judges import check_backend, make_judge
+from advisor_repro.judges import unavailable as judge_unavailable
 from advisor_repro.judges.local import model_caches
 from advisor_repro.judges.pairs import (
     answers_at_cap,
@@ -124,4 +125,5 @@ STAGE = Stage(
     estimate=estimate,
     check=check,
     caches=model_caches,  # the local judge's model, while still to be converted or downloaded
+    prerequisites=judge_unavailable,
 )

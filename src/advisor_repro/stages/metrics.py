@@ -161,4 +161,5 @@ STAGE = Stage(
     estimate=lambda cfg: Estimate(seconds=60 if cfg.metrics.bertscore_model == "roberta-large"
                                   else 15, disk_bytes=2**20),
     caches=lambda cfg: models.hub_caches(cfg.metrics.bertscore_model),  # a hub BERTScore model
+    prerequisites=lambda cfg: list(models.models_unavailable(cfg.metrics.bertscore_model)),
 )  # fmt: skip

@@ -29,6 +29,7 @@ from advisor_repro.training.process import (
     TRAIN_TEXT,
     estimate_for,
     launch,
+    prerequisites_for,
     result_of,
 )
 
@@ -50,6 +51,7 @@ STAGE_1 = Stage(
     config=(*COMMON, "train.segment1"),
     estimate=estimate_for("train-1"),
     caches=caches,
+    prerequisites=prerequisites_for("train-1"),
 )
 STAGE_2 = Stage(
     name="train-2",
@@ -60,4 +62,5 @@ STAGE_2 = Stage(
     config=(*COMMON, "train.segment2"),
     estimate=estimate_for("train-2"),
     caches=caches,
+    prerequisites=prerequisites_for("train-2"),
 )

@@ -139,6 +139,32 @@ def estimate_for(stage: str):
 PAPER_STAGES = ("train-1", "train-2")
 
 
+def prerequisites_for(stage: str):
+    """A training stage's prerequisites (Stage.prerequisites): its base model loadable, and
+    its projected time within its session limit while train.session_limit_action = "stop"
+    (it would end there, short of its steps; "pause" checkpoints and continues in the next
+    session, the free-tier way; "warn" runs on)."""
+
+    def prerequisites(cfg: Config) -> list[errors.ReproError]:
+        from advisor_repro.models import hub
+
+        found: list[errors.ReproError] = list(hub.base_unavailable(cfg.model, "train"))
+        n = cfg.data.expected_train or 100
+        plan = segments.plan_for(cfg, stage, n)
+        limit_h, action = plan.session_limit_hours, cfg.train.session_limit_action
+        hours = estimate_for(stage)(cfg).seconds / 3600
+        if limit_h and hours > limit_h and action == "stop":
+            found.append(errors.ResourceError(
+                f"{stage} is projected at {hours:.2f} h, over its {limit_h:g} h session limit, "
+                f"and train.session_limit_action = 'stop' would end it there, short of its "
+                f"{segments.optimizer_steps(plan, n)} optimizer steps",
+                "--set train.session_limit_action='pause' (checkpoint, continue in the next "
+                "session), or raise the segment's session_limit_hours"))
+        return found
+
+    return prerequisites
+
+
 # ---- the training process side -------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__)
