@@ -2,7 +2,8 @@
 # advisor-repro: the paper's replay in one image; `repro` is the entry point.
 #
 #   docker build -t advisor-repro --build-arg VCS_REF="$(git rev-parse HEAD)" .
-#   docker run --gpus all -v hf-cache:/cache -v "$PWD/runs:/runs" advisor-repro all --profile paper
+#   docker run --gpus all -e ANTHROPIC_API_KEY -v hf-cache:/cache -v "$PWD/runs:/runs" advisor-repro all
+# `all` replays the paper profile here (REPRO_PROFILE; CI's CPU image builds with smoke).
 #
 # Base: Debian 12 (bookworm-slim), pinned by digest (docker/BASE_IMAGE.lock; refresh and verify
 # with docker/lock-base.sh). No CUDA base image: PyPI's torch wheels bring the CUDA libraries
@@ -17,6 +18,9 @@
 #   cpu:             CI's variant (torch's CPU wheel from docker/wheels/), no GPU
 ARG BASE_IMAGE=debian:12.12-slim@sha256:d5d3f9c23164ea16f31852f95bd5959aad1c5e854332fe00f7b3a20fcc9f635c
 ARG TORCH_VARIANT=cu130
+# the profile a bare `repro all` replays in the image (ADVISOR_REPRO_PROFILE): the paper; the
+# checkout's own default stays the CPU smoke replay, and CI's CPU image passes smoke
+ARG REPRO_PROFILE=paper
 
 # ---- base: the OS packages both stages share, so the venv's interpreter is the runtime's ----
 FROM ${BASE_IMAGE} AS base
@@ -64,6 +68,7 @@ RUN { /opt/venv/bin/pip check || true; } \
 FROM base AS runtime
 ARG BASE_IMAGE
 ARG TORCH_VARIANT
+ARG REPRO_PROFILE
 
 COPY --from=build /opt/venv /opt/venv
 # HF_HOME=/cache holds the hub downloads; the converted smoke model, Triton's kernel cache and
@@ -79,6 +84,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     UNSLOTH_COMPILE_LOCATION=/tmp/unsloth_compiled_cache \
     ADVISOR_REPRO_RUNS=/runs \
     ADVISOR_REPRO_TORCH_VARIANT=${TORCH_VARIANT} \
+    ADVISOR_REPRO_PROFILE=${REPRO_PROFILE} \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 

@@ -182,7 +182,8 @@ def container(session: nox.Session) -> None:
     build_args = {"BASE_IMAGE": LOCAL_BASE, "VCS_REF": _revision()}
     if not gpu:
         _stage_cpu_wheel(session)
-        build_args |= {"TORCH_VARIANT": "cpu", "VERSION": _version()}
+        # CI's CPU image replays the smoke profile by default; the GPU image, the paper
+        build_args |= {"TORCH_VARIANT": "cpu", "VERSION": _version(), "REPRO_PROFILE": "smoke"}
     args = [a for k, v in build_args.items() for a in ("--build-arg", f"{k}={v}")]
     # --format docker: the OCI format drops SHELL (bash -o pipefail); docker build keeps it
     build = ["podman", "build", "--isolation", "chroot", "--format", "docker", *secret, *args]
@@ -295,6 +296,9 @@ def _check_image_config(session: nox.Session, image: str, variant: str) -> None:
         problems.append(f"label io.advisor-repro.torch-variant is not {variant}")
     if f"ADVISOR_REPRO_TORCH_VARIANT={variant}" not in config.get("Env", []):
         problems.append(f"ENV ADVISOR_REPRO_TORCH_VARIANT is not {variant}")
+    profile = "smoke" if variant == "cpu" else "paper"  # a bare `repro all` in the image
+    if f"ADVISOR_REPRO_PROFILE={profile}" not in config.get("Env", []):
+        problems.append(f"ENV ADVISOR_REPRO_PROFILE is not {profile}")
     if problems:
         session.error("image config: " + "; ".join(problems))
     session.log(f"image config ok: {config['Entrypoint']} {config['Cmd']} as {config['User']}")

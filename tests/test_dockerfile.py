@@ -4,7 +4,10 @@ GPU lock (cu130) pins pyproject's versions and the CPU tier's whole stack.
 (Building and running the image is `nox -s container`; `nox -s container -- lock` proves the
 default GPU lock installable with pip's resolver from PyPI.)"""
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -49,6 +52,24 @@ def test_base_image_is_the_locked_digest():
     assert re.fullmatch(r"debian:12\.\d+-slim", lock["TAG"]), lock["TAG"]
     assert 'SUITE="${SUITE:-bookworm}"' in (ROOT / "docker/build-local-base.sh").read_text()
     assert lock["VERIFIED"] in ("yes", "no")
+
+
+def test_the_gpu_image_replays_the_paper_by_default():
+    """`docker run --gpus all advisor-repro all` is the paper: REPRO_PROFILE defaults to paper,
+    reaches the runtime stage's environment, and the CLI reads it as its default profile."""
+    assert arg_default("REPRO_PROFILE") == "paper"
+    runtime = DOCKERFILE[DOCKERFILE.index("FROM base AS runtime"):]
+    assert "\nARG REPRO_PROFILE\n" in runtime
+    assert "ADVISOR_REPRO_PROFILE=${REPRO_PROFILE}" in runtime
+    assert 'CMD ["all"]' in runtime
+    probe = "from advisor_repro.cli import common; print(common.DEFAULT_PROFILE)"
+    env = {**os.environ, "ADVISOR_REPRO_PROFILE": "paper"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "paper"
+    env.pop("ADVISOR_REPRO_PROFILE")
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                          text=True, check=True).stdout.strip() == "smoke"
 
 
 def test_version_label_is_the_package_version():

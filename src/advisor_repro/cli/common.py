@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,9 @@ from advisor_repro.errors import ConfigError
 from advisor_repro.files import read_json
 from advisor_repro.manifest import last_run_dir, resolve_run_dir
 
-DEFAULT_PROFILE = "smoke"
+# The checkout's default is the CPU smoke replay; the GPU image sets ADVISOR_REPRO_PROFILE=paper
+# so that `docker run --gpus all advisor-repro all` replays the paper (Dockerfile).
+DEFAULT_PROFILE = os.environ.get("ADVISOR_REPRO_PROFILE") or "smoke"
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:

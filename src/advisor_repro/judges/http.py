@@ -35,8 +35,12 @@ def api_key(env_name: str, backend: str, required: bool) -> str:
         raise JudgeError(
             f"the {backend} judge needs an API key in the environment variable {env_name}, "
             "which is not set",
-            f"export {env_name}=... (read at call time, never written anywhere), or "
-            "--set judge.backend=local to judge with an open model on the GPU",
+            f"one of: export {env_name}=... (docker run -e {env_name}; read at call time, never "
+            "written anywhere); or --set judge.backend=local, an open judge on this GPU (the "
+            "paper profile's Qwen/Qwen2.5-14B-Instruct in NF4, about 10 GB: it fits a 16 GB card "
+            "with nothing else on it, and `repro fetch` brings it); or `repro import-release "
+            "DIR` of the author's released verdicts, then rerun `repro all` (imported stages are "
+            "kept)",
         )
     return key
 
