@@ -116,8 +116,11 @@ def test_paper_comparison_and_calibration():
     # scaled by its own factor, segment 2 on a T4 lands on the paper's figure
     seg2 = by_stage(PAPER, "T4")["train-2"]
     assert seg2.seconds + seg2.gpu_s * (factor - 1) == pytest.approx(19578, rel=0.02)
-    # no factor where the paper's backend differs (P100: hf here, Unsloth in the paper)
-    assert projection.calibration(PAPER, projection.gpu_named("P100"), COSTS) is None
+    # the P100 too: hf here (Unsloth in the paper), calibrated on the paper's segment 1
+    p100 = projection.calibration(PAPER, projection.gpu_named("P100"), COSTS)
+    seg1 = by_stage(PAPER, "P100")["train-1"]
+    assert p100 < 1 and seg1.seconds + seg1.gpu_s * (p100 - 1) == pytest.approx(20845, rel=0.02)
+    # none where the paper timed nothing
     assert projection.calibration(PAPER, projection.gpu_named("A100"), COSTS) is None
 
 

@@ -122,9 +122,11 @@ def gpu_projection(args: argparse.Namespace) -> int:
     for c in projection.paper_comparison(cfg, costs):
         say(f"  {c['stage']} on a {c['gpu']} ({c['backend']}): paper {hms(c['paper_s'])}, "
             f"projected {hms(c['projected_s'])}; paper / projected = "
-            f"{c['paper_over_projected']:.2f}")
-    say("  datasheet peaks are full-clock figures (a 70 W T4 sustains less), so a projection is "
-        "a lower bound; on a GPU the paper timed, expect up to its figure")
+            f"{c['paper_over_projected']:.2f} (the {c['gpu']}'s calibration factor: "
+            f"paper-scaled, this segment's error is 0 by construction)")
+    say("  datasheet peaks are full-clock figures (a 70 W T4 sustains less) and the P100 runs "
+        "the hf backend here (Unsloth in the paper): each factor is fitted on the one segment "
+        "the paper timed on that GPU, so the other segment on it is projected untested")
     return 0
 
 
