@@ -7,6 +7,7 @@ the author's evaluate_dataset.py does).
 
 from advisor_repro.data.source import (
     check_source,
+    ensure_available,
     eval_draw_indices,
     fingerprint,
     load_splits,
@@ -14,5 +15,5 @@ from advisor_repro.data.source import (
     source_inputs,
 )
 
-__all__ = ["check_source", "eval_draw_indices", "fingerprint", "load_splits", "source_caches",
-           "source_inputs"]  # fmt: skip
+__all__ = ["check_source", "ensure_available", "eval_draw_indices", "fingerprint", "load_splits",
+           "source_caches", "source_inputs"]  # fmt: skip

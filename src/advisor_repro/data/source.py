@@ -60,6 +60,19 @@ def check_source(data: Data) -> None:
         )
 
 
+def ensure_available(data: Data) -> None:
+    """The source can be read: a local folder exists, a hub dataset is cached or downloadable.
+    A stage calls this from its `check`, so an unreachable dataset refuses before the stage's
+    folder is touched (the download, when online, lands in the hub cache, not the run)."""
+    check_source(data)
+    if data.source.startswith("hf:"):
+        from huggingface_hub import constants
+
+        from advisor_repro.models.hub import resolve_hub_dataset
+
+        resolve_hub_dataset(data.source[3:], data.revision, None, offline=constants.HF_HUB_OFFLINE)
+
+
 def _split_files(folder: Path, split: str) -> list[Path]:
     """`train.jsonl`, `train.parquet`, `data/train-00000-of-00001.parquet` and the like."""
     found = [

@@ -11,13 +11,14 @@ audited here: the audit and the training read the same dataset.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from advisor_repro.audits import table1
 from advisor_repro.audits.table2 import render_markdown, structural_audit, template_reuse
-from advisor_repro.config import Config
+from advisor_repro.config import Config, Data
 from advisor_repro.data import (
-    check_source,
+    ensure_available,
     eval_draw_indices,
     fingerprint,
     load_splits,
@@ -34,7 +35,7 @@ DATA_FINGERPRINT = "data/fingerprint.json"
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
-    splits, _ = load_splits(cfg.data)
+    splits, _ = load_splits(_source(cfg, ctx))
     _same_as_data_stage(splits, ctx)
     train, test = splits["train"], splits["test"]
     audit = structural_audit(train, test, near_dup_threshold=cfg.audit.near_dup_threshold)
@@ -74,6 +75,16 @@ def _eval_line(audit: dict[str, Any]) -> str:
             f"(first human turn), {ep['test_prompts_in_train_any_human']} (any human turn).\n")
 
 
+def _source(cfg: Config, ctx: StageContext) -> Data:
+    """The data section, with a hub revision pinned to the commit the data stage resolved when
+    it has run: the audit then reads the very snapshot the training reads."""
+    path = ctx.run_dir / DATA_FINGERPRINT
+    if not cfg.data.source.startswith("hf:") or not path.is_file():
+        return cfg.data
+    revision = read_json(ctx.input(DATA_FINGERPRINT)).get("revision")
+    return dataclasses.replace(cfg.data, revision=revision) if revision else cfg.data
+
+
 def _same_as_data_stage(splits: dict[str, list], ctx: StageContext) -> None:
     """Refuse to audit other records than the data stage wrote (a moved hub revision)."""
     path = ctx.run_dir / DATA_FINGERPRINT
@@ -96,7 +107,9 @@ def external_inputs(cfg: Config) -> dict[str, str]:
 
 
 def check(cfg: Config, ctx: StageContext) -> None:
-    check_source(cfg.data)
+    """Before audit-data/ is touched: the source can be read (a hub dataset cached or
+    downloadable, a local folder present)."""
+    ensure_available(_source(cfg, ctx))
 
 
 def _encoder(cfg: Config) -> table1.Encode:
