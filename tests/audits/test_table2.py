@@ -1,4 +1,5 @@
-"""Table 2 audit: hand-built datasets with every number known, and a brute-force TF-IDF check."""
+"""Table 2 audit by the author's definitions (scripts/eval/evaluate_dataset.py): small crafted
+datasets where one rule decides each number, with the expected value worked out by hand."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 
 from advisor_repro.audits import table2 as audit_table2
 from advisor_repro.audits.table2 import (
+    conversation_text,
     distinct_n,
+    normalize_text,
     render_markdown,
     split_stats,
     structural_audit,
@@ -32,106 +35,139 @@ B = conv("What visa does Canada need?", "A study permit.")
 C = conv("Is Germany free?", "Mostly tuition free.", "Any fees?", "A semester fee.", "Ok", "Yes")
 
 
-def test_validity_empty_fields_and_turn_stats() -> None:
-    records = [
-        A,  # valid, 4 turns
-        B,  # valid, 2 turns
-        C,  # valid, 6 turns
-        {"conversations": [{"from": "assistant", "value": "hi"}]},  # starts with assistant
-        {"conversations": [{"from": "human", "value": " "}, {"from": "assistant"}]},  # 2 empty
-        {"conversations": [{"from": "human", "value": "q"}, {"from": "human", "value": "q"}]},
-        {"conversations": []},  # empty list
-        {"text": "no conversations key"},
-        "not even a dict",
-        {"conversations": [{"from": "", "value": "x"}, "turn that is not a dict"]},  # 1 empty
-    ]
-    stats = split_stats(records)
-    assert stats["n_conversations"] == 10
-    assert stats["n_valid"] == 3
-    assert stats["n_invalid"] == 7
-    assert stats["valid_rate"] == pytest.approx(0.3)
-    assert stats["empty_fields"] == 3
-    # Turn statistics over the 3 valid conversations: 4, 2, 6.
-    assert stats["turns_mean"] == pytest.approx(4.0)
-    assert stats["turns_sd_pop"] == pytest.approx(math.sqrt(8 / 3))
-    assert (stats["turns_min"], stats["turns_max"]) == (2, 6)
-    assert stats["turns_histogram"] == {"2": 1, "4": 1, "6": 1}
+def test_three_identical_copies_are_one_group_of_three_records() -> None:
+    # The author counts groups of equal normalised text and every record in them, the first
+    # copy included: three copies are 1 group and 3 records (not "2 duplicates").
+    audit = structural_audit([A, A, A, B], [C])
+    assert (audit["train"]["exact_duplicate_groups"],
+            audit["train"]["exact_duplicate_conversations"]) == (1, 3)  # fmt: skip
+    assert (audit["all"]["exact_duplicate_groups"],
+            audit["all"]["exact_duplicate_conversations"]) == (1, 3)  # fmt: skip
+    assert audit["test"]["exact_duplicate_conversations"] == 0
 
 
-def test_exact_duplicates_and_train_test_overlap() -> None:
-    # The duplicate of A differs only in key order, which the normalised JSON ignores.
-    a_reordered = {
-        "conversations": [{"value": t["value"], "from": t["from"]} for t in A["conversations"]]
-    }
-    train = [A, B, a_reordered]
-    test = [A, C, C]
-    audit = structural_audit(train, test)
-    assert audit["train"]["exact_duplicate_conversations"] == 1
-    assert audit["test"]["exact_duplicate_conversations"] == 1
-    assert audit["all"]["exact_duplicate_conversations"] == 3  # keys A B A A C C: 6 - 3 unique
+def test_duplicates_are_matched_on_normalised_text() -> None:
+    # Case, runs of whitespace and characters outside the author's kept set do not count: the
+    # normalised documents are equal, so the two records are one group.
+    loud = conv("HOW   do I apply to Oxford?", "Apply through UCAS!*", "Deadline?", "October 15.")
+    assert normalize_text("Apply through UCAS!*") == "apply through ucas!"
+    audit = structural_audit([A, conv("How do I apply to Oxford?", "Apply through UCAS!",
+                                      "Deadline?", "October 15.")], [])  # fmt: skip
+    assert audit["train"]["exact_duplicate_groups"] == 0  # "." and "!" are both kept
+    audit = structural_audit([loud, conv("how do i apply to oxford?", "apply through ucas!",
+                                         "deadline?", "october 15.")], [])  # fmt: skip
+    assert (audit["train"]["exact_duplicate_groups"],
+            audit["train"]["exact_duplicate_conversations"]) == (1, 2)  # fmt: skip
+
+
+def test_a_test_conversation_twice_in_train_is_one_overlap() -> None:
+    # Overlap is the number of distinct normalised texts found in both splits: B twice in
+    # train and once in test is 1, and pooled it is 1 group of 3 records.
+    audit = structural_audit([B, B, A], [B, C])
     assert audit["train_test"]["train_test_exact_overlap"] == 1
-    # The test copy of A has cosine 1 to train; C shares no content words with train.
+    assert (audit["all"]["exact_duplicate_groups"],
+            audit["all"]["exact_duplicate_conversations"]) == (1, 3)  # fmt: skip
+    # The copy of B in test has cosine 1 to train: one near-duplicate, 1 of 2 test records.
     assert audit["train_test"]["near_dup_test_conversations"] == 1
+    assert audit["train_test"]["near_dup_test_percent"] == pytest.approx(50.0)
     assert audit["train_test"]["max_sim_max"] == pytest.approx(1.0)
-    assert audit["train_test"]["max_sim_min"] == pytest.approx(0.0)
 
 
-def test_near_duplicate_above_and_distinct_pair_below_threshold() -> None:
-    words = ["oxford", "cambridge", "scholarship", "tuition"]
-    words += ["deadline", "visa", "permit", "housing"]
-    long_train = conv(" ".join(words[:4]), " ".join(words[4:]))
-    other_train = conv("medicine residency", "ranking campus")
-    # Same text but case and spacing: identical TF-IDF vector, cosine exactly 1.
-    near = conv(" ".join(w.upper() for w in words[:4]), "  ".join(words[4:]))
-    # Shares two of eight content words with long_train: well below 0.9.
-    far = conv("oxford cambridge", "football weather")
-    audit = structural_audit([long_train, other_train], [near, far], near_dup_threshold=0.9)
-    cross = audit["train_test"]
-    assert cross["near_dup_test_conversations"] == 1
-    assert cross["max_sim_max"] == pytest.approx(1.0)
-    assert 0.0 < cross["max_sim_min"] < 0.9
-    assert cross["train_test_exact_overlap"] == 0
-    # Raising the threshold above 1 leaves no near duplicates.
-    assert (
-        structural_audit([long_train], [near], 1.01)["train_test"]["near_dup_test_conversations"]
-        == 0
-    )
-
-
-def test_distinct_n_by_hand() -> None:
-    answers = ["the cat sat", "The cat ran", "Hello"]
-    # unigrams: the cat sat the cat ran hello -> 5 unique / 7 total
-    assert distinct_n(answers, 1) == pytest.approx(5 / 7)
-    # bigrams never cross answers: (the cat)(cat sat)(the cat)(cat ran) -> 3 unique / 4 total
-    assert distinct_n(answers, 2) == pytest.approx(3 / 4)
-    assert distinct_n(["one"], 2) is None
-    # Through the audit, only assistant turns count (human turns are ignored).
-    audit = structural_audit([conv("q the cat", "the cat sat")], [conv("q", "The cat ran")])
-    assert audit["all"]["distinct_1"] == pytest.approx(4 / 6)
-    assert audit["all"]["distinct_2"] == pytest.approx(3 / 4)
-    assert audit["train"]["distinct_1"] == pytest.approx(1.0)
-
-
-def test_repeated_answers() -> None:
-    train = [conv("q1", "Yes.", "q2", " Yes. "), conv("q3", "No.", "q4", "Maybe")]
-    test = [conv("q5", "No.", "q6", "Sure"), conv("q7", "Sure", "q8", "")]
+def test_two_answers_differing_only_in_case_are_one_repeated_group() -> None:
+    train = [conv("q1", "Yes, the visa is free."), conv("q2", "YES, THE VISA IS FREE.")]
+    test = [conv("q3", "Sure"), conv("q4", "sure "), conv("q5", "")]
     audit = structural_audit(train, test)
-    assert (
-        audit["train"]["repeated_answer_groups"],
-        audit["train"]["repeated_answer_instances"],
-    ) == (1, 2)
-    assert (
-        audit["test"]["repeated_answer_groups"],
-        audit["test"]["repeated_answer_instances"],
-    ) == (1, 2)
-    # Pooled: Yes. x2, No. x2, Sure x2; the empty answer is not a group.
-    assert (audit["all"]["repeated_answer_groups"], audit["all"]["repeated_answer_instances"]) == (
-        3,
-        6,
-    )
-    assert audit["train"]["repeated_answer_instances_pooled"] == 3  # Yes., Yes., No.
-    assert audit["test"]["repeated_answer_instances_pooled"] == 3  # No., Sure, Sure
+    assert (audit["train"]["repeated_answer_groups"],
+            audit["train"]["repeated_answer_instances"]) == (1, 2)  # fmt: skip
+    # Pooled: 2 groups (the visa answer, "sure"), 4 instances; the empty answer is left out
+    # of the responses (the author's `if norm`), so 2 unique responses.
+    assert (audit["all"]["repeated_answer_groups"],
+            audit["all"]["repeated_answer_instances"],
+            audit["all"]["unique_assistant_responses"]) == (2, 4, 2)  # fmt: skip
+    assert audit["test"]["repeated_answer_instances_pooled"] == 2
+    assert audit["test"]["repeated_answer_groups_pooled"] == 1
+    assert audit["all"]["repeated_answer_locations"] == [
+        ["train[0].turn1", "train[1].turn1"], ["test[0].turn1", "test[1].turn1"]]
     assert audit["test"]["empty_fields"] == 1
+
+
+def test_broken_role_alternation_and_schema_are_rates_not_errors() -> None:
+    records = [
+        A,  # both checks pass
+        {"conversations": [{"from": "human", "value": "q"}, {"from": "human", "value": "q"}]},
+        # starts with the assistant but alternates: the author's rule passes it
+        {"conversations": [{"from": "assistant", "value": "hi"}, {"from": "human", "value": "x"}]},
+        # no `value` in a turn: schema fails, and the missing value counts as empty
+        {"conversations": [{"from": "human", "value": "q"}, {"from": "assistant"}]},
+    ]
+    stats = split_stats(records, "train")
+    assert (stats["schema_valid"], stats["role_alternation_ok"]) == (3, 3)
+    assert stats["schema_pass_rate"] == pytest.approx(3 / 4)
+    assert stats["role_alternation_pass_rate"] == pytest.approx(3 / 4)
+    assert stats["valid_rate"] == pytest.approx(2 / 4)  # A and the assistant-first record
+    assert stats["n_invalid"] == 2
+    assert stats["empty_fields"] == 1
+
+
+def test_empty_fields_count_values_only_as_str_makes_them() -> None:
+    record = {"conversations": [
+        {"from": "", "value": "a question"},  # an empty `from` is not counted
+        {"from": "assistant", "value": "  \n"},  # blank after strip: empty
+        {"from": "human", "value": None},  # str(None) is "None": not empty
+        {"from": "assistant"},  # missing: "" (empty)
+    ]}  # fmt: skip
+    assert split_stats([record], "train")["empty_fields"] == 2
+
+
+def test_turn_statistics_use_every_record_and_the_sample_sd() -> None:
+    # 2, 4 and 6 turns, and a record with no conversation list (0 turns, as len([])):
+    # mean 3, sample SD sqrt(((-3)^2 + (-1)^2 + 1^2 + 3^2) / 3) = sqrt(20/3)
+    stats = split_stats([B, A, C, {"text": "no conversations"}], "train")
+    assert stats["turns_mean"] == pytest.approx(3.0)
+    assert stats["turns_sd"] == pytest.approx(math.sqrt(20 / 3))
+    assert (stats["turns_min"], stats["turns_max"]) == (0, 6)
+    assert stats["turns_histogram"] == {"0": 1, "2": 1, "4": 1, "6": 1}
+    assert split_stats([A], "train")["turns_sd"] == 0.0  # one value: 0.0, as the author
+
+
+def test_distinct_n_over_role_prefixed_conversations_by_hand() -> None:
+    records = [conv("The cat sat.", "the cat ran!"), conv("Hello")]
+    assert conversation_text(records[0]) == "human: The cat sat.\nassistant: the cat ran!"
+    # tokens (\b\w+\b, lowercased): human the cat sat assistant the cat ran | human hello
+    # unigrams 10, unique {human the cat sat assistant ran hello} = 7
+    # bigrams 7 + 1 = 8, unique: (the cat) repeats once, so 7
+    audit = structural_audit(records[:1], records[1:])
+    assert audit["all"]["distinct_1"] == pytest.approx(7 / 10)
+    assert audit["all"]["distinct_2"] == pytest.approx(7 / 8)
+    assert audit["train"]["distinct_1"] == pytest.approx(6 / 8)
+    assert distinct_n(["one"], 2) == 0.0  # no bigrams: 0.0, as the author
+
+
+def test_role_labels_are_part_of_the_tfidf_document() -> None:
+    # No content word is shared, only the role labels "human" and "assistant". The vectoriser
+    # sees 2 documents: a term in both has idf ln(3/3) + 1 = 1, a term in one w = ln(3/2) + 1.
+    # Each document: 6 unigrams + 5 bigrams, 2 of weight 1 and 9 of weight w, so the cosine is
+    # 2 / (2 + 9 w^2). Without the role labels it would be 0.
+    train = [conv("oxford tuition", "visa permit")]
+    test = [conv("football weather", "sunny beaches")]
+    w = 1 + math.log(3 / 2)
+    cross = structural_audit(train, test)["train_test"]
+    assert cross["max_sim_mean"] == pytest.approx(2 / (2 + 9 * w * w))
+    assert cross["max_sim_sd"] == 0.0
+
+
+def test_max_similarity_sd_is_the_sample_sd() -> None:
+    # One test record equal to train (cosine 1), one with the role labels only in common
+    # (cosine c as above): sample SD |1 - c| / sqrt(2).
+    train = [conv("oxford tuition", "visa permit")]
+    test = [conv("oxford tuition", "visa permit"), conv("football weather", "sunny beaches")]
+    # Three documents now: the shared-label terms have df 3 (idf 1), the train/first-test terms
+    # df 2 (idf 1 + ln(4/3)), the last document's own terms df 1 (idf 1 + ln 2).
+    w = 1 + math.log(2)
+    c = 2 / (2 + 9 * w * w) ** 0.5 / (2 + 9 * (1 + math.log(4 / 3)) ** 2) ** 0.5
+    cross = structural_audit(train, test)["train_test"]
+    assert cross["max_sim_min"] == pytest.approx(c)
+    assert cross["max_sim_sd"] == pytest.approx(abs(1 - c) / math.sqrt(2))
 
 
 def test_template_reuse() -> None:
@@ -168,18 +204,18 @@ def test_tfidf_max_similarity_matches_brute_force(monkeypatch: pytest.MonkeyPatc
         return " ".join(rng.choice(vocab, size=int(rng.integers(3, 25))))
 
     train, test = [doc() for _ in range(40)], [doc() for _ in range(13)]
-    monkeypatch.setattr(audit_table2, "SIM_CHUNK_ROWS", 4)  # force several chunks
+    monkeypatch.setattr(audit_table2, "SIM_CHUNK_ROWS", 4)  # force several blocks
     got = tfidf_max_similarity(train, test)
     np.testing.assert_allclose(got, _brute_force_tfidf_max_sim(train, test), rtol=1e-10)
     assert got.shape == (13,)
 
 
-def test_all_invalid_and_empty_splits_do_not_crash() -> None:
-    audit = structural_audit([{"bad": 1}, "x"], [])
-    assert audit["train"]["n_invalid"] == 2
+def test_records_the_author_would_crash_on_are_counted_not_fatal() -> None:
+    audit = structural_audit([{"bad": 1}, "x", {"conversations": ["turn that is not a dict"]}],
+                             [])  # fmt: skip
+    assert audit["train"]["n_invalid"] == 3 and audit["train"]["schema_valid"] == 0
     assert audit["test"]["valid_rate"] is None
     assert audit["train_test"]["max_sim_mean"] is None
-    assert audit["train"]["turns_histogram"] == {}
     json.dumps(audit)  # must be JSON-serialisable as is
 
 

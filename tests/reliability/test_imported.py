@@ -48,15 +48,15 @@ def test_imported_release_survives_judge_metrics_and_all_and_verify_still_passes
         assert f"[{stage}] imported (from eval_prompts.csv sha256 " in out, out
         assert f"`--force {stage}` recomputes it, replacing the import" in out
     # `repro all`: preflight passes on this CPU (GPU requirement lifted), data is imported, and
-    # audit-data refuses before writing: data/train.jsonl is not part of the release
+    # audit-data, which audits the dataset itself, refuses before writing: the released files
+    # hold no dataset and the hub dataset is not cached here
     cpu = ("--set", "hardware.require_cuda=false", "--set", "hardware.min_vram_gib=0")
     snapshot = tree(run)
-    assert main(["all", *cpu, "--run-dir", str(run)]) == 7
+    assert main(["all", *cpu, "--run-dir", str(run)]) == 6
     captured = capsys.readouterr()
     assert "[data] imported (from" in captured.out
-    assert "stage 'audit-data' needs data/train.jsonl" in captured.err
-    assert "nothing was changed" in captured.err
-    assert f"repro data --force --run-dir {run}" in captured.err
+    assert "dataset millat/StudyAbroadGPT-Dataset (revision main) is not in" in captured.err
+    assert "repro fetch --profile paper" in captured.err
     changed = {k for k in set(tree(run)) | set(snapshot) if tree(run).get(k) != snapshot.get(k)}
     assert {k.split("/")[0] for k in changed} <= {"preflight", "manifest.json"}
     for name in IMPORTED:

@@ -104,9 +104,10 @@ def test_changed_adapter_file_makes_its_readers_stale(run_copy):
 
 
 def test_changed_local_dataset_folder_reruns_data_then_its_readers(tmp_path):
-    """data.source = a local folder: an edited file there makes `data` stale; after `data`
-    reruns, only the stages reading a changed file follow (the eval prompts and the training
-    text are unchanged when a test conversation outside the draw is edited)."""
+    """data.source = a local folder: an edited file there makes `data` and `audit-data` (which
+    audits the source itself) stale; after they rerun, only the stages reading a changed file
+    follow (the eval prompts and the training text are unchanged when a test conversation
+    outside the draw is edited)."""
     from advisor_repro.files import read_jsonl
     from advisor_repro.smokedata import smoke_dataset, write_splits
 
@@ -123,7 +124,7 @@ def test_changed_local_dataset_folder_reruns_data_then_its_readers(tmp_path):
     i = min(set(range(len(splits["test"]))) - drawn)
     splits["test"][i]["conversations"][1]["value"] += " Edited."
     write_splits(splits, src)
-    assert {s for s, st in states(run, *extra).items() if st == "stale"} == {"data"}
+    assert {s for s, st in states(run, *extra).items() if st == "stale"} == {"data", "audit-data"}
     since = len(log.read_text())
     assert run_repro(log, "data", *args) == 0 and run_repro(log, "audit-data", *args) == 0
     assert ran(log, since) == {"data", "audit-data"}

@@ -203,17 +203,21 @@ def write_paper_run(run: Path, judge_backend: str = "anthropic") -> Path:
     write_jsonl(run / "data/eval_prompts.jsonl", prompts)
     split = {
         "valid_rate": 1.0,
+        "schema_pass_rate": 1.0,
+        "role_alternation_pass_rate": 1.0,
         "empty_fields": 0,
+        "exact_duplicate_groups": 0,
         "exact_duplicate_conversations": 0,
         "turns_mean": 5.19,
-        "turns_sd_pop": 0.98,
+        "turns_sd": 0.98,
         "turns_min": 4,
         "turns_max": 6,
         "distinct_1": 0.0054,
         "distinct_2": 0.1111,
         "repeated_answer_groups": 2,
         "repeated_answer_instances": 4,
-        "repeated_answer_instances_pooled": 1,
+        "repeated_answer_groups_pooled": 1,
+        "repeated_answer_instances_pooled": 2,
     }
     write_json(
         run / "audit-data/table2.json",
@@ -225,7 +229,7 @@ def write_paper_run(run: Path, judge_backend: str = "anthropic") -> Path:
                 "train_test_exact_overlap": 0,
                 "near_dup_test_conversations": 0,
                 "max_sim_mean": 0.5115,
-                "max_sim_sd_pop": 0.0777,
+                "max_sim_sd": 0.0777,
                 "max_sim_min": 0.2873,
                 "max_sim_max": 0.6969,
             },

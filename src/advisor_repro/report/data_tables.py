@@ -106,7 +106,7 @@ def _split_rows(doc: Any, note: str, why: str) -> list[Row]:
             Row(f"distinct-2, {split}", paper[2], num(s.get("distinct_2"), 4),
                 (("", k.format("distinct_2")),), why, note),
             Row(f"mean turns per conversation, {split}", "5.19 ± 0.98",
-                mean_sd({"mean": s.get("turns_mean"), "sd": s.get("turns_sd_pop")}),
+                mean_sd({"mean": s.get("turns_mean"), "sd": s.get("turns_sd")}),
                 (("mean", k.format("turns_mean")), ("sd", k.format("turns_sd"))), why, note),
         ]  # fmt: skip
     return rows
@@ -118,7 +118,7 @@ def table2_rows(doc: Any, cfg: Config) -> list[Row]:
     rows = _split_rows(doc, note, why)
     tt = at(doc, "train_test") or {}
     ep = at(doc, "eval_prompts") or {}
-    sim = [num(tt.get(k), 4) for k in ("max_sim_mean", "max_sim_sd_pop", "max_sim_min",
+    sim = [num(tt.get(k), 4) for k in ("max_sim_mean", "max_sim_sd", "max_sim_min",
                                        "max_sim_max")]  # fmt: skip
     rows += [
         Row("train/test exact overlap", "0", num(tt.get("train_test_exact_overlap"), 0),

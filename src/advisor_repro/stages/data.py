@@ -1,20 +1,27 @@
 """Stage `data`: load the dataset, validate every record, render the training text, draw the
 evaluation prompts.
 
-Pure core: `validate`, `render_training_text`, `draw_eval_prompts`, `fingerprint`.
-Thin I/O: `load_splits` (hub, bundled smoke set, or a local folder) and `run`.
+Pure core: `validate`, `render_training_text`, `draw_eval_prompts`.
+Thin I/O: `run`; the loader (`load_splits`: hub, bundled smoke set, stand-in, local folder) and
+`fingerprint` are the data wing's (advisor_repro.data), which audit-data reads too.
 """
 
 from __future__ import annotations
 
-import json
-import random
 from pathlib import Path
 from typing import Any
 
 from advisor_repro.config import Config, Data
+from advisor_repro.data import (
+    check_source,
+    eval_draw_indices,
+    fingerprint,
+    load_splits,
+    source_caches,
+    source_inputs,
+)
 from advisor_repro.errors import DataError
-from advisor_repro.files import canonical_json, hash_tree, sha256_text, write_json, write_jsonl
+from advisor_repro.files import write_json, write_jsonl
 from advisor_repro.manifest import update_manifest
 from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
@@ -33,7 +40,9 @@ def validate(split: str, records: list[Record]) -> None:
             raise DataError(
                 f"{split}[{i}]: {problem}",
                 "fix or drop that record in the source; every conversation must alternate "
-                "human/assistant turns starting with human, with no empty text",
+                "human/assistant turns starting with human, with no empty text "
+                "(`repro audit-data` reports the invalid rates over every record, as the "
+                "author's evaluate_dataset.py does)",
             )
 
 
@@ -73,8 +82,6 @@ def draw_eval_prompts(test: list[Record], n: int, seed: int) -> list[Record]:
             f"data.eval_prompts = {n} but the test split has {len(test)} conversations",
             f"set --set data.eval_prompts={len(test)} or less",
         )
-    indices = list(range(len(test)))
-    random.Random(seed).shuffle(indices)
     return [
         {
             "sample_id": sample_id,
@@ -82,99 +89,11 @@ def draw_eval_prompts(test: list[Record], n: int, seed: int) -> list[Record]:
             "prompt": test[idx]["conversations"][0]["value"],
             "reference": test[idx]["conversations"][1]["value"],
         }
-        for sample_id, idx in enumerate(indices[:n])
+        for sample_id, idx in enumerate(eval_draw_indices(len(test), n, seed))
     ]
 
 
-def fingerprint(splits: dict[str, list[Record]]) -> dict[str, Any]:
-    """Content hash per split, over the canonical JSON of the conversations only."""
-    return {
-        split: {
-            "n": len(recs),
-            "sha256": sha256_text("\n".join(canonical_json(r["conversations"]) for r in recs)),
-        }
-        for split, recs in splits.items()
-    }
-
-
-# ---- I/O ---------------------------------------------------------------------------------------
-def load_splits(
-    data: Data, cache_dir: Path | None = None
-) -> tuple[dict[str, list[Record]], dict[str, Any]]:
-    """Returns the splits and provenance (source, resolved revision, planted-error labels)."""
-    if data.source == "builtin:smoke":
-        from advisor_repro import smokedata
-        splits, planted = smokedata.smoke_dataset(
-            seed=42,
-            n_train=data.smoke_train,
-            n_test=data.smoke_test,
-            error_rate=data.smoke_error_rate,
-        )
-        return splits, {"source": data.source, "revision": "builtin", "planted": planted}
-    if data.source == "builtin:standin":
-        from advisor_repro import smokedata
-        splits = smokedata.standin_dataset(seed=0, n_train=data.expected_train or 2274,
-                                           n_test=data.expected_test or 402)
-        return splits, {"source": data.source, "revision": "builtin"}
-    if data.source.startswith("hf:"):
-        from huggingface_hub import constants
-
-        from advisor_repro.models.hub import resolve_hub_dataset
-
-        repo = data.source[3:]
-        folder, sha = resolve_hub_dataset(repo, data.revision, cache_dir,
-                                          offline=constants.HF_HUB_OFFLINE)
-        return _read_folder(folder), {"source": data.source, "revision": sha}
-    folder = Path(data.source).expanduser()
-    if not folder.is_dir():
-        raise DataError(
-            f"data.source '{data.source}' is not 'hf:<repo>', 'builtin:smoke' "
-            "or an existing folder",
-            "point --set data.source=PATH at a folder with train/test .jsonl or .parquet files",
-        )
-    return _read_folder(folder), {"source": str(folder.resolve()), "revision": "local"}
-
-
-def _split_files(folder: Path, split: str) -> list[Path]:
-    """`train.jsonl`, `train.parquet`, `data/train-00000-of-00001.parquet` and the like."""
-    found = [
-        p
-        for p in sorted(folder.rglob(f"{split}*"))
-        if p.suffix in (".jsonl", ".parquet") and p.is_file()
-    ]
-    if not found:
-        raise DataError(
-            f"no '{split}' split in {folder} (looked for {split}*.jsonl / "
-            f"{split}*.parquet, also in subfolders)",
-            "put the split there as train.jsonl/test.jsonl or parquet files",
-        )
-    return found
-
-
-def _read_folder(folder: Path) -> dict[str, list[Record]]:
-    return {
-        split: [r for p in _split_files(folder, split) for r in _read_file(p, split)]
-        for split in SPLITS
-    }
-
-
-def _read_file(path: Path, split: str) -> list[Record]:
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(
-                        f"{path}:{lineno} ({split}): not valid JSON ({exc.msg})",
-                        "repair or remove that line",
-                    ) from exc
-    return out
+# ---- I/O (the loader is the data wing's, shared with audit-data) -----------------------------
 
 
 def check_sizes(splits: dict[str, list[Record]], data: Data) -> list[str]:
@@ -223,38 +142,17 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
 def external_inputs(cfg: Config) -> dict[str, str]:
     """A local source folder is an input: editing a file there makes this stage stale."""
-    src = cfg.data.source
-    if src in ("builtin:smoke", "builtin:standin"):
-        from advisor_repro import smokedata
-        code = {
-            k: v
-            for k, v in hash_tree(Path(smokedata.__file__).parent).items()
-            if k.endswith((".py", ".toml"))
-        }
-        return {"generator": sha256_text(canonical_json(code))}
-    if src.startswith("hf:"):
-        return {"hub": f"{src}@{cfg.data.revision}"}
-    folder = Path(src).expanduser()
-    return {
-        "folder": sha256_text(canonical_json(hash_tree(folder))) if folder.is_dir() else "missing"
-    }
+    return source_inputs(cfg.data)
 
 
 def check(cfg: Config, ctx: StageContext) -> None:
-    """Before data/ is touched: a local source must be an existing folder (the message is
-    load_splits' own)."""
-    src = cfg.data.source
-    if not src.startswith(("hf:", "builtin:")) and not Path(src).expanduser().is_dir():
-        raise DataError(
-            f"data.source '{src}' is not 'hf:<repo>', 'builtin:smoke' or an existing folder",
-            "point --set data.source=PATH at a folder with train/test .jsonl or .parquet files",
-        )
+    """Before data/ is touched: a local source must be an existing folder."""
+    check_source(cfg.data)
 
 
 def caches(cfg: Config) -> dict[str, Path]:
     """The hub cache, for a dataset the hub supplies."""
-    src = cfg.data.source
-    return models.hub_caches(src[3:]) if src.startswith("hf:") else {}
+    return source_caches(cfg.data)
 
 
 def estimate(cfg: Config) -> Estimate:
