@@ -108,6 +108,10 @@ class Terminated(ReproError):
     exit_code = 14
 
 
+# Not an error: `repro verify` ran and wrote its verdict, and the verdict is PARTIAL. A script
+# that reads 0 as "reproduced" must not get 0 over skipped required checks.
+VERIFY_PARTIAL = 15
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug: please report it with the log)",
@@ -127,5 +131,7 @@ EXIT_CODES: dict[int, str] = {
     UnwritableError.exit_code: "the run directory or a cache is not writable (the path is named)",
     Terminated.exit_code: "stopped by SIGTERM; a training segment saved a checkpoint: rerun the "
     "same command to resume",
+    VERIFY_PARTIAL: "repro verify: nothing failed, but some of the paper's required checks were "
+    "skipped (PARTIAL: n of m ran); --strict makes this 11",
     130: "interrupted (Ctrl-C); finished work is kept",
 }

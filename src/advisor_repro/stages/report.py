@@ -35,7 +35,7 @@ from advisor_repro.files import (
     read_jsonl,
     sha256_file,
 )
-from advisor_repro.report import curves, environment
+from advisor_repro.report import curves, environment, glance, headline
 from advisor_repro.report import sections as sections_of
 from advisor_repro.report.render import (
     NotRun,
@@ -93,14 +93,15 @@ def _read(path: Path) -> Any:
 # ---- the stage ------------------------------------------------------------------------------
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     get = Run(ctx).get
-    verify, verdict = sections_of.verify_section(get)
     record = get("verify/verify.json")
+    head = headline.headline(cfg, record)
+    verdict = (head.css, head.line())
     verdicts = Verdicts(record)
     manifest = _read(ctx.run_dir / "manifest.json") or {}
     fetched = _read(ctx.run_dir / "fetch.json") or {}
     sections = [
-        sections_of.claims_section(cfg, record),
-        verify,
+        glance.glance_section(get, cfg, record),
+        sections_of.verify_section(get),
         sections_of.data_section(get, cfg, verdicts),
         sections_of.training_section(get, cfg, verdicts),
         sections_of.memory_section(get, cfg),
@@ -120,7 +121,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     atomic_write_text(ctx.out / "report.html", drop_paths(redact(html, secrets)))
     atomic_write_text(ctx.out / "report.md", drop_paths(redact(md, secrets)))
     not_run = sum(isinstance(b, NotRun) for s in sections for b in s.blocks)
-    return StageResult(figures={"verdict": verdict[0], "figures": len(figs), "not_run": not_run})
+    return StageResult(figures={"verdict": head.state, "figures": len(figs), "not_run": not_run})
 
 
 def external_inputs(cfg: Config) -> dict[str, str]:
