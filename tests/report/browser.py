@@ -45,7 +45,7 @@ MEASURE = r"""<script>addEventListener('load', () => {
   }
   for (const img of document.images)
     out.images.push({alt: img.alt.slice(0, 40), natural: img.naturalWidth,
-                     shown: img.getBoundingClientRect().width});
+                     shown: img.clientWidth});  // CSS px, border excluded
   for (const s of document.querySelectorAll('section')) {
     const r = s.getBoundingClientRect();
     out.sections[s.id] = {top: Math.round(r.top + scrollY), height: Math.round(r.height)};

@@ -45,12 +45,13 @@ def environment_section(
     pre = get("preflight/report.json")
     if pre:
         decision = pre.get("decision", {})
-        blocks.append(
-            Text(
-                f"Preflight: device {pre.get('device', {}).get('name')}, "
-                f"dtype {decision.get('dtype')}."
-            )
-        )
+        trained = sorted({s["dtype"] for s in (get("train-1/summary.json"),
+                                               get("train-2/summary.json"))
+                          if isinstance(s, dict) and s.get("dtype")})  # fmt: skip
+        ran = (f"; training ran in {' / '.join(trained)} (the segments' own record)"
+               if trained and trained != [decision.get("dtype")] else "")
+        blocks.append(Text(f"Preflight: device {pre.get('device', {}).get('name')}; the dtype "
+                           f"it chose for this device: {decision.get('dtype')}{ran}."))
     release = tomllib.loads(RELEASE.read_text(encoding="utf-8")) if RELEASE.is_file() else {}
     rows = [
         [
@@ -66,7 +67,9 @@ def environment_section(
         blocks += [
             Text(
                 "Released artefacts (artifacts/release.toml) and what `repro fetch` "
-                "resolved for this run (fetch.json):"
+                "resolved for this run (fetch.json). A '-' in the last column: this run did not "
+                "fetch that artefact (not needed by its profile, or the run was imported), so "
+                "no commit was resolved."
             ),
             Table(["artefact", "hub id", "pinned revision", "resolved commit"], rows),
         ]

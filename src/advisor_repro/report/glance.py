@@ -51,7 +51,7 @@ def gpu_name(summary: dict[str, Any], pre: dict[str, Any] | None) -> str:
         return str(summary["gpu"])
     if summary.get("device") == "cpu":
         return "CPU"
-    return str(((pre or {}).get("device") or {}).get("name") or NONE)
+    return str(((pre or {}).get("device") or {}).get("name") or "GPU, name not recorded")
 
 
 def peak_gib(summary: dict[str, Any]) -> str:
@@ -69,7 +69,7 @@ def card_rows(get: Reader) -> list[list[str]]:
     for stage, name, cid in SEGMENTS:
         s = get(f"{stage}/summary.json") or {}
         if not s:
-            rows.append([name, f"not run ({stage})", f"{paper(cid + '.loss_start')} -> "
+            rows.append([f"{name}: loss start -> end", f"not run ({stage})", f"{paper(cid + '.loss_start')} -> "
                          f"{paper(cid + '.loss_end')}"])  # fmt: skip
             continue
         rows += [

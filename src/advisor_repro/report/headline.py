@@ -40,6 +40,7 @@ class Headline:
     required: int  # required checks in the expected file
     failing: tuple[str, ...]
     claims: tuple[claims.ClaimLine, ...]
+    strict_skips: int = 0  # required checks skipped, counted as failing under verify.strict
 
     @property
     def css(self) -> str:
@@ -53,6 +54,9 @@ class Headline:
         if self.state == NONE:
             return "NOT VERIFIED: repro verify has not run on this run directory"
         counts = f"{self.ran} of {self.required} of the paper's required checks ran"
+        if self.state == FAILED and self.strict_skips:
+            return (f"FAIL (strict): {len(self.failing) - self.strict_skips} failed, "
+                    f"{self.strict_skips} required checks skipped")  # fmt: skip
         if self.state == FAILED:
             return f"FAIL: {len(self.failing)} required check(s) failed: {', '.join(self.failing)}"
         if self.state == MECHANISM:
@@ -82,6 +86,7 @@ def headline(cfg: Config, record: dict[str, Any] | None) -> Headline:
     required = [c for c in record["checks"] if c["required"]]
     ran = [c for c in required if c["status"] != "SKIP"]
     failing = tuple(record.get("failing") or ())
+    strict_skips = sum(c["status"] == "SKIP" for c in required) if record.get("strict") else 0
     if failing or any(c["status"] == "FAIL" for c in required):
         state = FAILED
         failing = failing or tuple(c["id"] for c in required if c["status"] == "FAIL")
@@ -91,4 +96,5 @@ def headline(cfg: Config, record: dict[str, Any] | None) -> Headline:
         state = REPRODUCED
     else:
         state = PARTIAL
-    return Headline(state, len(ran), len(required), failing, lines)
+    return Headline(state, len(ran), len(required), failing, lines,
+                    strict_skips if state == FAILED else 0)

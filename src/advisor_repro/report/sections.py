@@ -91,9 +91,10 @@ def training_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
     blocks: list[Any] = [
         Text("Table 3, LoRA and fine-tuning hyperparameters: the paper's against this run's "
              "resolved configuration (the named recipe options shown)."),
-        data_tables.table3_table(cfg, verdicts),
     ]
     summaries = {s: get(f"{s}/summary.json") for s in (*SEGMENTS, "control")}
+    used = sorted({v["dtype"] for v in summaries.values() if v and v.get("dtype")})
+    blocks.insert(1, data_tables.table3_table(cfg, verdicts, " / ".join(used)))
     blocks += [
         Text("The two phases (P100 then T4 in the paper):"),
         table(data_tables.phase_rows(summaries, cfg), verdicts, "phase"),

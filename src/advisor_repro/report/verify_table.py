@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from advisor_repro.expected import with_unit
+from advisor_repro.report.rows import with_range_unit
 
 # The paper's order; a location that names none of these goes last under its own first words
 SECTION_ORDER = ("Dataset", "Model and training", "Training dynamics", "Evaluation", "Audits")
@@ -52,7 +53,7 @@ def cells(c: dict[str, Any]) -> list[str]:
     paper = c["paper"]
     paper = paper_gib(paper) if isinstance(paper, str) else with_unit(paper, c["unit"])
     return [status_text(c), f"{c['id']}\n{c['where']}", paper, with_unit(c["value"], c["unit"]),
-            c["range"], c["why"] or ""]  # fmt: skip
+            with_range_unit(c), c["why"] or ""]  # fmt: skip
 
 
 def grouped(record: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
