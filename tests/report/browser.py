@@ -33,7 +33,8 @@ MEASURE = r"""<script>addEventListener('load', () => {
         const w = r.getBoundingClientRect().width;
         if (tops.size > 1 || w > cell.clientWidth + 1)
           out.split.push({word: m[0], lines: tops.size, width: Math.round(w),
-                          cell: cell.clientWidth, row: cell.parentElement.textContent.slice(0, 80)});
+                          cell: cell.clientWidth,
+                          row: cell.parentElement.textContent.slice(0, 80)});
       }
     }
   }
@@ -66,7 +67,8 @@ def chromium() -> str | None:
 def browse(profile: Path, *args: str) -> subprocess.CompletedProcess:
     flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", "--force-device-scale-factor=1", f"--user-data-dir={profile}"]  # fmt: skip
+             "--no-first-run", "--force-device-scale-factor=1",
+             f"--user-data-dir={profile}"]  # fmt: skip
     return subprocess.run([*flags, *args], capture_output=True, text=True, timeout=180,
                           check=True)  # fmt: skip
 

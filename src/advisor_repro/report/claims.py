@@ -4,8 +4,9 @@ contradicted.
 
 A claim is tested when every bearing check ran and passed, partly tested when some were
 skipped; contradicted when a required one failed. A profile that cannot test a claim (a small
-model on the CPU, a judge other than the paper's) says so even where its own mechanism checks pass: those checks are
-shown, but a 135M smoke model cannot support a claim about a 7B model on 16 GB GPUs.
+model on the CPU, a judge other than the paper's) says so even where its own mechanism checks
+pass: those checks are shown, but a 135M smoke model cannot support a claim about a 7B model
+on 16 GB GPUs.
 """
 
 from __future__ import annotations
@@ -104,10 +105,10 @@ def assess(claim: Claim, cfg: Config, verdicts: Verdicts) -> ClaimLine:
     reason = cannot_test(claim, cfg)
     if verdicts.record is None:
         return ClaimLine(claim, "not tested", (), 0, "verify not run: repro verify")
+    if reason:  # a profile that cannot test the claim: its checks, failed or not, say nothing
+        return ClaimLine(claim, "not tested", ids, len(found), reason)
     if failed:
         return ClaimLine(claim, "contradicted", ids, len(found), ", ".join(failed) + " failed")
-    if reason:
-        return ClaimLine(claim, "not tested", ids, len(found), reason)
     if not ran:
         why = skip_reason(found) if found else "no check of this profile bears on it"
         return ClaimLine(claim, "not tested", (), len(found), why)

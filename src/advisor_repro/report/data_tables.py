@@ -174,7 +174,8 @@ def table3_rows(cfg: Config, used: str = "") -> list[Row]:
 
 def table3_table(cfg: Config, verdicts: Verdicts, used: str = "") -> Any:
     tbl = table(table3_rows(cfg, used), verdicts, "parameter")
-    for row, r in zip(tbl.rows, table3_rows(cfg, used), strict=True):  # config, not a measured value
+    # config, not a measured value
+    for row, r in zip(tbl.rows, table3_rows(cfg, used), strict=True):
         row[4] = ("recipe option: " + r.note) if r.note else ("same" if _same(r) else "differs")
     tbl.classes = ["" for _ in tbl.rows]
     return tbl

@@ -67,9 +67,11 @@ def environment_section(
         blocks += [
             Text(
                 "Released artefacts (artifacts/release.toml) and what `repro fetch` "
-                "resolved for this run (fetch.json). A '-' in the last column: this run did not "
-                "fetch that artefact (not needed by its profile, or the run was imported), so "
-                "no commit was resolved."
+                "resolved for this run (fetch.json). 'unresolved': the package pins no commit on "
+                "purpose (the hub could not be reached where it was written); `repro fetch` "
+                "resolves the revision per run and records the commit. A '-' in the last "
+                "column: this run did not fetch that artefact (its profile does not use it, or "
+                "the run was imported)."
             ),
             Table(["artefact", "hub id", "pinned revision", "resolved commit"], rows),
         ]

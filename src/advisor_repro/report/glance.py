@@ -69,8 +69,8 @@ def card_rows(get: Reader) -> list[list[str]]:
     for stage, name, cid in SEGMENTS:
         s = get(f"{stage}/summary.json") or {}
         if not s:
-            rows.append([f"{name}: loss start -> end", f"not run ({stage})", f"{paper(cid + '.loss_start')} -> "
-                         f"{paper(cid + '.loss_end')}"])  # fmt: skip
+            rows.append([f"{name}: loss start -> end", f"not run ({stage})",
+                         f"{paper(cid + '.loss_start')} -> {paper(cid + '.loss_end')}"])
             continue
         rows += [
             [f"{name}: loss start -> end", f"{_num(s.get('start_loss'))} -> "

@@ -131,12 +131,13 @@ def _e(text: Any) -> str:
     return html.escape(drop_paths(str(text)))
 
 
-_JOINED = re.compile(r"\S*[-/\u2013]\S*")
+_JOINED = re.compile(r"\S*\w[-/\u2013](?=[A-Za-z])\S*")
 
 
 def _cell(text: Any) -> str:
-    """A table cell: a word holding a hyphen or slash (a key, a range, a command option) kept
-    on one line, since a browser may break after those; a newline is a line break."""
+    """A table cell: a word holding a hyphen or slash between a letter or digit and a letter
+    (a key, a file, "fine-tuned"), where a browser may break (Unicode line breaking: never
+    before a digit), kept on one line; a newline is a line break."""
     escaped = _JOINED.sub(lambda m: f'<span class="w">{m.group(0)}</span>', _e(text))
     return escaped.replace("\n", "<br>")
 
