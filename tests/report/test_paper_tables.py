@@ -188,10 +188,10 @@ def test_smoke_data_stages_give_table1_and_tables_not_dumps(tmp_path, paper_run,
     assert cells[2] == f"{other['count']} ({other['percent']:.1f}%)"
     assert cells[4] == "dataset differs from the paper's: builtin:smoke"
     # a paper-shaped run: outside the collapsed raw values no table is a key/value dump
-    assert main(["verify", "--profile", "paper", "--run-dir", str(paper_run)]) == 0
+    assert main(["verify", "--profile", "paper", "--run-dir", str(paper_run)]) == 15  # PARTIAL
     assert main(["report", "--profile", "paper", "--run-dir", str(paper_run)]) == 0
     for text in (md, (paper_run / "report/report.md").read_text()):
-        shown = re.sub(r"<details>.*?</details>", "", text, flags=re.S)
+        shown = re.sub(r"```.*?```", "", text, flags=re.S)  # the raw values, as code blocks
         assert "| key | value |" not in shown
         firsts = [line.split(" | ")[0].lstrip("| ") for line in shown.splitlines()
                   if line.startswith("| ")]  # fmt: skip

@@ -68,7 +68,7 @@ def environment_section(
             Text(
                 "Released artefacts (artifacts/release.toml) and what `repro fetch` "
                 "resolved for this run (fetch.json). 'unresolved': the package pins no commit on "
-                "purpose (the hub could not be reached where it was written); `repro fetch` "
+                "purpose (the author published none, and none resolves offline); `repro fetch` "
                 "resolves the revision per run and records the commit. A '-' in the last "
                 "column: this run did not fetch that artefact (its profile does not use it, or "
                 "the run was imported)."

@@ -79,7 +79,7 @@ def card_rows(get: Reader) -> list[list[str]]:
             [f"{name}: peak GPU memory", peak_gib(s), paper(cid + ".peak_nvml")],
             [f"{name}: wall time", hms(s.get("process_seconds")),
              hms(paper_values().get(cid + ".wall_clock"))],
-            [f"{name}: ran on", f"{gpu_name(s, pre)}, {s.get('dtype', NONE)}",
+            [f"{name}: ran on", gpu_name(s, pre) + (f", {s['dtype']}" if s.get("dtype") else ""),
              "P100" if stage == "train-1" else "T4"],
         ]  # fmt: skip
     comparison = get("control/comparison.json") or {}

@@ -131,13 +131,14 @@ def _e(text: Any) -> str:
     return html.escape(drop_paths(str(text)))
 
 
-_JOINED = re.compile(r"\S*\w[-/\u2013](?=[A-Za-z])\S*")
+_JOINED = re.compile(r"\S*(?:[\w.)-][-\u2013]|[-/\u2013](?=[A-Za-z]))\S*")
 
 
 def _cell(text: Any) -> str:
-    """A table cell: a word holding a hyphen or slash between a letter or digit and a letter
-    (a key, a file, "fine-tuned"), where a browser may break (Unicode line breaking: never
-    before a digit), kept on one line; a newline is a line break."""
+    """A table cell: a word where a browser may break (a hyphen inside it, "--run-dir",
+    "10.62-10.80", "fine-tuned"; a slash before a letter, a file path) kept on one line; a
+    leading minus or a slash before a digit ("-0.40", "23/50") never breaks. A newline is a
+    line break."""
     escaped = _JOINED.sub(lambda m: f'<span class="w">{m.group(0)}</span>', _e(text))
     return escaped.replace("\n", "<br>")
 
