@@ -3,8 +3,9 @@ screenshot of the whole page and cut it into one picture per section.
 
 The measuring script is injected into a copy of the page (the report itself holds no script);
 it writes its findings as JSON into an attribute that --dump-dom returns:
-  - split: table cells holding a word (a run of non-space characters) laid out on more than one
-    line, or wider than its cell: a Range over the word gives one client rect per line box;
+  - split: table cells (and the ledger's summary lines and fields) holding a word (a run of
+    non-space characters) laid out on more than one line, or wider than its cell: a Range
+    over the word gives one client rect per line box;
   - wide: elements whose right edge passes the viewport;
   - images: each figure's natural and displayed width (CSS px);
   - sections: each section's top and height, for cutting the screenshot.
@@ -20,8 +21,9 @@ from pathlib import Path
 
 MEASURE = r"""<script>addEventListener('load', () => {
   const out = {split: [], wide: [], images: [], sections: {}, headline: ''};
+  if (location.hash === '#open') document.querySelectorAll('details').forEach(d => d.open = true);
   const vw = document.documentElement.clientWidth;
-  for (const cell of document.querySelectorAll('td, th')) {
+  for (const cell of document.querySelectorAll('td, th, summary, dt, dd')) {
     const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
     for (let node = walker.nextNode(); node; node = walker.nextNode()) {
       if (!node.parentElement.getClientRects().length) continue;  // inside a closed <details>
@@ -73,11 +75,13 @@ def browse(profile: Path, *args: str) -> subprocess.CompletedProcess:
                           check=True)  # fmt: skip
 
 
-def measure(html: Path, width: int, work: Path) -> dict:
+def measure(html: Path, width: int, work: Path, opened: bool = False) -> dict:
+    """The findings at `width`; `opened`: with every <details> open (the ledger's entries,
+    the raw values, the folded skips)."""
     page = work / f"measured-{width}.html"
     page.write_text(html.read_text().replace("</body>", MEASURE + "</body>"))
     dom = browse(work / "profile", f"--window-size={width},900", "--virtual-time-budget=5000",
-                 "--dump-dom", page.as_uri()).stdout  # fmt: skip
+                 "--dump-dom", page.as_uri() + ("#open" if opened else "")).stdout  # fmt: skip
     found = re.search(r'data-measured="([^"]+)"', dom)
     assert found, "the measuring script left no result"
     text = found[1].replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
@@ -88,7 +92,7 @@ def screenshots(html: Path, width: int, measured: dict, out: Path, work: Path) -
     """One full-page screenshot at `width`, cut into one PNG per section (out/<id>-<width>.png)."""
     from PIL import Image
 
-    height = min(int(measured["height"]) + 10, 16000)
+    height = min(int(measured["height"]) + 10, 30000)
     full = work / f"full-{width}.png"
     browse(work / "profile", f"--window-size={width},{height}", f"--screenshot={full}",
            html.as_uri())  # fmt: skip

@@ -3,8 +3,9 @@ the smoke replay, a rehearsal-shaped run and the import of the author's released
 
 Each must state its headline (MECHANISM ONLY for smoke and rehearsal, PARTIAL for the import),
 lay out with no table cell whose text is broken inside a word and no element wider than the
-page, and show every figure at 150 dpi or more (the PNG's own pHYs, and its pixels against the
-CSS pixels it is drawn on, at 96 per inch). One screenshot per section and width is written
+page (also with every collapsed entry opened, at 800 px), and show every figure at 150 dpi or
+more (the PNG's own pHYs, and its pixels against the CSS pixels it is drawn on, at 96 per
+inch). One screenshot per section and width is written
 under the test's tmp folder; the path is printed for a person to look at.
 """
 
@@ -65,6 +66,9 @@ def check_layout(run: Path, tmp: Path, state: str) -> list[Path]:
         for img in m["images"]:  # drawn on no more CSS px than its print size at 150 dpi
             assert img["natural"] * 96 / img["shown"] >= MIN_DPI - 0.5, img
         shots += screenshots(html_path, width, m, tmp, tmp)
+    opened = measure(html_path, min(WIDTHS), tmp, opened=True)  # every <details> open
+    assert opened["split"] == [] and opened["wide"] == [], (opened["split"][:5],
+                                                            opened["wide"][:5])
     return shots
 
 
@@ -93,7 +97,7 @@ def test_a_rehearsal_shaped_run_says_mechanism_only_and_names_its_gpu(smoke_repl
     assert "MECHANISM ONLY" in out and "claim 1. the two-GPU recipe: not tested" in out
     assert main(["report", "--run-dir", str(run)]) == 0
     html = (run / "report/report.html").read_text()
-    assert "segment 1 (NVIDIA H100 80GB HBM3)" in html  # the loss plot's legend, memory axis
+    assert "<td>NVIDIA H100 80GB HBM3, fp16</td>" in html  # the summary card: what ran it
     assert "fp16, as trained (train.precision = auto)" in html  # Table 3: the dtype used
     assert "training ran in fp16" in html  # preflight proposed bf16: said once, with the fact
     shots = check_layout(run, tmp_path, "MECHANISM ONLY")

@@ -91,7 +91,7 @@ class ClaimLine:
         if self.state == "partly tested":
             return (f"{name}: partly tested, {n} of {self.bearing} checks ran and passed "
                     f"({self.why})")  # fmt: skip
-        mech = f"; its {n} mechanism checks passed" if n else ""
+        mech = f"; {n} of its checks ran and passed" if n else ""
         return f"{name}: not tested ({self.why}{mech})"
 
 

@@ -53,7 +53,8 @@ class Headline:
     def line(self) -> str:
         if self.state == NONE:
             return "NOT VERIFIED: repro verify has not run on this run directory"
-        counts = f"{self.ran} of {self.required} of the paper's required checks ran"
+        whose = "this profile's" if self.state == MECHANISM else "the paper's"
+        counts = f"{self.ran} of {self.required} of {whose} required checks ran"
         if self.state == FAILED and self.strict_skips:
             return (f"FAIL (strict): {len(self.failing) - self.strict_skips} failed, "
                     f"{self.strict_skips} required checks skipped")  # fmt: skip

@@ -154,11 +154,12 @@ def _html_block(block: Any) -> str:
         return f'<div class="notrun">not run: {_e(block.what)}</div>'
     if isinstance(block, Pre):
         return (
-            f"<details><summary>{_e(block.summary)}</summary><pre>{_e(block.text)}</pre></details>"
+            f"<details><summary>{_cell(block.summary)}</summary><pre>{_e(block.text)}</pre>"
+            "</details>"
         )
     if isinstance(block, Folded):
-        fields = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in block.fields)
-        return (f'<details class="entry"><summary>{_e(block.summary)}</summary>'
+        fields = "".join(f"<dt>{_cell(k)}</dt><dd>{_cell(v)}</dd>" for k, v in block.fields)
+        return (f'<details class="entry"><summary>{_cell(block.summary)}</summary>'
                 f"<dl>{fields}</dl></details>")  # fmt: skip
     if isinstance(block, Figure):
         data = base64.b64encode(block.png).decode("ascii")

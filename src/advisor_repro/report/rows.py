@@ -95,10 +95,18 @@ def verdict(row: Row, verdicts: Verdicts) -> tuple[str, str]:
     return "SKIP: " + (row.note or found[0][1]["why"]), "SKIP"
 
 
+AS_ABOVE = "as above"  # a note repeated on the next row is said once
+
+
 def table(rows: list[Row], verdicts: Verdicts, first: str = "") -> Table:
     body, classes = [], []
+    last = ""
     for row in rows:
         text, cls = verdict(row, verdicts)
+        if cls not in ("PASS", "FAIL"):
+            text, last = (AS_ABOVE if text == last else text), text
+        else:
+            last = ""
         rng = range_text(verdicts.shown(row.checks)) if row.value is not None else "-"
         body.append([row.label, row.paper, row.value if row.value is not None else "-", rng, text])
         classes.append(cls)
