@@ -59,7 +59,7 @@ def memory_bars(per_segment: dict[str, dict[str, float]], lines: dict[str, float
                 band: tuple[float, float, str] | None = None) -> bytes:
     """Peak memory (GiB) per segment and kind (allocated / reserved / NVML), the limit lines
     (the 16 GB class, the profile's budget) and the paper's NVML band."""
-    fig = Figure(figsize=(8, 3.4), layout="constrained")
+    fig = Figure(figsize=(8, 4.0), layout="constrained")
     ax = fig.subplots()
     kinds = sorted({k for v in per_segment.values() for k in v})
     width = 0.8 / max(1, len(kinds))
@@ -77,7 +77,7 @@ def memory_bars(per_segment: dict[str, dict[str, float]], lines: dict[str, float
     ax.set_ylabel("peak memory (GiB)")
     ax.set_ylim(0, max([*lines.values(), *(v for d in per_segment.values() for v in d.values()),
                         1.0]) * 1.15)  # fmt: skip
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.legend(fontsize=7, loc="outside lower center", ncols=3, frameon=False)
     return _png(fig)
 
 

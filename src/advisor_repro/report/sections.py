@@ -163,7 +163,7 @@ def peak_memory_gib(summary: dict[str, Any]) -> dict[str, float]:
 def memory_section(get: Reader, cfg: Config) -> Section:
     pre = get("preflight/report.json")
     summaries = {s: get(f"{s}/summary.json") or {} for s in SEGMENTS}
-    per_seg = {f"{s} ({glance.gpu_name(v, pre)})": peak_memory_gib(v)
+    per_seg = {f"{s}\n{glance.gpu_name(v, pre)}": peak_memory_gib(v)
                for s, v in summaries.items()}  # fmt: skip
     per_seg = {s: v for s, v in per_seg.items() if v}
     budget = cfg.hardware.vram_budget_gib
