@@ -77,6 +77,7 @@ def say_where(capsys, shots: list[Path]) -> None:
         print(f"\nreport screenshots ({len(shots)}): {shots[0].parent}")
 
 
+@pytest.mark.slow  # the shrunk smoke replay, once per session
 def test_the_smoke_report_says_mechanism_only(smoke_replay, tmp_path, capsys):
     record = read_json(smoke_replay / "verify/verify.json")
     assert record["headline"]["state"] == "MECHANISM ONLY" and record["counts"]["FAIL"] == 0
@@ -89,6 +90,7 @@ def test_the_smoke_report_says_mechanism_only(smoke_replay, tmp_path, capsys):
     say_where(capsys, shots)
 
 
+@pytest.mark.slow
 def test_a_rehearsal_shaped_run_says_mechanism_only_and_names_its_gpu(smoke_replay, tmp_path,
                                                                       capsys):
     run = rehearsal_shaped(smoke_replay, tmp_path / "rehearsal")

@@ -85,7 +85,7 @@ KINDS = {"paper-vs-release": "the paper's text and its released files disagree",
          "addition": "beyond the paper (off or separate by default)"}
 
 
-def deviations_section() -> Section:
+def deviations_section(manifest: dict[str, Any] | None = None) -> Section:
     """One collapsible entry per deviation: its topic and kind in the summary line, the paper,
     the release, this package, the option and the reason inside."""
     doc = tomllib.loads(DEVIATIONS.read_text(encoding="utf-8"))
@@ -95,7 +95,13 @@ def deviations_section() -> Section:
         f"click; {len(doc['deviation'])} entries.")]  # fmt: skip
     for d in doc["deviation"]:
         kind = KINDS.get(d["kind"], d["kind"])
-        blocks.append(Folded(f"{d['topic']} ({kind}; id {d['id']})", [
-            ("paper", d["paper"]), ("release / original run", d["release"]),
-            ("this package", d["package"]), ("option", d["option"]), ("why", d["reason"])]))
+        fields = [("paper", d["paper"]), ("release / original run", d["release"]),
+                  ("this package", d["package"]), ("option", d["option"]), ("why", d["reason"])]
+        if d["id"] == "software-versions" and manifest:  # the versions of this run, one source
+            libs = manifest.get("libraries") or {}
+            fields.append(("this run", ", ".join(
+                [f"Python {manifest.get('python')}"]
+                + [f"{k} {libs[k]}" for k in ("torch", "transformers", "unsloth") if libs.get(k)])
+                + " (manifest.json)"))
+        blocks.append(Folded(f"{d['topic']} ({kind}; id {d['id']})", fields))
     return Section("deviations", "Deviations ledger", blocks)

@@ -109,7 +109,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         sections_of.judge_section(get, cfg, verdicts),
         sections_of.audits_section(get, cfg, verdicts),
         environment.environment_section(get, manifest, fetched),
-        environment.deviations_section(),
+        environment.deviations_section(manifest),
     ]
     title = f"advisor-repro report: {ctx.run_dir.name} (profile {cfg.run.name})"
     secrets = secret_values((cfg.judge.api_key_env,))
