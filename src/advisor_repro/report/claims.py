@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from advisor_repro.config import Config
+from advisor_repro.report import verify_table
 from advisor_repro.report.render import Table
 from advisor_repro.report.rows import Verdicts
 
@@ -70,7 +71,7 @@ def cannot_test(claim: Claim, cfg: Config) -> str:
 
 def skip_reason(skipped: list[dict[str, Any]]) -> str:
     """The commonest reason among skipped checks, said once."""
-    whys = [c["why"] or "skipped" for c in skipped]
+    whys = [verify_table.reason_words(c["why"]) for c in skipped]
     return max(dict.fromkeys(whys), key=whys.count) if whys else ""
 
 

@@ -202,7 +202,7 @@ def render_html(title: str, verdict: tuple[str, str], sections: list[Section]) -
 
 # ---- Markdown -------------------------------------------------------------------------------
 def _md_cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return str(text).replace("|", "\\|").replace("\n", " — ")
 
 
 def _md_block(block: Any, figure_dir: str) -> str:

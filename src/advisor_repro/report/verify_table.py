@@ -73,9 +73,14 @@ def folded(record: dict[str, Any]) -> list[tuple[str, list[str]]]:
     by: dict[str, list[str]] = {}
     for c in record["checks"]:
         if c["status"] == "SKIP":
-            why = _NOT_RUN.sub(r"stage \1 not run", c["why"] or "skipped")
-            by.setdefault(why, []).append(c["id"])
+            by.setdefault(reason_words(c["why"]), []).append(c["id"])
     return sorted(by.items(), key=lambda kv: -len(kv[1]))
+
+
+def reason_words(why: str) -> str:
+    """"stage not run (train-1/summary.json is absent)" -> "stage train-1 not run": one
+    reason per stage, whichever of its files a check reads."""
+    return _NOT_RUN.sub(r"stage \1 not run", why or "skipped")
 
 
 def skipped_line(reason: str, ids: list[str]) -> str:

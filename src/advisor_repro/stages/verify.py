@@ -152,7 +152,7 @@ def render_console(record: dict[str, Any]) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("\n", " — ")
 
 
 def render_markdown(record: dict[str, Any]) -> str:
