@@ -72,6 +72,13 @@ def check_layout(run: Path, tmp: Path, state: str) -> list[Path]:
     return shots
 
 
+def assert_plain_markdown(run: Path) -> None:
+    """report.md holds no HTML: no tag outside its code blocks (an escaped "\\<" is text)."""
+    md = re.sub(r"```.*?```", "", (run / "report/report.md").read_text(), flags=re.S)
+    tags = re.findall(r"(?<!\\)<[/A-Za-z!][^>]*>", md)
+    assert tags == [], tags[:5]
+
+
 def say_where(capsys, shots: list[Path]) -> None:
     with capsys.disabled():
         print(f"\nreport screenshots ({len(shots)}): {shots[0].parent}")
@@ -83,7 +90,7 @@ def test_the_smoke_report_says_mechanism_only(smoke_replay, tmp_path, capsys):
     assert record["headline"]["state"] == "MECHANISM ONLY" and record["counts"]["FAIL"] == 0
     md = (smoke_replay / "report/report.md").read_text()
     assert "**MECHANISM ONLY: this profile tests the code path" in md
-    assert "<details" not in md and "<br>" not in md  # plain Markdown
+    assert_plain_markdown(smoke_replay)
     assert "## What to run next" not in md  # a table under a sentence, not a heading
     assert "repro all --profile paper" in md  # the command that would test the recipe claim
     shots = check_layout(smoke_replay, tmp_path, "MECHANISM ONLY")
@@ -101,6 +108,7 @@ def test_a_rehearsal_shaped_run_says_mechanism_only_and_names_its_gpu(smoke_repl
     html = (run / "report/report.html").read_text()
     assert "<td>NVIDIA H100 80GB HBM3, fp16</td>" in html  # the summary card: what ran it
     assert "fp16, as trained (train.precision = auto)" in html  # Table 3: the dtype used
+    assert_plain_markdown(run)
     assert "training ran in fp16" in html  # preflight proposed bf16: said once, with the fact
     shots = check_layout(run, tmp_path, "MECHANISM ONLY")
     say_where(capsys, shots)
@@ -117,6 +125,7 @@ def test_the_import_of_the_released_files_says_partial(tmp_path, capsys):
     assert main(["report", "--run-dir", str(run)]) == 0
     html = (run / "report/report.html").read_text()
     assert "not tested by this profile" not in html  # an import is no profile's limit
+    assert_plain_markdown(run)
     assert "summary.json:" not in re.sub(r"<pre>.*?</pre>", "", html, flags=re.S).replace(
         "metrics/summary.json:origin", "")  # ranges in words; file keys only in the raw block
     shots = check_layout(run, tmp_path, "PARTIAL")

@@ -202,7 +202,8 @@ def render_html(title: str, verdict: tuple[str, str], sections: list[Section]) -
 
 # ---- Markdown -------------------------------------------------------------------------------
 def _md_cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " — ")
+    # "<" escaped: a cell such as the EOS token "</s>" must not read as an HTML tag
+    return re.sub(r"<(?=[/A-Za-z!])", r"\\<", str(text)).replace("|", "\\|").replace("\n", " — ")
 
 
 def _md_block(block: Any, figure_dir: str) -> str:
