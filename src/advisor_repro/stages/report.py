@@ -1,7 +1,9 @@
 """Stage `report`: one self-contained HTML file (report/report.html) and its Markdown twin
 (report/report.md + report/figures/*.png) of everything the run holds.
 
-Sections, in order: the paper's three claims with a verdict each; the verify table; Tables 1
+Under the headline (REPRODUCED / PARTIAL / MECHANISM ONLY / FAIL, report.headline, the words
+`repro verify` prints), sections in order: at a glance (the paper's three claims, tested or
+not, a summary card, what to run next); the verify table by the paper's section; Tables 1
 and 2 (data); Table 3 and the phase table with the loss across the handoff, the paper's
 released curves and the control overlaid; peak memory against the 16 GB line and the paper's
 NVML readings; Table 5 and the 256-token table with the metric distributions; Table 4 (the
