@@ -76,7 +76,7 @@ def card_rows(get: Reader) -> list[list[str]]:
             [f"{name}: loss start -> end", f"{_num(s.get('start_loss'))} -> "
              f"{_num(s.get('end_loss'))}",
              f"{paper(cid + '.loss_start')} -> {paper(cid + '.loss_end')}"],
-            [f"{name}: peak GPU memory", peak_gib(s), paper(cid + ".peak_nvml")],
+            [f"{name}: peak memory", peak_gib(s), paper(cid + ".peak_nvml")],
             [f"{name}: wall time", hms(s.get("process_seconds")),
              hms(paper_values().get(cid + ".wall_clock"))],
             [f"{name}: ran on", gpu_name(s, pre) + (f", {s['dtype']}" if s.get("dtype") else ""),
