@@ -102,3 +102,12 @@ def smoke_adapter_r8(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     _needs_smoke_model()
     out = tmp_path_factory.mktemp("train-1-r8") / "adapter"
     return out, build_adapter(out, r=8, seed=1)
+
+
+@pytest.fixture(scope="session")
+def smoke_replay(tmp_path_factory) -> Path:
+    """The shrunk smoke replay (tests/reliability/conftest.py: SHRINK), `repro all` once per
+    session, shared read-only by the reliability scenarios and the report tests."""
+    from reliability.conftest import replay
+
+    return replay(tmp_path_factory.mktemp("reference"))

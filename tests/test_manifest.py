@@ -37,3 +37,14 @@ def test_cli_writes_under_the_env_root_and_continues_its_latest(monkeypatch, tmp
     capsys.readouterr()
     assert main(["status"]) == 0  # no --profile, no --run-dir: continues $ADVISOR_REPRO_RUNS/latest
     assert f"run directory: {(root / 'smoke').resolve()}" in capsys.readouterr().out
+
+
+def test_a_run_dir_outside_the_runs_root_gets_no_latest_link(monkeypatch, tmp_path, capsys):
+    root = tmp_path / "runs"
+    monkeypatch.setenv("ADVISOR_REPRO_RUNS", str(root))
+    elsewhere = tmp_path / "elsewhere" / "my-run"
+    assert main(["preflight", "--run-dir", str(elsewhere)]) == 0
+    assert sorted(p.name for p in elsewhere.parent.iterdir()) == ["my-run"]  # nothing beside it
+    assert not root.exists() and last_run_dir() is None
+    assert main(["preflight", "--run-dir", str(root / "mine")]) == 0  # under the root: linked
+    assert last_run_dir() == (root / "mine").resolve()

@@ -1,6 +1,6 @@
 """`repro all` checks every prerequisite of the stages it will run before the first one runs:
 each missing prerequisite alone is refused with its own exit code and fix, several together
-as one refusal (exit 15) naming each; nothing is written (no run directory, no lock, no
+as one refusal (exit 16) naming each; nothing is written (no run directory, no lock, no
 `latest` link, no cache entry)."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_each_missing_prerequisite_alone(name, place, monkeypatch, capsys, cache
 def test_all_missing_together_in_one_refusal(place, monkeypatch, capsys, cache_before):
     overrides = [o for ov, _, _, _ in CASES.values() for o in ov]
     env = {k: v for _, e, _, _ in CASES.values() for k, v in e.items()}
-    assert refuse(place, monkeypatch, overrides, env) == 15
+    assert refuse(place, monkeypatch, overrides, env) == 16
     err = capsys.readouterr().err
     assert f"{len(CASES)} prerequisites of this run are missing" in err
     for _, _, _, words in CASES.values():

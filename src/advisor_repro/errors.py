@@ -114,8 +114,12 @@ class PrerequisitesMissing(ReproError):
     session. Found before the first stage runs, every one named with its fix; nothing is
     written. A single missing prerequisite exits with its own code instead."""
 
-    exit_code = 15
+    exit_code = 16
 
+
+# Not an error: `repro verify` ran and wrote its verdict, and the verdict is PARTIAL. A script
+# that reads 0 as "reproduced" must not get 0 over skipped required checks.
+VERIFY_PARTIAL = 15
 
 EXIT_CODES: dict[int, str] = {
     0: "success",
@@ -138,5 +142,7 @@ EXIT_CODES: dict[int, str] = {
     "same command to resume",
     PrerequisitesMissing.exit_code: "several prerequisites of `repro all` are missing, found "
     "before the first stage ran (each is named with its fix; nothing was written)",
+    VERIFY_PARTIAL: "repro verify: nothing failed, but some of the paper's required checks were "
+    "skipped (PARTIAL: n of m ran); --strict makes this 11",
     130: "interrupted (Ctrl-C); finished work is kept",
 }

@@ -407,12 +407,38 @@ def with_unit(value: Any, unit: str) -> str:
     return fmt(value) + (f" {unit}" if unit and number else "")
 
 
+# A bound that is another value of the run, in the paper's words: the verify table and the
+# report show these, never the file key (the key stays in the record's `read`)
+STAGE_WORDS = {"train-1": "segment 1", "train-2": "segment 2", "control": "the control run",
+               "judge": "the judge", "audit": "the factuality audit",
+               "audit-training": "the training-data audit", "metrics": "the metrics",
+               "generate": "generation", "audit-data": "the dataset audit", "data": "the data"}
+REDUCER_WORDS = {"first": "first", "last": "last", "min": "lowest", "max": "highest",
+                 "mean": "mean", "sum": "total", "count": "number of", "distinct": "distinct"}
+KEY_WORDS = {"lr": "learning rate", "loss": "loss", "hard.k": "hard-error count",
+             "confident_errors.base": "confident errors of the base model",
+             "preference.counts.ft": "prompts where the fine-tuned answer was preferred",
+             "max_steps": "step count"}
+
+
+def bound_words(ref: str) -> str:
+    """'train-1/steps.jsonl:*.loss|first' -> "segment 1's first loss"."""
+    if ref.startswith(CONFIG):
+        key = ref.removeprefix(CONFIG)
+        stage, _, rest = key.partition(".")
+        seg = {"segment1": "segment 1", "segment2": "segment 2"}.get(rest.split(".")[0], stage)
+        return f"the profile's {seg} {KEY_WORDS.get(key.rsplit('.', 1)[-1], 'setting')}"
+    file, path, reducer = split_ref(ref)
+    stage = STAGE_WORDS.get(file.split("/")[0], file.split("/")[0])
+    path = path.removeprefix("*.").removeprefix("primary.")
+    what = next((w for k, w in KEY_WORDS.items() if path.endswith(k)),
+                path.rsplit(".", 1)[-1].replace("_", " "))
+    return f"{stage}'s {REDUCER_WORDS.get(reducer, reducer)} {what}".replace("  ", " ")
+
+
 def bound_text(bound: Any) -> str:
-    if isinstance(bound, str) and bound.startswith(CONFIG):
-        return f"config {bound.removeprefix(CONFIG)}"
     if isinstance(bound, str):
-        file, path, reducer = split_ref(bound)
-        return f"{file}:{path}" + (f" ({reducer})" if reducer else "")
+        return bound_words(bound)
     return fmt(bound)
 
 

@@ -73,9 +73,12 @@ def last_run_dir(runs_root: Path | None = None) -> Path | None:
     return link.resolve() if link.exists() else None
 
 
-def mark_latest(run_dir: Path) -> None:
+def mark_latest(run_dir: Path, runs_root: Path | None = None) -> None:
+    """runs/latest -> this run, only for a run under the runs root: a command given
+    `--run-dir X` elsewhere writes nothing outside X."""
     link = run_dir.parent / "latest"
-    if run_dir.name == "latest":
+    root = runs_root or default_runs_root()
+    if run_dir.name == "latest" or run_dir.parent.resolve() != root.resolve():
         return
     tmp = run_dir.parent / ".latest.tmp"
     tmp.unlink(missing_ok=True)

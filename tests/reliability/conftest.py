@@ -251,15 +251,19 @@ def assert_no_secrets(*paths: Path) -> int:
     return len(files)
 
 
-@pytest.fixture(scope="session")
-def reference_run(tmp_path_factory) -> Path:
-    """The uninterrupted shrunk smoke replay, `repro all` once; shared read-only."""
+def replay(base: Path) -> Path:
+    """The uninterrupted shrunk smoke replay, `repro all` once, into base/run."""
     needs_smoke_model()
-    base = tmp_path_factory.mktemp("reference")
     run = base / "run"
     rc = run_repro(base / "repro.log", "all", *PROFILE, "--run-dir", str(run))
     assert rc == 0, (base / "repro.log").read_text()[-3000:]
     return run
+
+
+@pytest.fixture(scope="session")
+def reference_run(smoke_replay) -> Path:
+    """The shrunk smoke replay (tests/conftest.py: smoke_replay); shared read-only."""
+    return smoke_replay
 
 
 @pytest.fixture

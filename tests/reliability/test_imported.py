@@ -111,7 +111,7 @@ def test_the_papers_released_files_survive_judge_and_all_and_verify_passes_28(tm
     """The Done-when of issue 17 on the real released judge CSV and BERTScore JSON."""
     run = tmp_path / "run"
     assert main(["import-release", str(RELEASED), "--run-dir", str(run)]) == 0
-    assert main(["verify", "--run-dir", str(run)]) == 0
+    assert main(["verify", "--run-dir", str(run)]) == 15  # PARTIAL: 28 of 126 ran
     before = passing(run)
     assert len(before) == 28
     kept = {name: hash_tree(run / name) for name in ("metrics", "judge")}
@@ -131,5 +131,5 @@ def test_the_papers_released_files_survive_judge_and_all_and_verify_passes_28(tm
         line = next(ln for ln in out.splitlines() if ln.startswith(f"{name} "))
         assert line.split()[1] == "imported" and "v4-bertscore-raw.json sha256 586cdf61ecac" \
             in line, line
-    assert main(["verify", "--run-dir", str(run)]) == 0
+    assert main(["verify", "--run-dir", str(run)]) == 15
     assert passing(run) == before

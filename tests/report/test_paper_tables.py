@@ -18,6 +18,17 @@ RELEASED = Path(__file__).parent / "released"
 ABSOLUTE = re.compile(r"(?<![\w:/.<>~&;-])/(?:[\w.@+=,()-]+/)+[\w.@+=,()-]+")
 
 
+def md_verdict(md: str, label: str) -> str:
+    """The verdict cell of row `label`, a note said once ("as above") read from the row it
+    repeats."""
+    rows = [[c.strip() for c in line.strip().strip("|").split(" | ")]
+            for line in md.splitlines() if line.startswith("| ")]  # fmt: skip
+    i = next(i for i, r in enumerate(rows) if r[0] == label)
+    while rows[i][4] == "as above":
+        i -= 1
+    return rows[i][4]
+
+
 def md_row(md: str, label: str) -> list[str]:
     """The cells of the Markdown table row whose first cell is `label`."""
     for line in md.splitlines():
@@ -35,7 +46,7 @@ def released_run(tmp_path, capsys) -> Path:
 
 
 def test_imported_release_renders_table4_and_the_256_bertscore_row_as_printed(released_run):
-    assert main(["verify", "--run-dir", str(released_run)]) == 0
+    assert main(["verify", "--run-dir", str(released_run)]) == 15  # PARTIAL
     assert main(["report", "--run-dir", str(released_run)]) == 0
     md = (released_run / "report/report.md").read_text()
     html = (released_run / "report/report.html").read_text()
@@ -64,11 +75,13 @@ def test_imported_release_renders_table4_and_the_256_bertscore_row_as_printed(re
     for text in (*table4.values(), *bert.values()):
         assert f"<td>{text}</td>" in html, text
     # a partial run: what the release cannot give says "not run", with the stage
-    assert md_row(md, "other/general advising")[4].startswith("not run: audit-data")
-    assert md_row(md, "segment 1: wall-clock")[4].startswith("not run: train-1")
+    assert md_verdict(md, "other/general advising").startswith("not run: audit-data")
+    assert md_verdict(md, "segment 1: wall-clock").startswith("not run: train-1")
+    assert md_row(md, "segment 1: wall-clock")[4] == "as above"  # the note said once
     assert "not run: this run has no 512-token metrics (caps [256])" in md
     caution = md_row(md, claims.CLAIMS[1].text)
-    assert caution[1].startswith("supported (from the paper's released files")
+    assert caution[1].startswith("partly tested, 4 of 9 checks ran and passed") and \
+        caution[1].endswith("(from the paper's released files: recomputed, not re-run)")
     # the manifest records the replay file by its absolute path; the report does not
     assert str(RELEASED) in read_json(released_run / "manifest.json")["overrides"][1]
     for text in (md, html):
@@ -82,7 +95,7 @@ def test_without_verify_the_tables_still_render_and_say_so(released_run):
     md = (released_run / "report/report.md").read_text()
     cells = md_row(md, "domain accuracy, FT - base [95% CI]")
     assert cells[1:3] == ["-0.40 [-0.62, -0.18]"] * 2
-    assert cells[4] == "verify not run (repro verify)"
+    assert md_verdict(md, "domain accuracy, FT - base [95% CI]") == "verify not run (repro verify)"
 
 
 def test_bertscore_hash_names_the_model_not_its_folder():
@@ -114,13 +127,13 @@ def test_claims_follow_the_checks(tmp_path, capsys):
     from stages.conftest import write_paper_run
 
     run = write_paper_run(tmp_path / "run")
-    assert main(["verify", "--profile", "paper", "--run-dir", str(run)]) == 0
+    assert main(["verify", "--profile", "paper", "--run-dir", str(run)]) == 15  # PARTIAL
     cfg = load_config("paper", [])
     record = read_json(run / "verify/verify.json")
     verdicts = {c.id: claims.verdict(c, cfg, rows.Verdicts(record))[0] for c in claims.CLAIMS}
-    assert verdicts["recipe"].startswith("supported") and verdicts["caution"].startswith(
-        "supported")
-    assert "train1.steps PASS" in claims.verdict(claims.CLAIMS[0], cfg, rows.Verdicts(record))[2]
+    assert verdicts["recipe"].startswith("tested and supported, 21 of 21 checks passed")
+    assert verdicts["caution"].startswith("tested and supported")
+    assert "train1.steps" in claims.verdict(claims.CLAIMS[0], cfg, rows.Verdicts(record))[2]
     # the judge prefers FT instead: a required check fails and the caution is contradicted
     judge = read_json(run / "judge/summary.json")
     counts = judge["primary"]["preference"]["counts"]
@@ -129,11 +142,11 @@ def test_claims_follow_the_checks(tmp_path, capsys):
     assert main(["verify", "--profile", "paper", "--run-dir", str(run)]) == 11
     record = read_json(run / "verify/verify.json")
     text, cls, _ = claims.verdict(claims.CLAIMS[1], cfg, rows.Verdicts(record))
-    assert cls == "FAIL" and text.startswith("contradicted: judge.preference.base_over_ft")
+    assert cls == "FAIL" and text.startswith("contradicted, judge.preference.base_over_ft")
     # another judge: not tested, whatever the checks say
     local = load_config("paper", ["judge.backend='local'"])
     text, cls, _ = claims.verdict(claims.CLAIMS[1], local, rows.Verdicts(record))
-    assert cls == "SKIP" and "judge backend differs" in text
+    assert cls == "SKIP" and text.startswith("not tested (judge backend differs")
 
 
 def test_table3_shows_the_resolved_recipe_and_the_phase_table_the_shape():
@@ -144,6 +157,9 @@ def test_table3_shows_the_resolved_recipe_and_the_phase_table_the_shape():
     assert t3["warmup ratio"].value == "0.03 / 0.05"
     assert t3["logging (report_to)"].value == "tensorboard"
     assert t3["optimizer"].value == "adamw_8bit" and data_tables._same(t3["optimizer"])
+    assert t3["mixed precision"].value == "auto (bf16 on sm >= 8, else fp16)"
+    used = {r.label: r for r in data_tables.table3_rows(cfg, "fp16")}  # the dtype trained in
+    assert used["mixed precision"].value == "fp16, as trained (train.precision = auto)"
     summary = {"shape": {"micro_batch": 2, "grad_accum": 8, "effective": 16},
                "optimizer_steps": 284, "epochs_done": 2, "plan": {"lr": 1e-4},
                "warmup_steps": 15, "process_seconds": 19578.4, "start_loss": 0.43431,
@@ -154,7 +170,7 @@ def test_table3_shows_the_resolved_recipe_and_the_phase_table_the_shape():
     assert phase["segment 2: LR / warmup"] == "1e-4 / 15 steps"
     assert phase["segment 2: wall-clock"] == "5h26m18s"
     assert phase["segment 2: loss start -> end"] == "0.4343 -> 0.3405 (min 0.2963 at step 118)"
-    assert phase["segment 2: GPU memory used"] == "12.0 GB NVML peak"
+    assert phase["segment 2: GPU memory used"] == "11.20 GiB NVML peak"  # GiB, as measured
     assert phase["segment 1: micro-batch x grad-accum"] is None  # train-1 not run
     # beyond the paper (issue 19): the order and padding options are named beside the split
     faster = {**summary, "padding": {"step_order": "length", "pad_to_multiple_of": 64}}
@@ -182,12 +198,13 @@ def test_smoke_data_stages_give_table1_and_tables_not_dumps(tmp_path, paper_run,
     cells = md_row(md, "other/general advising")
     assert cells[1] == "64 (32.0%)"
     assert cells[2] == f"{other['count']} ({other['percent']:.1f}%)"
-    assert cells[4] == "dataset differs from the paper's: builtin:smoke"
+    assert md_verdict(md, "other/general advising") == (
+        "dataset differs from the paper's: builtin:smoke")
     # a paper-shaped run: outside the collapsed raw values no table is a key/value dump
-    assert main(["verify", "--profile", "paper", "--run-dir", str(paper_run)]) == 0
+    assert main(["verify", "--profile", "paper", "--run-dir", str(paper_run)]) == 15  # PARTIAL
     assert main(["report", "--profile", "paper", "--run-dir", str(paper_run)]) == 0
     for text in (md, (paper_run / "report/report.md").read_text()):
-        shown = re.sub(r"<details>.*?</details>", "", text, flags=re.S)
+        shown = re.sub(r"```.*?```", "", text, flags=re.S)  # the raw values, as code blocks
         assert "| key | value |" not in shown
         firsts = [line.split(" | ")[0].lstrip("| ") for line in shown.splitlines()
                   if line.startswith("| ")]  # fmt: skip

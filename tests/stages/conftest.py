@@ -240,10 +240,12 @@ def write_paper_run(run: Path, judge_backend: str = "anthropic") -> Path:
             },
         },
     )
-    seg1 = steps(284, 1.0, 9, 2e-4, lambda s: 0.4109 if s == 261 else 1.0125 - 0.53 * s / 284)
+    # the last epochs the paper's Trainer logged: 1,136 of 1,137 micro-batches, and 1 + 560/569
+    seg1 = steps(284, 1136 / 1137, 9, 2e-4,
+                 lambda s: 0.4109 if s == 261 else 1.0125 - 0.53 * s / 284)
     seg2 = steps(
         142,
-        2.0,
+        1 + 560 / 569,
         5,
         2e-4,
         lambda s: (

@@ -19,6 +19,7 @@ import argparse
 from advisor_repro import pipeline, prerequisites
 from advisor_repro.cli.common import Selection, add_run_options, command_line, say, select
 from advisor_repro.errors import VerifyFailed
+from advisor_repro.files import read_json
 from advisor_repro.manifest import mark_latest, write_manifest
 
 
@@ -115,6 +116,11 @@ def main_stage(args: argparse.Namespace) -> int:
     stage = pipeline.get_stage(args.stage)
     with pipeline.locked(sel.run_dir, log=say):
         _header(sel)
-        pipeline.run_stage(stage, sel.cfg, sel.run_dir, force=args.force, log=say,
-                           before_write=_recorder(sel))
+        what, _ = pipeline.run_stage(stage, sel.cfg, sel.run_dir, force=args.force, log=say,
+                                     before_write=_recorder(sel))
+    if stage.name == "verify":  # the verdict's state, also when verify was up to date
+        head = read_json(sel.run_dir / "verify/verify.json").get("headline") or {}
+        if what != "ran" and head:
+            say(head["line"])
+        return int(head.get("exit_code", 0))
     return 0

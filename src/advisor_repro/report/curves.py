@@ -52,8 +52,9 @@ def run_points(rows: list[dict[str, Any]] | None) -> Points:
             if isinstance(r.get("step"), int | float) and isinstance(r.get("loss"), int | float)]
 
 
-def loss_blocks(steps: dict[str, Any], control: Any) -> list[Any]:
-    """The loss figure (this run, the paper's released curves, the control) and its caption."""
+def loss_blocks(steps: dict[str, Any], control: Any, devices: dict[str, str]) -> list[Any]:
+    """The loss figure (this run, the paper's released curves, the control) and its caption;
+    `devices` names what ran each segment ("NVIDIA H100 80GB HBM3", "CPU")."""
     paper, problem = released()
     seg1, seg2 = run_points(steps.get("train-1")), run_points(steps.get("train-2"))
     ctrl = run_points(control)
@@ -63,16 +64,16 @@ def loss_blocks(steps: dict[str, Any], control: Any) -> list[Any]:
     paper1, paper2 = paper.get("segment1", []), paper.get("segment2", [])
     pend1 = paper1[-1][0] if paper1 else 0.0
     png = plots.loss_overlay(
-        {"segment 1 (P100 session)": seg1,
-         "segment 2 (T4 session)": [(end1 + s, v) for s, v in seg2]},
-        {"paper, segment 1 (W&B export)": paper1,
-         "paper, segment 2 (W&B export)": [(pend1 + s, v) for s, v in paper2]},
+        {f"segment 1 ({devices.get('train-1', 'device not recorded')})": seg1,
+         f"segment 2 ({devices.get('train-2', 'device not recorded')})":
+             [(end1 + s, v) for s, v in seg2]},
+        {"segment 1 (P100)": paper1, "segment 2 (T4)": [(pend1 + s, v) for s, v in paper2]},
         ctrl, end1 if seg2 else None, pend1 if paper2 else None,
     )  # fmt: skip
     missing = [s for s, v in (("train-1", seg1), ("train-2", seg2), ("control", ctrl)) if not v]
     caption = ("Training loss by optimizer step, segment 2 after segment 1 (dotted: the "
-               "adapter-only handoff); grey: the paper's released W&B curves (P100 then T4); "
-               "dashed: the control run")  # fmt: skip
+               "adapter-only handoff). Top: this run (dashed: the control run); bottom: the "
+               "paper's released W&B curves (P100 then T4), each on its own scale")  # fmt: skip
     if missing:
         caption += f"; not run: {', '.join(missing)}"
     blocks: list[Any] = [Figure("loss", png, caption)]
@@ -81,6 +82,5 @@ def loss_blocks(steps: dict[str, Any], control: Any) -> list[Any]:
                            f"{problem}."))  # fmt: skip
     elif seg1 and paper1 and len(seg1) + len(seg2) != len(paper1) + len(paper2):
         blocks.append(Text(f"This run has {len(seg1)} + {len(seg2)} optimizer steps, the paper "
-                           f"{len(paper1)} + {len(paper2)}: this run is drawn on its own step "
-                           "axis (top), the paper's on the bottom one."))  # fmt: skip
+                           f"{len(paper1)} + {len(paper2)}."))  # fmt: skip
     return blocks

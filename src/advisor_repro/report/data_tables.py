@@ -85,7 +85,7 @@ def _split_rows(doc: Any, note: str, why: str) -> list[Row]:
         repeats = (f"{s['repeated_answer_groups']} grp / {s['repeated_answer_instances']} turns"
                    if "repeated_answer_groups" in s else None)  # fmt: skip
         paper = {"train": ("2 grp / 4 turns", "0.0054", "0.1111"),
-                 "test": ("0 grp / 0 turns", "---", "---")}[split]
+                 "test": ("0 grp / 0 turns", "-", "-")}[split]
         # the expected ranges check the pooled splits ("all"), listed on the train rows; of the
         # test split only its repeated answers (the paper says 0, its metrics file 1)
         k = "table2.{}" if split == "train" else "-{}"
@@ -138,10 +138,13 @@ def table2_rows(doc: Any, cfg: Config) -> list[Row]:
 
 
 # ---- Table 3: hyperparameters ----------------------------------------------------------------
-def table3_rows(cfg: Config) -> list[Row]:
+def table3_rows(cfg: Config, used: str = "") -> list[Row]:
+    """`used`: the dtype the segments record having trained in (one source for the fact)."""
     t, lora = cfg.train, cfg.train.lora
     s2 = t.segment2.resolved()
     prec = {"auto": "auto (bf16 on sm >= 8, else fp16)"}.get(t.precision, t.precision)
+    if used:
+        prec = f"{used}, as trained (train.precision = {t.precision})"
     targets = ",".join(m.removesuffix("_proj") for m in lora.target_modules)
     return [Row(label, paper, value, (), "", note) for label, paper, value, note in (
         ("LoRA rank (r)", "16", str(lora.r), ""),
@@ -169,9 +172,10 @@ def table3_rows(cfg: Config) -> list[Row]:
     )]  # fmt: skip
 
 
-def table3_table(cfg: Config, verdicts: Verdicts) -> Any:
-    tbl = table(table3_rows(cfg), verdicts, "parameter")
-    for row, r in zip(tbl.rows, table3_rows(cfg), strict=True):  # config, not a measured value
+def table3_table(cfg: Config, verdicts: Verdicts, used: str = "") -> Any:
+    tbl = table(table3_rows(cfg, used), verdicts, "parameter")
+    # config, not a measured value
+    for row, r in zip(tbl.rows, table3_rows(cfg, used), strict=True):
         row[4] = ("recipe option: " + r.note) if r.note else ("same" if _same(r) else "differs")
     tbl.classes = ["" for _ in tbl.rows]
     return tbl
@@ -203,9 +207,11 @@ def hms(seconds: Any) -> str | None:
 
 def phase_rows(summaries: dict[str, Any], cfg: Config) -> list[Row]:
     paper = {
-        "train-1": ("1 / 284", "2 x 4 = 8", "2e-4 / 9 steps", "5h47m25s", "about 11.4-11.6 GB",
+        "train-1": ("1 / 284", "2 x 4 = 8", "2e-4 / 9 steps", "5h47m25s",
+                    "about 11.4-11.6 GB (10.62-10.80 GiB)",
                     "1.0125 -> 0.4787 (min 0.4109 at step 261)"),
-        "train-2": ("2 / 142", "4 x 8 = 32", "2e-4 / 5 steps", "5h26m18s", "about 11.9-12.1 GB",
+        "train-2": ("2 / 142", "4 x 8 = 32", "2e-4 / 5 steps", "5h26m18s",
+                    "about 11.9-12.1 GB (11.08-11.27 GiB)",
                     "0.4343 -> 0.3405 (min 0.2963)"),
     }  # fmt: skip
     rows = []
@@ -225,9 +231,9 @@ def phase_rows(summaries: dict[str, Any], cfg: Config) -> list[Row]:
             batch += f"; padded to a multiple of {at(s, 'padding.pad_to_multiple_of')} tokens"
         lr = at(s, "plan.lr")
         mem = at(s, "memory_peak") or {}
-        mem_text = (f"{mem['nvml_used_gib'] * 2**30 / 1e9:.1f} GB NVML peak"
+        mem_text = (f"{mem['nvml_used_gib']:.2f} GiB NVML peak"
                     if num(mem.get("nvml_used_gib"), 1) else
-                    f"{mem['rss_peak_gib'] * 2**30 / 1e9:.2f} GB (CPU process RSS)"
+                    f"{mem['rss_peak_gib']:.2f} GiB (CPU process RSS)"
                     if num(mem.get("rss_peak_gib"), 1) else None)  # fmt: skip
         loss = (f"{s['start_loss']:.4f} -> {s['end_loss']:.4f} (min {s['min_loss']:.4f} at step "
                 f"{s.get('min_loss_step')})" if num(s.get("start_loss"), 4) and

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor_repro.expected import fmt
-from advisor_repro.report.render import NotRun, Pre, Section, Table, Text
+from advisor_repro.report.render import Folded, NotRun, Pre, Section, Table, Text
 
 REPO = Path(__file__).resolve().parents[3]
 DEVIATIONS = REPO / "repro" / "deviations.toml"
@@ -45,12 +45,13 @@ def environment_section(
     pre = get("preflight/report.json")
     if pre:
         decision = pre.get("decision", {})
-        blocks.append(
-            Text(
-                f"Preflight: device {pre.get('device', {}).get('name')}, "
-                f"dtype {decision.get('dtype')}."
-            )
-        )
+        trained = sorted({s["dtype"] for s in (get("train-1/summary.json"),
+                                               get("train-2/summary.json"))
+                          if isinstance(s, dict) and s.get("dtype")})  # fmt: skip
+        ran = (f"; training ran in {' / '.join(trained)} (the segments' own record)"
+               if trained and trained != [decision.get("dtype")] else "")
+        blocks.append(Text(f"Preflight: device {pre.get('device', {}).get('name')}; the dtype "
+                           f"it chose for this device: {decision.get('dtype')}{ran}."))
     release = tomllib.loads(RELEASE.read_text(encoding="utf-8")) if RELEASE.is_file() else {}
     rows = [
         [
@@ -66,48 +67,41 @@ def environment_section(
         blocks += [
             Text(
                 "Released artefacts (artifacts/release.toml) and what `repro fetch` "
-                "resolved for this run (fetch.json):"
+                "resolved for this run (fetch.json). 'unresolved': the package pins no commit on "
+                "purpose (the author published none, and none resolves offline); `repro fetch` "
+                "resolves the revision per run and records the commit. A '-' in the last "
+                "column: this run did not fetch that artefact (its profile does not use it, or "
+                "the run was imported)."
             ),
             Table(["artefact", "hub id", "pinned revision", "resolved commit"], rows),
         ]
     return Section("environment", "Environment and pinned versions", blocks)
 
 
-def deviations_section() -> Section:
+KINDS = {"paper-vs-release": "the paper's text and its released files disagree",
+         "paper-vs-run": "the paper's text describes its own run inaccurately",
+         "replay": "this replay runs differently from the original run",
+         "missing": "the paper used it; it was not released",
+         "addition": "beyond the paper (off or separate by default)"}
+
+
+def deviations_section(manifest: dict[str, Any] | None = None) -> Section:
+    """One collapsible entry per deviation: its topic and kind in the summary line, the paper,
+    the release, this package, the option and the reason inside."""
     doc = tomllib.loads(DEVIATIONS.read_text(encoding="utf-8"))
-    rows = [
-        [
-            d["id"],
-            d["kind"],
-            d["topic"],
-            d["paper"],
-            d["release"],
-            d["package"],
-            d["option"],
-            d["reason"],
-        ]
-        for d in doc["deviation"]
-    ]
-    return Section(
-        "deviations",
-        "Deviations ledger",
-        [
-            Text(
-                "Where the paper and its release disagree, and where this replay differs from or "
-                "chooses between them (repro/deviations.toml)."
-            ),
-            Table(
-                [
-                    "id",
-                    "kind",
-                    "topic",
-                    "paper",
-                    "release / original run",
-                    "this package",
-                    "option",
-                    "why",
-                ],
-                rows,
-            ),
-        ],
-    )
+    blocks: list[Any] = [Text(
+        "Where the paper and its release disagree, and where this replay differs from or "
+        "chooses between them (repro/deviations.toml): one entry per deviation, opened by a "
+        f"click; {len(doc['deviation'])} entries.")]  # fmt: skip
+    for d in doc["deviation"]:
+        kind = KINDS.get(d["kind"], d["kind"])
+        fields = [("paper", d["paper"]), ("release / original run", d["release"]),
+                  ("this package", d["package"]), ("option", d["option"]), ("why", d["reason"])]
+        if d["id"] == "software-versions" and manifest:  # the versions of this run, one source
+            libs = manifest.get("libraries") or {}
+            fields.append(("this run", ", ".join(
+                [f"Python {manifest.get('python')}"]
+                + [f"{k} {libs[k]}" for k in ("torch", "transformers", "unsloth") if libs.get(k)])
+                + " (manifest.json)"))
+        blocks.append(Folded(f"{d['topic']} ({kind}; id {d['id']})", fields))
+    return Section("deviations", "Deviations ledger", blocks)

@@ -100,26 +100,35 @@ def judge_table(get: Reader, cfg: Config, verdicts: Verdicts) -> list[Any]:
     head = Text(
         "Table 4, blind LLM judge (n = 50 in the paper; this run: "
         f"{n if n is not None else 'not run'}, at cap {cfg.judge.cap}). Means ± population SD; "
-        "deltas FT - base with the bootstrap 95% CI; the paper's 3-way test is the "
-        "shifted Stuart-Maxwell statistic (deviations: judge-preference-test)."
+        "deltas FT - base with the bootstrap 95% CI. The 3-way test the paper names "
+        "McNemar-Bowker is, as its released code computes it, a shifted Stuart-Maxwell "
+        "statistic (deviations: judge-preference-test)."
     )
     return [head, table(judge_rows(summary, cfg), verdicts, "judge")]
 
 
 # ---- Table 5 and the 256-token table: reference metrics ------------------------------------
+def model_words(name: Any) -> str:
+    """A model as a reader knows it: the profile's "random:minilm" is a MiniLM-shaped model
+    with random weights (the rehearsal's stand-in where the hub cannot be reached)."""
+    if isinstance(name, str) and name.startswith("random:"):
+        return f"a {name.removeprefix('random:')}-shaped model with random weights"
+    return str(name) if name else "not recorded"
+
+
 def bertscore_note(cfg: Config, summary: Any) -> str:
     model = at(summary, "bertscore.model") or cfg.metrics.bertscore_model
     rescaled = at(summary, "bertscore.rescale_with_baseline")
     if model == "roberta-large" and rescaled is not False:
         return ""
-    return f"BERTScore model differs from the paper's roberta-large: {model}" + (
+    return f"BERTScore model differs from the paper's roberta-large: {model_words(model)}" + (
         ", not rescaled" if rescaled is False else ""
     )
 
 
 def metric_rows(summary: Any, paper_cap: int, cap: int | None, cfg: Config) -> list[Row]:
     block = at(summary, str(cap)) if cap is not None else None
-    caps = at(summary, "caps") or []
+    caps = summary_caps(summary)
     why = ("metrics (metrics/summary.json absent)" if not summary
            else f"this run has no {paper_cap}-token metrics (caps {caps})")  # fmt: skip
     rows = []
@@ -150,10 +159,17 @@ def metric_rows(summary: Any, paper_cap: int, cap: int | None, cfg: Config) -> l
     return rows
 
 
+def summary_caps(summary: Any) -> list[int]:
+    """The caps metrics/summary.json holds: its `caps` list, else its per-cap blocks (one
+    source: a block present is never reported as missing)."""
+    listed = at(summary, "caps") or [k for k in (summary or {}) if str(k).isdigit()]
+    return sorted(int(c) for c in listed)
+
+
 def run_cap(summary: Any, cfg: Config, paper_cap: int) -> int | None:
     """This run's cap that stands for the paper's: the same number, else the profile's cap in
     the same position (the smoke profile's 48 / 96 for 256 / 512)."""
-    caps = [int(c) for c in at(summary, "caps") or []]
+    caps = summary_caps(summary)
     if paper_cap in caps:
         return paper_cap
     i = PAPER_CAPS.index(paper_cap)
@@ -183,12 +199,14 @@ def bertscore_identity(summary: dict[str, Any]) -> str:
     """The bert_score hash with the model named instead of its folder (the hash carries the
     machine's path of the model folder)."""
     b = summary.get("bertscore") or {}
-    model = b.get("model") or "?"
+    model = b.get("model") or ""
     code = b.get("hash")
     if isinstance(code, str):
         code = re.sub(r"^.*?(?=_L\d+_)", model, code) if "/" in code.split("_L")[0] else code
-    parts = [f"model {model}", f"layers {b.get('num_layers') or 'default'}",
-             f"rescaled {b.get('rescale_with_baseline')}", f"hash {code or 'not recorded'}"]
+    rescaled = b.get("rescale_with_baseline")
+    parts = [f"model {model_words(model)}", f"layers {b.get('num_layers') or 'default'}",
+             "rescaled " + ("not recorded" if rescaled is None else str(rescaled).lower()),
+             f"hash {code or 'not recorded'}"]
     return ", ".join(parts)
 
 
@@ -210,7 +228,8 @@ def factuality_rows(judge: Any, audit: Any, cfg: Config) -> list[Row]:
         k, n = abst.get(m), at(rates, f"{m}.n")
         return f"{k}/{n}" if isinstance(k, int) and isinstance(n, int) else num(k, 0)
 
-    miss = "audit (audit/summary.json absent)" if not audit else "not in audit/summary.json"
+    miss = ("audit (audit/summary.json absent)" if not audit
+            else "no such figure in audit/summary.json")
     return [
         Row("prompts where the judge's domain scores differ", "18 (16 favour base, 2 favour FT)",
             divergent, (("n", "judge.divergent.n"), ("base", "judge.divergent.favour_base"),

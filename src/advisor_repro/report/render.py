@@ -36,6 +36,7 @@ class Figure:
     name: str  # file name stem for the Markdown copy
     png: bytes
     caption: str
+    dpi: int = 150  # the PNG's resolution: the HTML shows it at its print size or smaller
 
 
 @dataclass
@@ -50,6 +51,15 @@ class Pre:
 
 
 @dataclass
+class Folded:
+    """One collapsible entry: a summary line, then named fields (HTML <details>; Markdown a
+    bold line and a list, since report.md holds no HTML)."""
+
+    summary: str
+    fields: list[tuple[str, str]]
+
+
+@dataclass
 class Section:
     id: str
     title: str
@@ -57,22 +67,31 @@ class Section:
 
 
 CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:1em 2em;
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:1em 1.5em;
 color:#222;background:#fff}
-h1{font-size:1.5em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-top:.6em}
-nav a{margin-right:1em}table{border-collapse:collapse;margin:.6em 0;font-size:12px;width:100%}
-td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;
-overflow-wrap:anywhere}
+h1{font-size:1.4em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-top:.6em}
+h3{font-size:1.05em;margin:1em 0 .2em}
+nav a{margin-right:1em;white-space:nowrap}
+table{border-collapse:collapse;margin:.6em 0;font-size:12px;width:100%}
+td,th{border:1px solid #ccc;padding:3px 5px;text-align:left;vertical-align:top;
+overflow-wrap:normal;word-break:normal;hyphens:manual}
 th{background:#f2f2f2}
-table.paper td:nth-child(2),table.paper td:nth-child(3){min-width:10em}
-tr.PASS td:first-child{background:#d9f2d9}
-tr.FAIL td:first-child{background:#f7c6c6}tr.SKIP td:first-child{background:#eee}
-.verdict{font-size:1.2em;padding:.5em 1em;border-radius:4px;display:inline-block}
+table.paper td:first-child{min-width:9em}
+tr.PASS td:first-child{background:#d9f2d9}tr.FAIL td:first-child{background:#f7c6c6}
+tr.SKIP td:first-child{background:#eee}tr.PARTIAL td:first-child{background:#fbeec1}
+tr.MECHANISM td:first-child{background:#dde7f5}
+table.verify td:nth-child(2){font-family:ui-monospace,monospace;font-size:11px}
+.verdict{font-size:1.15em;padding:.5em 1em;border-radius:4px;margin:.4em 0;font-weight:600}
 .verdict.PASS{background:#d9f2d9}.verdict.FAIL{background:#f7c6c6}.verdict.none{background:#eee}
+.verdict.PARTIAL{background:#fbeec1}.verdict.MECHANISM{background:#dde7f5}
 .notrun{border:2px dashed #bbb;color:#777;padding:1.2em;margin:.6em 0;text-align:center}
-figure{margin:.6em 0}figure img{max-width:100%;border:1px solid #eee}
+figure{margin:.6em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:12px;color:#555}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;
-font-size:12px}
+font-size:12px;white-space:pre-wrap;overflow-wrap:normal}
+details{margin:.3em 0}.w{white-space:nowrap}summary{cursor:pointer}
+details.entry{border:1px solid #ddd;border-radius:3px;padding:.2em .6em}
+dl{margin:.3em 0 .5em;display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}
+dt{font-weight:600}dd{margin:0}
 """
 
 
@@ -112,6 +131,22 @@ def _e(text: Any) -> str:
     return html.escape(drop_paths(str(text)))
 
 
+_JOINED = re.compile(r"\S*(?:[\w.)-][-\u2013]|[-/\u2013](?=[A-Za-z]))\S*")
+
+
+def _cell(text: Any) -> str:
+    """A table cell: a word where a browser may break (a hyphen inside it, "--run-dir",
+    "10.62-10.80", "fine-tuned"; a slash before a letter, a file path) kept on one line; a
+    leading minus or a slash before a digit ("-0.40", "23/50") never breaks. A newline is a
+    line break."""
+    escaped = _JOINED.sub(lambda m: f'<span class="w">{m.group(0)}</span>', _e(text))
+    return escaped.replace("\n", "<br>")
+
+
+def png_width(png: bytes) -> int:
+    return int.from_bytes(png[16:20], "big")  # IHDR: width, then height
+
+
 def _html_block(block: Any) -> str:
     if isinstance(block, Text):
         return f"<p>{_e(block.text)}</p>"
@@ -119,20 +154,28 @@ def _html_block(block: Any) -> str:
         return f'<div class="notrun">not run: {_e(block.what)}</div>'
     if isinstance(block, Pre):
         return (
-            f"<details><summary>{_e(block.summary)}</summary><pre>{_e(block.text)}</pre></details>"
+            f"<details><summary>{_cell(block.summary)}</summary><pre>{_e(block.text)}</pre>"
+            "</details>"
         )
+    if isinstance(block, Folded):
+        fields = "".join(f"<dt>{_cell(k)}</dt><dd>{_cell(v)}</dd>" for k, v in block.fields)
+        return (f'<details class="entry"><summary>{_cell(block.summary)}</summary>'
+                f"<dl>{fields}</dl></details>")  # fmt: skip
     if isinstance(block, Figure):
         data = base64.b64encode(block.png).decode("ascii")
+        # shown at its print size (CSS px at 96 per inch): never fewer pixels than block.dpi
+        width = round(png_width(block.png) * 96 / block.dpi)
         return (
-            f'<figure><img alt="{_e(block.caption)}" src="data:image/png;base64,{data}">'
+            f'<figure><img alt="{_e(block.caption)}" width="{width}" '
+            f'src="data:image/png;base64,{data}">'
             f"<figcaption>{_e(block.caption)}</figcaption></figure>"
         )
     if isinstance(block, Table):
-        head = "".join(f"<th>{_e(h)}</th>" for h in block.header)
+        head = "".join(f"<th>{_cell(h)}</th>" for h in block.header)
         rows = []
         for i, row in enumerate(block.rows):
             cls = block.classes[i] if i < len(block.classes) else ""
-            cells = "".join(f"<td>{_e(c)}</td>" for c in row)
+            cells = "".join(f"<td>{_cell(c)}</td>" for c in row)
             rows.append(f'<tr class="{_e(cls)}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
         kind = f' class="{_e(block.kind)}"' if block.kind else ""
         body = "".join(rows)
@@ -159,7 +202,8 @@ def render_html(title: str, verdict: tuple[str, str], sections: list[Section]) -
 
 # ---- Markdown -------------------------------------------------------------------------------
 def _md_cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    # "<" escaped: a cell such as the EOS token "</s>" must not read as an HTML tag
+    return re.sub(r"<(?=[/A-Za-z!])", r"\\<", str(text)).replace("|", "\\|").replace("\n", " — ")
 
 
 def _md_block(block: Any, figure_dir: str) -> str:
@@ -168,9 +212,10 @@ def _md_block(block: Any, figure_dir: str) -> str:
     if isinstance(block, NotRun):
         return f"> not run: {block.what}"
     if isinstance(block, Pre):
-        return (
-            f"<details><summary>{block.summary}</summary>\n\n```\n{block.text}\n```\n\n</details>"
-        )
+        return f"{block.summary}:\n\n```\n{block.text}\n```"
+    if isinstance(block, Folded):
+        return f"**{block.summary}**\n\n" + "\n".join(f"- {k}: {_md_cell(v)}"
+                                                      for k, v in block.fields)
     if isinstance(block, Figure):
         return f"![{block.caption}]({figure_dir}/{block.name}.png)\n\n*{block.caption}*"
     if isinstance(block, Table):

@@ -62,8 +62,13 @@ def range_text(found: list[tuple[str, dict[str, Any]]]) -> str:
     if not found:
         return "-"
     if len(found) == 1:
-        return found[0][1]["range"]
-    return "; ".join(f"{short} {c['range']}" for short, c in found)
+        return with_range_unit(found[0][1])
+    return "; ".join(f"{short} {with_range_unit(c)}" for short, c in found)
+
+
+def with_range_unit(check: dict[str, Any]) -> str:
+    unit = check.get("unit") or ""
+    return check["range"] + (f" {unit}" if unit and check["range"][-1:].isdigit() else "")
 
 
 def verdict(row: Row, verdicts: Verdicts) -> tuple[str, str]:
@@ -84,15 +89,24 @@ def verdict(row: Row, verdicts: Verdicts) -> tuple[str, str]:
         info = "" if any(c["required"] for c in failed) else " (info)"
         return "FAIL" + info + ": " + "; ".join(c["why"] for c in failed), "FAIL"
     if ran:
-        return "PASS" + ("" if len(ran) == len(found) else " (others skipped)"), "PASS"
+        part = "" if len(ran) == len(found) else f" ({len(ran)} of {len(found)} checks ran)"
+        return "PASS" + part, "PASS"
     # every check skipped: the profile's own reason first (another judge, another dataset)
     return "SKIP: " + (row.note or found[0][1]["why"]), "SKIP"
 
 
+AS_ABOVE = "as above"  # a note repeated on the next row is said once
+
+
 def table(rows: list[Row], verdicts: Verdicts, first: str = "") -> Table:
     body, classes = [], []
+    last = ""
     for row in rows:
         text, cls = verdict(row, verdicts)
+        if cls not in ("PASS", "FAIL"):
+            text, last = (AS_ABOVE if text == last else text), text
+        else:
+            last = ""
         rng = range_text(verdicts.shown(row.checks)) if row.value is not None else "-"
         body.append([row.label, row.paper, row.value if row.value is not None else "-", rng, text])
         classes.append(cls)

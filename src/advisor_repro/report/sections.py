@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from advisor_repro.config import Config
-from advisor_repro.expected import fmt, with_unit
-from advisor_repro.report import claims, curves, data_tables, eval_tables, plots
-from advisor_repro.report.render import Figure, NotRun, Pre, Section, Table, Text
+from advisor_repro.expected import fmt
+from advisor_repro.report import curves, data_tables, eval_tables, glance, plots, verify_table
+from advisor_repro.report.render import Figure, Folded, NotRun, Pre, Section, Table, Text
 from advisor_repro.report.rows import Verdicts, table
 
 SEGMENTS = ("train-1", "train-2")
@@ -31,54 +30,34 @@ def flatten(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 
 # ---- sections -------------------------------------------------------------------------------
-def verify_section(get: Reader) -> tuple[Section, tuple[str, str]]:
+def verify_section(get: Reader) -> Section:
+    """The checks that ran, by the paper's section (FAIL, then PASS); the skipped ones folded
+    by reason; how each value is read and why each range, collapsed."""
     record = get("verify/verify.json")
+    title = "Verify: this run against the paper"
     if not record:
-        return Section("verify", "Verify: this run against the paper", [NotRun("verify")]), (
-            "none",
-            "verify not run",
-        )
+        return Section("verify", title, [NotRun("verify (repro verify)")])
     n = record["counts"]
-    ok = "PASS" if record["ok"] else "FAIL"
-    text = f"verify {ok}: {n['PASS']} pass, {n['FAIL']} fail, {n['SKIP']} skip"
-    if record["failing"]:
-        text += " (failing: " + ", ".join(record["failing"]) + ")"
-    rows, classes = [], []
-    for c in record["checks"]:
-        status = c["status"] + ("" if c["required"] else " (info)")
-        rows.append(
-            [
-                status,
-                c["id"],
-                with_unit(c["paper"], c["unit"]),
-                with_unit(c["value"], c["unit"]),
-                c["range"],
-                c["class"],
-                c["where"],
-                c["why"],
-            ]
-        )
-        classes.append(c["status"])
-    blocks = [
-        Text(
-            f"Expected ranges: {Path(record['expected']).name}"
-            f"{' (strict: a skipped required check fails)' if record['strict'] else ''}. "
-            "Classes: " + "; ".join(f"{k}: {v}" for k, v in record["classes"].items()) + "."
-        ),
-        Table(
-            ["status", "check", "paper", "this run", "range", "class", "paper location", "note"],
-            rows,
-            classes,
-        ),
-        Pre(
-            "why each range (tolerance reasons)",
-            "\n".join(
-                f"{c['id']} ({c['class']}, reads {c['read']}): {c['reason']}"
-                for c in record["checks"]
-            ),
-        ),
-    ]
-    return Section("verify", "Verify: this run against the paper", blocks), (ok, text)
+    blocks: list[Any] = [Text(
+        f"{n['PASS']} passed, {n['FAIL']} failed, {n['SKIP']} skipped, against "
+        f"{record['expected']}"
+        f"{' (strict: a skipped required check fails)' if record['strict'] else ''}. "
+        "Memory in GiB (the paper's GB converted beside it).")]  # fmt: skip
+    for name, checks in verify_table.grouped(record):
+        blocks += [Text(f"{name}:"), Table(verify_table.HEADER,
+                                           [verify_table.cells(c) for c in checks],
+                                           [c["status"] for c in checks], kind="verify")]
+    folded = verify_table.folded(record)
+    if folded:
+        blocks.append(Text("Skipped checks, by reason (open a line for the checks):"))
+        blocks += [Folded(f"{len(ids)} skipped: {why}", [("checks", ", ".join(ids))])
+                   for why, ids in folded]  # fmt: skip
+    blocks.append(Pre(
+        "How each value is read (run file and key), and why each range",
+        "Classes: " + "; ".join(f"{k}: {v}" for k, v in record["classes"].items()) + "\n\n"
+        + "\n".join(f"{c['id']} ({c['class']}, reads {c['read']}): {c['reason']}"
+                    for c in record["checks"])))  # fmt: skip
+    return Section("verify", title, blocks)
 
 
 def _at(doc: Any, path: str) -> Any:
@@ -90,15 +69,6 @@ def _at(doc: Any, path: str) -> Any:
 def raw(summary: str, doc: Any) -> Pre:
     """A stage output's raw values, collapsed under the tables."""
     return Pre(summary, json.dumps(doc, indent=1, sort_keys=True, default=str))
-
-
-def claims_section(cfg: Config, record: dict[str, Any] | None) -> Section:
-    return Section("claims", "The paper's claims", [
-        Text("Each claim of the paper with the checks of verify that bear on it. A profile that "
-             "cannot test a claim says why (the smoke replay tests the code path, not the "
-             "paper's numbers)."),
-        claims.claims_table(cfg, record),
-    ])  # fmt: skip
 
 
 def data_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
@@ -121,14 +91,17 @@ def training_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
     blocks: list[Any] = [
         Text("Table 3, LoRA and fine-tuning hyperparameters: the paper's against this run's "
              "resolved configuration (the named recipe options shown)."),
-        data_tables.table3_table(cfg, verdicts),
     ]
     summaries = {s: get(f"{s}/summary.json") for s in (*SEGMENTS, "control")}
+    used = sorted({v["dtype"] for v in summaries.values() if v and v.get("dtype")})
+    blocks.insert(1, data_tables.table3_table(cfg, verdicts, " / ".join(used)))
     blocks += [
         Text("The two phases (P100 then T4 in the paper):"),
         table(data_tables.phase_rows(summaries, cfg), verdicts, "phase"),
     ]
-    blocks += curves.loss_blocks(steps, control)
+    pre = get("preflight/report.json")
+    devices = {s: glance.gpu_name(v, pre) for s, v in summaries.items() if v}
+    blocks += curves.loss_blocks(steps, control, devices)
     verified = get("handoff/verified.json")
     blocks.append(
         Text(
@@ -175,56 +148,48 @@ def control_table(c: dict[str, Any]) -> Table:
                   "handoff - control"], rows)  # fmt: skip
 
 
-def peak_memory_gb(summary: dict[str, Any]) -> dict[str, float]:
-    """A segment summary's `memory_peak` in GB: torch allocated / reserved and NVML used on a
+def peak_memory_gib(summary: dict[str, Any]) -> dict[str, float]:
+    """A segment summary's `memory_peak` in GiB: torch allocated / reserved and NVML used on a
     GPU; the process's resident memory on the CPU (labelled so)."""
     peak = summary.get("memory_peak") or {}
     out = {}
     for key, v in peak.items():
-        if isinstance(v, int | float) and not isinstance(v, bool):
+        if isinstance(v, int | float) and not isinstance(v, bool) and key.endswith("_gib"):
             label = key.removesuffix("_gib").replace("_", " ")
-            out[label if summary.get("device") != "cpu" else f"{label} (CPU process)"] = round(
-                v * GB_PER_GIB if key.endswith("_gib") else v, 3
-            )
+            out[label if summary.get("device") != "cpu" else f"{label} (CPU process)"] = v
     return out
 
 
 def memory_section(get: Reader, cfg: Config) -> Section:
-    per_seg = {s: peak_memory_gb(get(f"{s}/summary.json") or {}) for s in SEGMENTS}
+    pre = get("preflight/report.json")
+    summaries = {s: get(f"{s}/summary.json") or {} for s in SEGMENTS}
+    per_seg = {f"{s}\n{glance.gpu_name(v, pre)}": peak_memory_gib(v)
+               for s, v in summaries.items()}  # fmt: skip
     per_seg = {s: v for s, v in per_seg.items() if v}
-    budget_gb = cfg.hardware.vram_budget_gib * GB_PER_GIB
+    budget = cfg.hardware.vram_budget_gib
+    title = "Peak memory per segment (GiB)"
     if not per_seg:
-        return Section(
-            "memory",
-            "Peak memory per segment",
-            [NotRun("peak memory (no segment summary with memory_peak: training not run)")],
-        )
-    png = plots.memory_bars(
-        per_seg,
-        {
-            "16 GB": 16.0,
-            f"budget {budget_gb:.2f} GB ({cfg.hardware.vram_budget_gib} GiB, T4)": budget_gb,
-        },
-    )
-    paper = {"train-1": "about 11.4-11.6 GB (P100)", "train-2": "about 11.9-12.1 GB (T4)"}
-    rows = [[seg, paper[seg], ", ".join(f"{k} {v:.2f} GB" for k, v in per_seg.get(seg, {}).items())
-             or "not run"] for seg in SEGMENTS]  # fmt: skip
-    return Section(
-        "memory",
-        "Peak memory per segment",
-        [
-            Figure(
-                "memory",
-                png,
-                "Peak memory per segment (GB) against the 16 GB line and the "
-                "profile's budget. The paper's '15.888 / 14.741 GB' are device capacities, not "
-                "peaks (deviations: peak-memory-capacity).",
-            ),
-            Text("GPU memory in use during training: the paper's NVML readings (its W&B system "
-                 "logs) beside this run's peaks."),
-            Table(["segment", "paper (NVML during training)", "this run (peak)"], rows),
-        ],
-    )
+        return Section("memory", title, [
+            NotRun("peak memory (no segment summary with memory_peak: training not run)")])
+    band = (11.4 / GB_PER_GIB, 12.1 / GB_PER_GIB,
+            "paper: NVML used during training, 11.4-12.1 GB (10.62-11.27 GiB)")
+    png = plots.memory_bars(per_seg, {f"16 GB class ({16 / GB_PER_GIB:.2f} GiB)": 16 / GB_PER_GIB,
+                                      f"this profile's budget ({budget:g} GiB)": budget},
+                            band)  # fmt: skip
+    paper = {"train-1": verify_table.paper_gib("11.4-11.6 GB (P100)"),
+             "train-2": verify_table.paper_gib("11.9-12.1 GB (T4)")}
+    rows = [[seg, paper[seg], ", ".join(f"{k} {v:.2f} GiB" for k, v in
+                                        peak_memory_gib(summaries[seg]).items()) or "not run"]
+            for seg in SEGMENTS]  # fmt: skip
+    return Section("memory", title, [
+        Figure("memory", png,
+               "Peak memory per segment (GiB) against the 16 GB class, the profile's budget and "
+               "the paper's NVML readings (band). The paper's '15.888 / 14.741 GB' are device "
+               "capacities, not peaks (deviations: peak-memory-capacity)."),
+        Text("GPU memory in use during training: the paper's NVML readings (its W&B system "
+             "logs) beside this run's peaks."),
+        Table(["segment", "paper (NVML during training)", "this run (peak)"], rows),
+    ])  # fmt: skip
 
 
 PER_ITEM = {"bertscore_f1": "BERTScore F1", "rouge_l_f1": "ROUGE-L F1", "chars": "length (chars)"}
@@ -251,6 +216,25 @@ def _per_item_panels(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[flo
     return {k: v for k, v in panels.items() if v.get("base") and v.get("ft")}
 
 
+PAPER_JUDGE = {"domain": {"base": 2.14, "ft": 1.74}, "help": {"base": 2.14, "ft": 1.82}}
+
+
+def paper_means(panels: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The paper's base / FT means for the panels it reports (a metric at 256 or 512 tokens),
+    from repro/expected/paper.toml."""
+    keys = {"BERTScore F1": "bertscore_f1", "ROUGE-L F1": "rouge_l_f1"}
+    out = {}
+    for title in panels:
+        metric, _, cap = title.partition(" @ ")
+        cap = cap.removesuffix(" tokens")
+        if metric in keys:
+            vals = {m: glance.paper_values().get(f"metrics.{cap}.{keys[metric]}.{m}")
+                    for m in ("base", "ft")}  # fmt: skip
+            if all(isinstance(v, int | float) for v in vals.values()):
+                out[title] = vals
+    return out
+
+
 def metrics_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
     blocks: list[Any] = eval_tables.metrics_tables(get, cfg, verdicts)
     panels = _per_item_panels(get("metrics/per_item.jsonl") or [])
@@ -258,8 +242,9 @@ def metrics_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
         blocks.append(
             Figure(
                 "metrics",
-                plots.distributions(panels),
-                "Per-item reference metrics, base vs fine-tuned, per token cap",
+                plots.distributions(panels, paper_means(panels)),
+                "Per-item reference metrics, base vs fine-tuned, per token cap; black diamonds: "
+                "the paper's means where it reports that metric at that cap",
             )
         )
     else:
@@ -302,11 +287,13 @@ def judge_section(get: Reader, cfg: Config, verdicts: Verdicts) -> Section:
         blocks.append(
             Figure(
                 "judge_scores",
-                plots.judge_scores(scores),
-                "Judge scores, mean +- population SD, base vs fine-tuned",
+                plots.judge_scores(scores, PAPER_JUDGE),
+                "Judge scores (0-3), mean ± population SD, base vs fine-tuned; black diamonds: "
+                "the paper's means (Table 4)",
             )
         )
     if any(prefs.values()):
+        prefs["paper (one pass, Table 4)"] = {"base": 23, "ft": 9, "tie": 18}
         blocks.append(
             Figure(
                 "judge_preferences",

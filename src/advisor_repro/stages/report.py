@@ -1,7 +1,9 @@
 """Stage `report`: one self-contained HTML file (report/report.html) and its Markdown twin
 (report/report.md + report/figures/*.png) of everything the run holds.
 
-Sections, in order: the paper's three claims with a verdict each; the verify table; Tables 1
+Under the headline (REPRODUCED / PARTIAL / MECHANISM ONLY / FAIL, report.headline, the words
+`repro verify` prints), sections in order: at a glance (the paper's three claims, tested or
+not, a summary card, what to run next); the verify table by the paper's section; Tables 1
 and 2 (data); Table 3 and the phase table with the loss across the handoff, the paper's
 released curves and the control overlaid; peak memory against the 16 GB line and the paper's
 NVML readings; Table 5 and the 256-token table with the metric distributions; Table 4 (the
@@ -35,7 +37,7 @@ from advisor_repro.files import (
     read_jsonl,
     sha256_file,
 )
-from advisor_repro.report import curves, environment
+from advisor_repro.report import curves, environment, glance, headline
 from advisor_repro.report import sections as sections_of
 from advisor_repro.report.render import (
     NotRun,
@@ -93,14 +95,15 @@ def _read(path: Path) -> Any:
 # ---- the stage ------------------------------------------------------------------------------
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     get = Run(ctx).get
-    verify, verdict = sections_of.verify_section(get)
     record = get("verify/verify.json")
+    head = headline.headline(cfg, record)
+    verdict = (head.css, head.line())
     verdicts = Verdicts(record)
     manifest = _read(ctx.run_dir / "manifest.json") or {}
     fetched = _read(ctx.run_dir / "fetch.json") or {}
     sections = [
-        sections_of.claims_section(cfg, record),
-        verify,
+        glance.glance_section(get, cfg, record),
+        sections_of.verify_section(get),
         sections_of.data_section(get, cfg, verdicts),
         sections_of.training_section(get, cfg, verdicts),
         sections_of.memory_section(get, cfg),
@@ -108,7 +111,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         sections_of.judge_section(get, cfg, verdicts),
         sections_of.audits_section(get, cfg, verdicts),
         environment.environment_section(get, manifest, fetched),
-        environment.deviations_section(),
+        environment.deviations_section(manifest),
     ]
     title = f"advisor-repro report: {ctx.run_dir.name} (profile {cfg.run.name})"
     secrets = secret_values((cfg.judge.api_key_env,))
@@ -120,7 +123,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     atomic_write_text(ctx.out / "report.html", drop_paths(redact(html, secrets)))
     atomic_write_text(ctx.out / "report.md", drop_paths(redact(md, secrets)))
     not_run = sum(isinstance(b, NotRun) for s in sections for b in s.blocks)
-    return StageResult(figures={"verdict": verdict[0], "figures": len(figs), "not_run": not_run})
+    return StageResult(figures={"verdict": head.state, "figures": len(figs), "not_run": not_run})
 
 
 def external_inputs(cfg: Config) -> dict[str, str]:

@@ -33,9 +33,10 @@ from advisor_repro.expected import (
     expected_path,
     fmt,
     load_expected,
-    with_unit,
 )
 from advisor_repro.files import atomic_write_text, sha256_file, write_json
+from advisor_repro.report import verify_table
+from advisor_repro.report.headline import headline
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 # Every stage output an expected entry may read (the contract files of DESIGN.md). Declared, so
@@ -96,6 +97,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         "checks": [o.to_dict() for o in outcomes],
         "classes": CLASSES,
     }
+    record["headline"] = headline(cfg, record).to_dict()
     write_json(ctx.out / "verify.json", record)
     atomic_write_text(ctx.out / "verify.md", render_markdown(record))
     print(render_console(record), flush=True)
@@ -121,60 +123,54 @@ def fix_text(run_dir: Path) -> str:
 
 
 # ---- rendering ------------------------------------------------------------------------------
-COLUMNS = ("status", "check", "paper", "this run", "range", "note")
-
-
-def _row(c: dict[str, Any]) -> list[str]:
-    status = c["status"] + ("" if c["required"] else " (info)")
-    return [
-        status,
-        c["id"],
-        with_unit(c["paper"], c["unit"]),
-        with_unit(c["value"], c["unit"]),
-        c["range"],
-        c["why"] or "",
-    ]
+def summary_lines(record: dict[str, Any]) -> list[str]:
+    """The state (REPRODUCED / PARTIAL / MECHANISM ONLY / FAIL), then one line per claim."""
+    n = record["counts"]
+    head = record.get("headline") or {}
+    lines = [f"verify: {n[PASS]} pass, {n[FAIL]} fail, {n[SKIP]} skip "
+             f"({'strict, ' if record['strict'] else ''}expected ranges: {record['expected']})",
+             head.get("line", "")]  # fmt: skip
+    lines += [f"  claim {c['text']}" for c in head.get("claims", [])]
+    return lines
 
 
 def render_console(record: dict[str, Any]) -> str:
-    rows = [list(COLUMNS)] + [_row(c) for c in record["checks"]]
-    widths = [min(max(len(r[i]) for r in rows), cap) for i, cap in enumerate((11, 40, 14, 14, 24))]
-    lines = []
-    for r in rows:
-        cells = [r[i][: widths[i]].ljust(widths[i]) for i in range(5)]
-        lines.append("  ".join(cells) + "  " + r[5])
-    n = record["counts"]
-    lines.append(
-        f"verify: {n[PASS]} pass, {n[FAIL]} fail, {n[SKIP]} skip "
-        f"({'strict, ' if record['strict'] else ''}expected ranges: {record['expected']}) -> "
-        + ("OK" if record["ok"] else f"FAILED: {', '.join(record['failing'])}")
-    )
-    return "\n".join(lines)
+    rows = [[c for i, c in enumerate(verify_table.cells(c)) if i != 1] for c in record["checks"]
+            if c["status"] != SKIP]  # fmt: skip
+    ids = [c["id"] for c in record["checks"] if c["status"] != SKIP]
+    table = [["status", "check", "paper", "this run", "range", "note"]]
+    table += [[r[0], i, *r[1:]] for r, i in zip(rows, ids, strict=True)]
+    order = {FAIL: 0, PASS: 1}
+    table[1:] = sorted(table[1:], key=lambda r: order.get(r[0].split()[0], 2))
+    caps = (22, 40, 24, 16, 24)
+    widths = [min(max(len(r[i]) for r in table), cap) for i, cap in enumerate(caps)]
+    lines = ["  ".join(r[i][: widths[i]].ljust(widths[i]) for i in range(5)) + "  " + r[5]
+             for r in table]  # fmt: skip
+    lines += [verify_table.skipped_line(why, skipped)
+              for why, skipped in verify_table.folded(record)]  # fmt: skip
+    return "\n".join(lines + summary_lines(record))
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("\n", " — ")
 
 
 def render_markdown(record: dict[str, Any]) -> str:
-    n = record["counts"]
-    head = "PASS" if record["ok"] else "FAIL: " + ", ".join(record["failing"])
-    lines = [
-        "# Verify: this run against the paper",
-        "",
-        f"Verdict: **{head}** ({n[PASS]} pass, {n[FAIL]} fail, {n[SKIP]} skip"
-        f"{', strict' if record['strict'] else ''}). Expected ranges: `{record['expected']}`.",
-        "",
-        "| status | check | paper | this run | range | class | paper location | note |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for c in record["checks"]:
-        status, cid, paper, value, rng, note = _row(c)
-        cells = [status, f"`{cid}`", paper, value, rng, c["class"], c["where"], note]
-        lines.append("| " + " | ".join(_md(x) for x in cells) + " |")
+    head = record.get("headline") or {}
+    lines = ["# Verify: this run against the paper", "", f"**{head.get('line', '')}**", ""]
+    lines += [f"- claim {c['text']}" for c in head.get("claims", [])]
+    lines += ["", summary_lines(record)[0].removeprefix("verify: ").capitalize() + ".", ""]
+    for name, checks in verify_table.grouped(record):
+        lines += [f"## {name}", "", "| " + " | ".join(verify_table.HEADER) + " |",
+                  "|---" * len(verify_table.HEADER) + "|"]  # fmt: skip
+        lines += ["| " + " | ".join(_md(x) for x in verify_table.cells(c)) + " |" for c in checks]
+        lines.append("")
+    lines += ["## Skipped checks, by reason", ""]
+    lines += [f"- {_md(verify_table.skipped_line(w, ids))}"
+              for w, ids in verify_table.folded(record)] or ["- none"]  # fmt: skip
     lines += ["", "## Tolerance classes", ""]
     lines += [f"- `{k}`: {v}" for k, v in record["classes"].items()]
-    lines += ["", "## Why each range", ""]
+    lines += ["", "## How each value is read, and why each range", ""]
     lines += [
         f"- `{c['id']}` ({c['class']}, reads `{c['read']}`): {c['reason']}"
         for c in record["checks"]
