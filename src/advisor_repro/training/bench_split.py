@@ -19,8 +19,9 @@ train.step_order = "length" and train.pad_to_multiple_of = 64.
 Reported per segment and split: seconds per optimizer step (mean over the steps after the
 first, which carries compilation and warm-up), non-padding tokens/s over those steps, peak
 reserved and allocated memory of the training (auto's predicted peaks are reported apart), the
-padded share at the data's lengths, and the per-step losses and grad norms; then auto / written
-time per step and the largest per-step loss difference, against the targets (issue 19).
+padded share at the data's lengths, the per-step losses and grad norms, and on a listed GPU
+the model and hardware FLOPs utilisation of the real tokens (hardware/utilisation.py); then
+auto / written time per step and the largest per-step loss difference, against the targets.
 On the CPU it runs too (the smoke model, the hf backend): auto keeps the split there, so a
 test names an explicit micro-batch ("1") to compare instead.
 
@@ -40,6 +41,8 @@ from typing import Any
 from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError, ResourceError, StageInputError
 from advisor_repro.files import read_json, read_jsonl, write_json
+from advisor_repro.hardware.utilisation import dense_params
+from advisor_repro.training import utilisation
 from advisor_repro.training.segments import Shape
 
 SEGMENTS = ("train-1", "train-2")
@@ -119,6 +122,7 @@ def run(cfg: Config, run_dir: Path, out: Path, splits: list[str], steps: int, dt
     record = read_json(res_file)
     res_file.unlink()
     record["comparison"] = compare(record["runs"], splits)
+    utilisation.annotate_lengths(record)
     write_json(out, record)
     return record
 
@@ -166,6 +170,7 @@ def markdown(record: dict[str, Any]) -> str:
             lines.append(f"| {stage} | {name}: {r['micro_batch']} x {r['grad_accum']} | "
                          f"{r['step_s']} | {seen} | {r['tokens_per_s']} | "
                          f"{r['peak_reserved_gib']} | {r['padded_share']} | {losses} |")
+    lines += utilisation.lengths_table(record)
     lines += ["", "| comparison | s / step ratio, new lengths (<= 0.6) | ratio, seen | max loss "
               "diff (<= 1e-3) | peak reserved within cap |", "|---|---:|---:|---:|---|"]
     for name, c in record["comparison"].items():
@@ -236,6 +241,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
                     "step_s", "tokens_per_s", "peak_reserved_gib", "losses")}
     return {"what": "repro bench train --mode lengths", "device": _device(device),
             "dtype": dtype, "budget_gib": spec["budget_gib"], "vram": vram,
+            "params": dense_params(model.config),
+            "gradient_checkpointing": load.gradient_checkpointing,
             "steps": spec["steps"], "backend": backend.NAME,
             "data": {"conversations": len(texts), "longest_tokens": max(lengths),
                      "mean_tokens": round(sum(lengths) / len(lengths), 1)},
