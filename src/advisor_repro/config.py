@@ -194,6 +194,10 @@ class Train:
     # selection and compilation per shape, BENCHMARKS.md), for some padding. Padding carries no
     # labels and follows every real token: the same losses.
     pad_to_multiple_of: int = 0
+    # Each micro-batch packed into one row without padding (TRL's padding_free; position ids
+    # restart per sequence, no token attends across): the same losses, less work for padding.
+    # false = padded micro-batches, as the paper. See training/padding_free.py.
+    padding_free: bool = False
     packing: bool = False
     loss_on: Literal["all_tokens"] = "all_tokens"  # no response-only masking, as the paper
     # The paper says bf16, which neither the P100 nor the T4 has: "auto" takes bf16 on
@@ -509,6 +513,11 @@ def validate(cfg: Config) -> None:
         (cfg.metrics.bootstrap_resamples > 0, "metrics.bootstrap_resamples must be > 0"),
         (cfg.hardware.vram_budget_gib > 0, "hardware.vram_budget_gib must be > 0"),
         (t.pad_to_multiple_of >= 0, "train.pad_to_multiple_of must be >= 0 (0 = no rounding)"),
+        (
+            not (t.padding_free and t.packing),
+            "train.padding_free and train.packing are both on: packing already joins sequences "
+            "across micro-batch rows; set one of them to false (the paper: both false)",
+        ),
         (cfg.judge.sample >= 0, "judge.sample must be >= 0 (0 = all prompts)"),
         (
             cfg.judge.cap in cfg.generate.caps,

@@ -42,7 +42,8 @@ def test_cpu_comparison_has_no_memory_verdict():
 
 
 @pytest.mark.parametrize("text", ["fixed", "fixed,biggest", "auto,0", "", "fixed,auto:fast",
-                                  "fixed,:length", "fixed,auto:pad0", "fixed,auto:padx"])
+                                  "fixed,:length", "fixed,auto:pad0", "fixed,auto:padx",
+                                  "fixed,auto:pf2", "fixed,pf"])
 def test_bad_split_lists_are_refused(text):
     with pytest.raises(ConfigError):
         bench_split.parse_splits(text)
@@ -51,9 +52,11 @@ def test_bad_split_lists_are_refused(text):
 def test_splits_parse():
     assert bench_split.parse_splits("fixed, auto,8") == ["fixed", "auto", "8"]
     assert bench_split.parse_splits("fixed,auto:length") == ["fixed", "auto:length"]
-    assert bench_split.parse_name("auto:length:pad64") == ("auto", "length", 64)
-    assert bench_split.parse_name("8:pad8") == ("8", "sampled", 8)
-    assert bench_split.parse_name("fixed") == ("fixed", "sampled", 0)
+    assert bench_split.parse_name("auto:length:pad64") == ("auto", "length", 64, False)
+    assert bench_split.parse_name("8:pad8") == ("8", "sampled", 8, False)
+    assert bench_split.parse_name("fixed") == ("fixed", "sampled", 0, False)
+    assert bench_split.parse_name("auto:pf") == ("auto", "sampled", 0, True)
+    assert bench_split.parse_name("fixed:pf:length") == ("fixed", "length", 0, True)
 
 
 def test_segments_parse():

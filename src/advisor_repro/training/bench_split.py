@@ -14,7 +14,7 @@ data (kernel compilation, autotuning, the allocator's pools), so that no split i
 and none on shapes it has already seen: each then meets the measured sequences as a real run
 meets new ones; then the same measured run once more ("seen": every shape met before), the
 regime a long run tends to as its lengths recur. A split named "K:length:pad64" runs with
-train.step_order = "length" and train.pad_to_multiple_of = 64.
+train.step_order = "length" and train.pad_to_multiple_of = 64; ":pf" with train.padding_free.
 
 Reported per segment and split: seconds per optimizer step (mean over the steps after the
 first, which carries compilation and warm-up), non-padding tokens/s over those steps, peak
@@ -51,25 +51,29 @@ GIB = 2**30
 WORKER_TIMEOUT_S = 1500
 
 
-def parse_name(item: str) -> tuple[str, str, int]:
-    """(split, step_order, pad_to_multiple_of) of one --splits item: "fixed" (the split as
-    written), "auto", or a micro-batch K (grad-accum = effective / K), then optionally
-    ":length" (train.step_order = "length") and ":padN" (train.pad_to_multiple_of = N)."""
+def parse_name(item: str) -> tuple[str, str, int, bool]:
+    """(split, step_order, pad_to_multiple_of, padding_free) of one --splits item: "fixed"
+    (the split as written), "auto", or a micro-batch K (grad-accum = effective / K), then
+    optionally ":length" (train.step_order = "length"), ":padN" (train.pad_to_multiple_of = N)
+    and ":pf" (train.padding_free)."""
     split, *opts = item.split(":")
-    order, multiple = "sampled", 0
+    order, multiple, free = "sampled", 0, False
     ok = split in ("fixed", "auto") or (split.isdigit() and int(split) > 0)
     for opt in opts:
         if opt in ("length", "sampled"):
             order = opt
         elif opt.startswith("pad") and opt[3:].isdigit() and int(opt[3:]) > 0:
             multiple = int(opt[3:])
+        elif opt == "pf":
+            free = True
         else:
             ok = False
     if not ok:
         raise ConfigError(f"--splits: {item!r} is not 'fixed', 'auto' or a micro-batch, "
-                          "optionally followed by ':length' and ':padN'",
-                          "write e.g. --splits fixed,auto,auto:length:pad64 or --splits fixed,1")
-    return split, order, multiple
+                          "optionally followed by ':length', ':padN' and ':pf'",
+                          "write e.g. --splits fixed,auto,auto:pf,auto:length:pad64 or "
+                          "--splits fixed,1")
+    return split, order, multiple, free
 
 
 def parse_segments(text: str) -> list[str]:
@@ -269,8 +273,9 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
     written, effective = plan.shape, plan.shape.effective
     n = effective * spec["steps"]
     pick = sample(len(texts), n, cfg.train.seed, warm)
-    split, order, multiple = parse_name(name)
-    train_cfg = dataclasses.replace(cfg.train, step_order=order, pad_to_multiple_of=multiple)
+    split, order, multiple, free = parse_name(name)
+    train_cfg = dataclasses.replace(cfg.train, step_order=order, pad_to_multiple_of=multiple,
+                                    padding_free=free)
     # the stage decides at the whole data's longest, padded up: so does the bench
     longest = microbatch.rounded(max(lengths), multiple)
     choice = microbatch.fixed()
@@ -306,14 +311,14 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
     tokens = sum(r["tokens"] for r in timed)
     return {"micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
             "effective_batch": effective, "choice": choice, "step_order": order,
-            "pad_to_multiple_of": multiple,
+            "pad_to_multiple_of": multiple, "padding_free": free,
             "step_s": round(seconds / len(timed), 4) if timed else None,
             "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
             "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GIB, 3) if cuda else None,
             "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / GIB, 3) if cuda
             else None,
             "budget_gib": spec["budget_gib"],
-            "padded_share": microbatch.padded_share(
+            "padded_share": 0.0 if free else microbatch.padded_share(
                 [lengths[i] for i in pick], shape.micro_batch, cfg.train.seed,
                 effective if order == "length" else 0, multiple),
             "losses": [r["loss"] for r in timer.rows],
