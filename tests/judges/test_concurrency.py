@@ -106,6 +106,7 @@ def test_eight_connections_keep_eight_requests_in_flight(counting, tmp_path, bac
     assert [r.parsed["domain_b"] for r in replies] == expected_domain_b(24)
     assert [r.status for r in replies] == ["ok"] * 24
     assert judge.calls == 24 and len(list(tmp_path.glob("*.json"))) == 24
+    assert judge.asking()["concurrency"] == 8  # what the stages' summaries record
     # three waves of eight, not 24 holds of hold_s: the barrier never had to time out
     assert seconds < 24 * api.hold_s / 2
 

@@ -160,9 +160,10 @@ class CachedJudge:
         return [(t or "", ck) for t, ck in zip(texts, keys, strict=True)]
 
     def asking(self) -> dict[str, Any]:
-        """How the replies paid for here were asked: seconds, and the local judge's batches."""
+        """How the replies paid for here were asked: seconds, and the local judge's batches or
+        the API judge's connections."""
         out: dict[str, Any] = {"seconds": round(self.seconds, 2)}
-        for name in ("batch_sizes", "grammar_seconds"):
+        for name in ("batch_sizes", "grammar_seconds", "concurrency"):
             if hasattr(self.backend, name):
                 value = getattr(self.backend, name)
                 out[name] = round(value, 3) if isinstance(value, float) else value
