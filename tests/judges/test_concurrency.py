@@ -70,11 +70,14 @@ class CountingAPI(FakeAPI):
             self.peak = max(self.peak, self.inflight)
             self.cv.notify_all()
             self.cv.wait_for(lambda: self.inflight >= self.fill, timeout=self.hold_s)
-        try:
-            super().handle(h)
-        finally:
-            with self.cv:
-                self.inflight -= 1
+        super().handle(h)
+
+    def _send(self, h, code, payload, headers=None):
+        # answered from here on: counted out before the reply leaves, since the client may
+        # send its next request the moment the reply arrives
+        with self.cv:
+            self.inflight -= 1
+        FakeAPI._send(h, code, payload, headers)
 
 
 @pytest.fixture
@@ -143,7 +146,7 @@ class LimitedOnce(CountingAPI):
             first, self.t429 = not self.t429, self.t429 or time.monotonic()
         if first:
             h.rfile.read(int(h.headers["content-length"]))
-            self._send(h, 429, b'{"error": "rate limited"}', self.headers)
+            FakeAPI._send(h, 429, b'{"error": "rate limited"}', self.headers)
             return
         super().handle(h)
 
@@ -186,7 +189,7 @@ class OneBadQuestion(CountingAPI):
     def handle(self, h):
         raw = h.rfile.read(int(h.headers["content-length"]))
         if self.broken and b"Question 3?" in raw:
-            self._send(h, 503, b'{"error": "overloaded"}')
+            FakeAPI._send(h, 503, b'{"error": "overloaded"}')
             return
         h.rfile = io.BytesIO(raw)  # the double reads the body again
         super().handle(h)
@@ -218,7 +221,9 @@ from pathlib import Path
 from advisor_repro.config import load_config
 from advisor_repro.judges import ask_all, make_judge
 from judges.test_concurrency import questions, sets
-judge = make_judge(load_config("smoke", sets(sys.argv[1])), Path(sys.argv[2]))
+# held requests must stay in flight however slowly this machine reaches the kill
+sets_ = sets(sys.argv[1], "anthropic", "judge.timeout_s=300.0")
+judge = make_judge(load_config("smoke", sets_), Path(sys.argv[2]))
 ask_all(judge, questions(20), parse_retries=0)
 """
 
