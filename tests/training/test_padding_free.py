@@ -116,10 +116,15 @@ def test_padding_free_is_off_by_default_and_in_the_paper_profile():
     for profile in ("paper", "smoke"):
         assert load_config(profile).train.padding_free is False
     assert padding_free.sft_fields(load_config("paper").train) == {
-        "padding_free": False, "max_length": 2048}
+        "padding_free": False, "max_length": 2048, "include_num_input_tokens_seen": "non_padding"}
     on = load_config("paper", ["train.padding_free=true"]).train
-    # TRL refuses max_length in padding-free mode without packing: lengths are checked instead
-    assert padding_free.sft_fields(on) == {"padding_free": True, "max_length": None}
+    # TRL refuses max_length in padding-free mode without packing: lengths are checked instead;
+    # no padding at all: every id is a real token (the pad-id count would miss each EOS)
+    assert padding_free.sft_fields(on) == {"padding_free": True, "max_length": None,
+                                           "include_num_input_tokens_seen": "all"}
+    padded_up = load_config("paper", ["train.padding_free=true", "train.pad_to_multiple_of=64"])
+    assert padding_free.sft_fields(padded_up.train)["include_num_input_tokens_seen"] == \
+        "non_padding"
 
 
 def test_padding_free_with_packing_is_refused():

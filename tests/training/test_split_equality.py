@@ -89,6 +89,7 @@ def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
                 p.copy_(setup["fresh"][name])
     losses: list[float] = []
     norms: list[float] = []
+    setup["tokens_seen"] = 0
 
     class Losses(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None,
@@ -96,6 +97,7 @@ def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
             if logs and "loss" in logs:
                 losses.append(float(logs["loss"]))
                 norms.append(float(logs["grad_norm"]))
+                setup["tokens_seen"] = state.num_input_tokens_seen
 
     cfg = setup["cfg"]
     plan = SegmentPlan("train-1", 1, 1, shape, 1e-3, 0.0, STEPS, 0.0, False, False)
@@ -234,8 +236,11 @@ def test_padding_free_micro_batches_are_the_same_step(setup, one_pass, micro_bat
     """train.padding_free: each micro-batch one unpadded row (TRL's collator), kept apart on
     this CPU tier by transformers' block-diagonal sdpa mask: the same losses, norms, weights."""
     ref_losses, ref_norms, ref_weights = one_pass
+    train(setup, Shape(EFFECTIVE, 1))
+    padded_tokens = setup["tokens_seen"]  # the attention mask's count: the real tokens
     losses, norms, weights = train(setup, Shape(micro_batch, EFFECTIVE // micro_batch),
                                    padding_free=True)
+    assert setup["tokens_seen"] == padded_tokens > 0  # every EOS counted, no padding
     assert losses == pytest.approx(ref_losses, abs=LOSS_TOL)
     assert norms == pytest.approx(ref_norms, rel=NORM_TOL)
     assert distance(weights, ref_weights) / distance(ref_weights, setup["fresh"]) < WEIGHT_TOL

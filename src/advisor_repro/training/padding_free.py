@@ -33,9 +33,15 @@ from advisor_repro.errors import ConfigError
 
 
 def sft_fields(train: Train) -> dict[str, Any]:
-    """SFTConfig's padding_free and max_length for this setting."""
+    """SFTConfig's padding_free and max_length for this setting, and how the Trainer counts
+    the real tokens (steps.jsonl's tokens, the benches' tokens/s): "non_padding" sums the
+    attention mask, which the padding-free collator does not send; the Trainer then counts
+    the ids that are not the pad token, which misses every real EOS where pad = EOS (12 of 126
+    tokens in the CPU test). Packed without pad_to_multiple_of, every id is a real token."""
+    exact = train.padding_free and not train.pad_to_multiple_of
     return {"padding_free": train.padding_free,
-            "max_length": None if train.padding_free else train.max_seq_length}
+            "max_length": None if train.padding_free else train.max_seq_length,
+            "include_num_input_tokens_seen": "all" if exact else "non_padding"}
 
 
 def check_lengths(input_ids: Sequence[Sequence[int]], max_seq_length: int) -> None:

@@ -180,7 +180,7 @@ def sft_arguments(plan: SegmentPlan, shape: Shape, train: Train, device: str, dt
         "bf16": dtype == "bf16",
         "use_cpu": device == "cpu",
         "packing": train.packing,
-        **padding_free.sft_fields(train),  # padding_free, and max_length (None when on)
+        **padding_free.sft_fields(train),  # padding_free, max_length, the token count
         "pad_to_multiple_of": train.pad_to_multiple_of or None,  # 0: to the longest (the paper)
         "dataset_text_field": "text",  # plain text: the loss is on every token
         "logging_steps": 1,
@@ -188,7 +188,6 @@ def sft_arguments(plan: SegmentPlan, shape: Shape, train: Train, device: str, dt
         "save_steps": train.checkpoint_every,
         "save_total_limit": 2,  # crash resume needs only the last one
         "report_to": train.report_to,  # train.report_to: tokens only from the environment
-        "include_num_input_tokens_seen": "non_padding",
         "dataloader_num_workers": 0,
         **backend_kwargs,
     }
