@@ -19,6 +19,8 @@ from advisor_repro.errors import ConfigError
 from advisor_repro.files import canonical_json, sha256_text
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "repro" / "profiles"
+# more connections than this would be a typo, not a plan: API accounts limit far below it
+MAX_JUDGE_CONCURRENCY = 64
 
 
 # ---- run ------------------------------------------------------------------------------------
@@ -192,6 +194,10 @@ class Train:
     # selection and compilation per shape, BENCHMARKS.md), for some padding. Padding carries no
     # labels and follows every real token: the same losses.
     pad_to_multiple_of: int = 0
+    # Each micro-batch packed into one row without padding (TRL's padding_free; position ids
+    # restart per sequence, no token attends across): the same losses, less work for padding.
+    # false = padded micro-batches, as the paper. See training/padding_free.py.
+    padding_free: bool = False
     packing: bool = False
     loss_on: Literal["all_tokens"] = "all_tokens"  # no response-only masking, as the paper
     # The paper says bf16, which neither the P100 nor the T4 has: "auto" takes bf16 on
@@ -277,6 +283,9 @@ class Judge:
     batch_size: int = 0  # local backend: questions per generate call; 0 = fitted to the VRAM budget
     timeout_s: float = 120.0  # per HTTP request, seconds
     backoff_s: float = 2.0  # first wait after 429 / 5xx / timeout, doubled each retry, seconds
+    # API backends: requests in flight at once (1 = one at a time, as the author's harness);
+    # the replies and their order do not change, only the waiting overlaps
+    concurrency: int = 8
     # local backend: an open judge in 4-bit on the GPU (docs: why Qwen2.5-14B-Instruct);
     # "" = the profile's generation base model (the smoke profile: the smoke model itself)
     local_model: str = "Qwen/Qwen2.5-14B-Instruct"
@@ -504,6 +513,11 @@ def validate(cfg: Config) -> None:
         (cfg.metrics.bootstrap_resamples > 0, "metrics.bootstrap_resamples must be > 0"),
         (cfg.hardware.vram_budget_gib > 0, "hardware.vram_budget_gib must be > 0"),
         (t.pad_to_multiple_of >= 0, "train.pad_to_multiple_of must be >= 0 (0 = no rounding)"),
+        (
+            not (t.padding_free and t.packing),
+            "train.padding_free and train.packing are both on: packing already joins sequences "
+            "across micro-batch rows; set one of them to false (the paper: both false)",
+        ),
         (cfg.judge.sample >= 0, "judge.sample must be >= 0 (0 = all prompts)"),
         (
             cfg.judge.cap in cfg.generate.caps,
@@ -511,6 +525,12 @@ def validate(cfg: Config) -> None:
         ),
         (cfg.judge.parse_retries >= 0, "judge.parse_retries must be >= 0"),
         (cfg.judge.max_retries >= 0, "judge.max_retries must be >= 0"),
+        (
+            1 <= cfg.judge.concurrency <= MAX_JUDGE_CONCURRENCY,
+            f"judge.concurrency = {cfg.judge.concurrency} must be between 1 and "
+            f"{MAX_JUDGE_CONCURRENCY} (HTTP requests the API judges keep in flight at once; "
+            "1 = one at a time, 8 = the default)",
+        ),
         (cfg.judge.batch_size >= 0, "judge.batch_size must be >= 0 (0 = fit the VRAM)"),
         (cfg.judge.max_tokens > 0, "judge.max_tokens must be > 0"),
         (

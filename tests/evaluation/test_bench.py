@@ -33,6 +33,20 @@ def test_tiny_bench_forces_full_length_answers_and_records_each_phase():
     assert rec["load"]["quant"] is False and rec["vram"] == {}
     table = bench_generate.markdown(rec)
     assert "| batched, static KV cache (generate stage) | 5 |" in table
+    assert rec["batched"]["static"]["steady_step_ms"] is None  # 6 tokens: no steady steps
+
+
+def test_the_table_gives_the_steady_milliseconds_per_decoding_step():
+    rec = {"environment": {"gpu": "NVIDIA H100 80GB HBM3", "torch": "2.9"},
+           "sequential": {"prompts": 3, "tokens_per_s": 30.5, "extrapolated_seconds_all": 840.0},
+           "load": {"quant": True, "compute_dtype": "float16"}, "vram": {"cap_gib": 14.74},
+           "scale": "full", "answers": 50, "new_tokens": 512,
+           "batched": {"static": {"batch_size": 50, "tokens_per_s": 400.0, "speedup": 13.1,
+                                  "steady_tokens_per_s": 434.8, "steady_step_ms": 115.0,
+                                  "peak_reserved_gib": 11.9, "seconds": 64.0}}}
+    table = bench_generate.markdown(rec)
+    assert "| batched, static KV cache (generate stage) | 50 | 400.0 | 13.1x | 434.8 | 115.0 | " \
+           "11.9 | 64.0 |" in table
 
 
 def test_the_7b_shape_needs_a_gpu():

@@ -85,7 +85,10 @@ def test_generation_is_one_batch_of_50_to_the_top_cap_per_model():
 
 
 def test_api_judge_is_not_scaled_and_a_local_one_is():
-    assert by_stage(PAPER, "T4")["judge"].seconds == pytest.approx(30 + 50 * 8.0)
+    # 50 API calls, judge.concurrency = 8 of them in flight: 7 calls' latency
+    assert by_stage(PAPER, "T4")["judge"].seconds == pytest.approx(30 + 7 * 8.0)
+    one = load_config("paper", ["judge.concurrency=1"])
+    assert by_stage(one, "T4")["judge"].seconds == pytest.approx(30 + 50 * 8.0)
     local = load_config("paper", ["judge.backend='local'"])
     r = 65 / 989.4
     assert by_stage(local, "T4")["judge"].seconds == pytest.approx(30 + 20 + 50 * 10.0 / r)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from advisor_repro.cli import main
-from advisor_repro.judges.bench import _ratios, questions
+from advisor_repro.judges.bench import _ratios, markdown, questions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -61,3 +61,25 @@ def test_full_scale_without_a_gpu_is_refused_with_the_fix(tmp_path, capsys):
                  "--out", str(tmp_path / "j.json")])
     assert code == 4 and not (tmp_path / "s").exists()
     assert "--scale tiny" in capsys.readouterr().err
+
+
+def test_the_table_sets_each_step_time_against_free_decoding_at_the_same_batch():
+    # the shape of the H100 run: 24 questions, batch 13, grammar +50.5% batched
+    runs = {"one_at_a_time": {"batch": 1, "questions": 24, "valid": 24, "verdicts_per_s": 0.1,
+                              "step_ms": 25.02, "seconds": 240.0},
+            "batched": {"batch": 13, "questions": 24, "valid": 24, "verdicts_per_s": 0.427,
+                        "step_ms": 45.15, "seconds": 56.2},
+            "free_one_at_a_time": {"batch": 1, "questions": 2, "valid": 0,
+                                   "verdicts_per_s": 0.2, "step_ms": 34.0, "seconds": 10.0},
+            "free_batched": {"batch": 13, "questions": 13, "valid": 0, "verdicts_per_s": 1.1,
+                             "step_ms": 30.0, "seconds": 11.8}}
+    record = {"environment": {"gpu": "NVIDIA H100 80GB HBM3", "torch": "2.9"}, "runs": runs,
+              "identity": {"quant": "nf4", "dtype": "float16"}, "budget_gib": 14.74,
+              "scale": "full", "questions": 24, "prompt_tokens": [880, 930], "max_tokens": 512,
+              "free_tokens": 64, **_ratios(runs)}
+    md = markdown(record)
+    assert ("Grammar cost per decoding step, batched (batch 13): 45.15 ms against 30.0 ms free "
+            "at batch 13 (+50.5%; target <= 10%).") in md
+    assert ("Grammar cost per decoding step, one at a time (batch 1): 25.02 ms against 34.0 ms "
+            "free at batch 1 (-26.4%; target <= 10%).") in md
+    assert "Batched / one at a time: 4.27x verdicts/s (target >= 5x: NOT met)." in md

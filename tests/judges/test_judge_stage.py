@@ -60,7 +60,7 @@ def test_a_failed_run_resumes_without_paying_twice(fake_api, tmp_path, judge_inp
                                                    monkeypatch):
     monkeypatch.setenv("ADVISOR_TEST_KEY", KEY)
     judge_inputs(tmp_path, n=5)
-    cfg = api_config(fake_api)
+    cfg = api_config(fake_api, "judge.concurrency=1")  # the script is in request order
     ctx = StageContext("judge", tmp_path, STAGE.needs)
     fake_api.script = [("rule",), ("rule",), ("status", 500), ("status", 500)]
     with pytest.raises(JudgeError):

@@ -45,7 +45,7 @@ def api():
 
 
 def judge_args(api, run: Path) -> tuple[str, ...]:
-    sets = judge_sets(api.url)
+    sets = (*judge_sets(api.url), "judge.concurrency=1")  # the faults are scripted in order
     return ("judge", *PROFILE, *[a for s in sets for a in ("--set", s)], "--run-dir", str(run))
 
 

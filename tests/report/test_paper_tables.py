@@ -178,6 +178,10 @@ def test_table3_shows_the_resolved_recipe_and_the_phase_table_the_shape():
     assert phase["segment 2: micro-batch x grad-accum"] == (
         "2 x 8 = 16; each step's sequences cut into micro-batches by length; padded to a "
         "multiple of 64 tokens")
+    packed = {**summary, "padding": {"step_order": "sampled", "padding_free": True}}
+    phase = {r.label: r.value for r in data_tables.phase_rows({"train-2": packed}, cfg)}
+    assert phase["segment 2: micro-batch x grad-accum"] == (
+        "2 x 8 = 16; padding-free (each micro-batch one unpadded row)")
 
 
 def test_training_audit_rates_print_as_the_paper():

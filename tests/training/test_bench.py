@@ -3,6 +3,9 @@ record of the shape the workers write (the measurements themselves need the GPU 
 
 from __future__ import annotations
 
+import copy
+
+from advisor_repro.training import utilisation
 from advisor_repro.training.bench import markdown, ratios
 
 # The issue's reference figures (H100, 15 GiB cap, fp16): Unsloth 8,625 and 10,968 tok/s,
@@ -41,3 +44,36 @@ def test_markdown_table():
     assert "| (a) package | 2 | 8,500 | 4.9 | 5.5 | 6.1 |" in md
     assert "| (c) hf | 4 | out of memory | 13.9 | 14.3 | 14.9 |" in md
     assert "| a/c mb4 | None | >= 3.0 | n/a |" in md
+
+
+def test_mfu_and_hfu_in_the_record_and_the_table():
+    results = copy.deepcopy(RESULTS)
+    for res in results.values():
+        res["params"] = 7_248_023_552  # what the workers count from the model's config
+    record = {"settings": {"budget_gib": 14.74, "dtype": "bf16", "seq": 2048, "warmup": 3,
+                           "steps": 10},
+              "results": results, "ratios": ratios(results, [2, 4])}
+    utilisation.annotate_paths(record)
+    pkg = record["results"]["package"]["shapes"]["2"]["utilisation"]
+    # 4 x 7,248,023,552 x 8,500 tokens/s / 989.4e12 = 24.9%; x 6 (checkpointing) = 37.4%
+    assert (pkg["gpu"], pkg["mfu"], pkg["hfu"]) == ("H100", 0.2491, 0.3736)
+    # the paths without a device of their own were measured on the same GPU
+    assert record["results"]["hf"]["shapes"]["2"]["utilisation"]["mfu"] == 0.0793
+    assert record["results"]["hf"]["shapes"]["4"]["utilisation"] is None  # out of memory
+    md = markdown(record)
+    assert "| (a) package | 2 | 8,500 | 4.9 | 5.5 | 6.1 | 24.9% | 37.4% |" in md
+    assert "| (a) package | 4 | 10,800 | 5.7 | 6.3 | 6.9 | 31.6% | 47.5% |" in md
+    assert "| (c) hf | 4 | out of memory | 13.9 | 14.3 | 14.9 | - | - |" in md
+    assert "MFU = 4 x 7,248,023,552 parameters x tokens/s" in md
+    assert "H100's dense FP16/BF16 peak of 989.4 TFLOP/s" in md
+
+
+def test_an_unlisted_device_claims_no_utilisation():
+    results = copy.deepcopy(RESULTS)
+    results["package"]["device"]["name"] = "NVIDIA L40S"
+    record = {"settings": {"budget_gib": 14.74, "dtype": "bf16", "seq": 2048, "warmup": 3,
+                           "steps": 10}, "results": results, "ratios": ratios(results, [2, 4])}
+    utilisation.annotate_paths(record)
+    md = markdown(record)
+    assert "| (a) package | 2 | 8,500 | 4.9 | 5.5 | 6.1 | - | - |" in md
+    assert "no dense FP16/BF16 peak listed for this device" in md

@@ -42,7 +42,8 @@ def test_cpu_comparison_has_no_memory_verdict():
 
 
 @pytest.mark.parametrize("text", ["fixed", "fixed,biggest", "auto,0", "", "fixed,auto:fast",
-                                  "fixed,:length", "fixed,auto:pad0", "fixed,auto:padx"])
+                                  "fixed,:length", "fixed,auto:pad0", "fixed,auto:padx",
+                                  "fixed,auto:pf2", "fixed,pf"])
 def test_bad_split_lists_are_refused(text):
     with pytest.raises(ConfigError):
         bench_split.parse_splits(text)
@@ -51,9 +52,11 @@ def test_bad_split_lists_are_refused(text):
 def test_splits_parse():
     assert bench_split.parse_splits("fixed, auto,8") == ["fixed", "auto", "8"]
     assert bench_split.parse_splits("fixed,auto:length") == ["fixed", "auto:length"]
-    assert bench_split.parse_name("auto:length:pad64") == ("auto", "length", 64)
-    assert bench_split.parse_name("8:pad8") == ("8", "sampled", 8)
-    assert bench_split.parse_name("fixed") == ("fixed", "sampled", 0)
+    assert bench_split.parse_name("auto:length:pad64") == ("auto", "length", 64, False)
+    assert bench_split.parse_name("8:pad8") == ("8", "sampled", 8, False)
+    assert bench_split.parse_name("fixed") == ("fixed", "sampled", 0, False)
+    assert bench_split.parse_name("auto:pf") == ("auto", "sampled", 0, True)
+    assert bench_split.parse_name("fixed:pf:length") == ("fixed", "length", 0, True)
 
 
 def test_segments_parse():
@@ -109,3 +112,50 @@ def test_lengths_mode_runs_on_the_cpu_and_the_splits_agree(tmp_path: Path, capsy
         assert len(rec["runs"][stage]["fixed"]["losses"]) == 2
         assert rec["runs"][stage]["fixed"]["step_s"] > 0
     assert "| train-2 | 1: 1 x 4 |" in capsys.readouterr().out
+
+
+def lengths_row(mb: int, ga: int, step_s: float, tps: float, seen_tps: float | None) -> dict:
+    row = {"micro_batch": mb, "grad_accum": ga, "step_s": step_s, "tokens_per_s": tps,
+           "peak_reserved_gib": 9.25, "budget_gib": 14.74, "padded_share": 0.31,
+           "losses": [1.2, 1.1]}
+    if seen_tps is not None:
+        row["seen"] = {"step_s": step_s * 0.9, "tokens_per_s": seen_tps,
+                       "peak_reserved_gib": 9.25, "losses": [1.2, 1.1]}
+    return row
+
+
+def test_utilisation_of_a_constructed_h100_record_and_its_table():
+    # the issue's segment 2 best, 9,260 real tokens/s on an H100, through the 7B shape
+    record = {"device": {"name": "NVIDIA H100 80GB HBM3", "capability": "9.0",
+                         "total_gib": 79.19},
+              "dtype": "bf16", "budget_gib": 14.74, "steps": 4, "params": 7_248_023_552,
+              "gradient_checkpointing": True,
+              "data": {"conversations": 2274, "mean_tokens": 612.3, "longest_tokens": 1843},
+              "splits": ["fixed", "auto"],
+              "runs": {"train-2": {"fixed": lengths_row(4, 8, 3.09, 6000.0, None),
+                                   "auto": lengths_row(16, 2, 2.412, 8400.0, 9260.0)}}}
+    record["comparison"] = bench_split.compare(record["runs"], record["splits"])
+    bench_split.utilisation.annotate_lengths(record)
+    auto = record["runs"]["train-2"]["auto"]
+    assert auto["seen"]["utilisation"]["mfu"] == 0.2713  # 4 x 7.248e9 x 9,260 / 989.4e12
+    assert auto["seen"]["utilisation"]["hfu"] == 0.407  # x 6: the recomputed forward
+    assert record["runs"]["train-2"]["fixed"]["utilisation"]["mfu"] == 0.1758
+    md = bench_split.markdown(record)
+    assert "| train-2 | fixed: 4 x 8 | 17.6% | - | 26.4% | - |" in md
+    assert "| train-2 | auto: 16 x 2 | 24.6% | 27.1% | 36.9% | 40.7% |" in md
+    assert "MFU = 4 x 7,248,023,552 parameters x real tokens/s, HFU = 6 x" in md
+    assert "H100's dense FP16/BF16 peak of 989.4 TFLOP/s" in md
+
+
+def test_a_cpu_record_has_no_utilisation_table():
+    record = {"device": {"name": "cpu", "capability": None, "total_gib": None},
+              "dtype": "fp32", "budget_gib": 14.74, "steps": 2, "params": 134_515_008,
+              "gradient_checkpointing": True,
+              "data": {"conversations": 100, "mean_tokens": 30.0, "longest_tokens": 32},
+              "splits": ["fixed", "1"],
+              "runs": {"train-1": {"fixed": lengths_row(2, 1, 8.0, 10.0, None),
+                                   "1": lengths_row(1, 2, 6.0, 12.0, None)}}}
+    record["comparison"] = bench_split.compare(record["runs"], record["splits"])
+    bench_split.utilisation.annotate_lengths(record)
+    assert record["runs"]["train-1"]["fixed"]["utilisation"] is None
+    assert "MFU" not in bench_split.markdown(record)

@@ -71,7 +71,8 @@ def make_setup(out: Path) -> dict[str, Any]:
 
 
 def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
-          optimizer: str | None = None, step_order: str = "sampled", pad_to: int = 0
+          optimizer: str | None = None, step_order: str = "sampled", pad_to: int = 0,
+          padding_free: bool = False, texts: list[str] | None = None
           ) -> tuple[list[float], list[float], dict[str, Any]]:
     """3 optimizer steps at `shape` from the fresh LoRA weights: (losses, grad norms, LoRA
     weights)."""
@@ -88,6 +89,7 @@ def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
                 p.copy_(setup["fresh"][name])
     losses: list[float] = []
     norms: list[float] = []
+    setup["tokens_seen"] = 0
 
     class Losses(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None,
@@ -95,14 +97,16 @@ def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
             if logs and "loss" in logs:
                 losses.append(float(logs["loss"]))
                 norms.append(float(logs["grad_norm"]))
+                setup["tokens_seen"] = state.num_input_tokens_seen
 
     cfg = setup["cfg"]
     plan = SegmentPlan("train-1", 1, 1, shape, 1e-3, 0.0, STEPS, 0.0, False, False)
     train_cfg = dataclasses.replace(cfg.train, checkpoint_every=1000,
                                     optimizer=optimizer or cfg.train.optimizer,
-                                    step_order=step_order, pad_to_multiple_of=pad_to)
+                                    step_order=step_order, pad_to_multiple_of=pad_to,
+                                    padding_free=padding_free)
     trainer = build_trainer(model, setup["tokenizer"], Dataset.from_list(
-        [{"text": t} for t in setup["texts"]]), plan, shape, train_cfg, setup["spec"],
+        [{"text": t} for t in texts or setup["texts"]]), plan, shape, train_cfg, setup["spec"],
         setup["backend"], Path(setup["out"]), [Losses()],
         extra={"save_strategy": "no", "logging_nan_inf_filter": False})
     if not token_normalised:
@@ -224,3 +228,29 @@ def test_pad_to_multiple_of_reaches_the_trainers_batches(setup) -> None:
         widths[pad_to] = [b["input_ids"].shape[1] for b in trainer.get_train_dataloader()]
     assert all(w % 16 == 0 for w in widths[16]) and any(w % 16 for w in widths[0])
     assert [-(-w // 16) * 16 for w in widths[0]] == widths[16]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("micro_batch", [4, 2])
+def test_padding_free_micro_batches_are_the_same_step(setup, one_pass, micro_batch: int) -> None:
+    """train.padding_free: each micro-batch one unpadded row (TRL's collator), kept apart on
+    this CPU tier by transformers' block-diagonal sdpa mask: the same losses, norms, weights."""
+    ref_losses, ref_norms, ref_weights = one_pass
+    train(setup, Shape(EFFECTIVE, 1))
+    padded_tokens = setup["tokens_seen"]  # the attention mask's count: the real tokens
+    losses, norms, weights = train(setup, Shape(micro_batch, EFFECTIVE // micro_batch),
+                                   padding_free=True)
+    assert setup["tokens_seen"] == padded_tokens > 0  # every EOS counted, no padding
+    assert losses == pytest.approx(ref_losses, abs=LOSS_TOL)
+    assert norms == pytest.approx(ref_norms, rel=NORM_TOL)
+    assert distance(weights, ref_weights) / distance(ref_weights, setup["fresh"]) < WEIGHT_TOL
+
+
+@pytest.mark.slow
+def test_padding_free_refuses_what_the_padded_run_would_cut(setup) -> None:
+    from advisor_repro.errors import ConfigError
+
+    long = " ".join(["advisor"] * 40)  # well over train.max_seq_length = 24 tokens
+    with pytest.raises(ConfigError, match=r"longer than train\.max_seq_length = 24 tokens"):
+        train(setup, Shape(2, 2), padding_free=True, texts=[*setup["texts"][:-1], long])
+

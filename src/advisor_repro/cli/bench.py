@@ -39,8 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "run directory's data/train_text.jsonl")
     p.add_argument("--splits", default="fixed,auto", help="--mode lengths: the splits to "
                    "compare with the first: fixed (as written), auto, or a micro-batch K, each "
-                   "optionally with :length (train.step_order) and :padN "
-                   "(train.pad_to_multiple_of)")
+                   "optionally with :length (train.step_order), :padN "
+                   "(train.pad_to_multiple_of) and :pf (train.padding_free)")
     p.add_argument("--segments", default="train-1,train-2", help="--mode lengths: which "
                    "segments to measure")
     p.add_argument("--no-seen", action="store_true", help="--mode lengths: skip the second "

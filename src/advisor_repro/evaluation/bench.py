@@ -13,7 +13,8 @@ process held to the VRAM budget (hardware.vram_budget_gib: the 16 GB class), one
 Every answer is forced to its full length (min_new_tokens = new tokens, so EOS cannot end it
 early): random weights would otherwise stop at arbitrary points. Prompts are random token ids
 of 24-64 tokens (the eval prompts' templated length), so left padding is exercised. Reported:
-tokens/s of each, their ratio against the target (>= 50x), peak reserved/allocated memory.
+tokens/s of each, their ratio against the target (>= 50x), the steady milliseconds per
+decoding step of the batch, peak reserved/allocated memory.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def batched(model: Any, prompts: list[list[int]], new_tokens: int, eos: int, bat
     import torch
 
     bs, done, tokens, full, halvings = batch_size, 0, 0, True, 0
-    steady_tokens, steady_s = 0, 0.0
+    steady_tokens, steady_s, steady_steps = 0, 0.0, 0
     t0 = time.perf_counter()
     while done < len(prompts):
         chunk, stamps = prompts[done:done + bs], []
@@ -90,6 +91,7 @@ def batched(model: Any, prompts: list[list[int]], new_tokens: int, eos: int, bat
         full = full and all(r[0]["new_tokens"] == new_tokens for r in results)
         if len(stamps) > STEADY_FROM + 1:
             steady_tokens += len(chunk) * (len(stamps) - 1 - STEADY_FROM)
+            steady_steps += len(stamps) - 1 - STEADY_FROM
             steady_s += stamps[-1] - stamps[STEADY_FROM]
         done += len(chunk)
     _sync()
@@ -98,6 +100,7 @@ def batched(model: Any, prompts: list[list[int]], new_tokens: int, eos: int, bat
             "tokens": tokens, "all_full_length": full, "seconds": round(seconds, 3),
             "tokens_per_s": round(tokens / seconds, 3), "cache": cache or "dynamic",
             "steady_tokens_per_s": round(steady_tokens / steady_s, 3) if steady_s else None,
+            "steady_step_ms": round(1000 * steady_s / steady_steps, 3) if steady_s else None,
             **_peak()}  # fmt: skip
 
 
@@ -172,20 +175,20 @@ def markdown(record: dict[str, Any]) -> str:
         f"weights, {weights}, {load['compute_dtype']} compute; {record['answers']} answers x "
         f"{record['new_tokens']} new tokens, every answer forced to full length.",
         "",
-        "| generation | batch | tokens/s | speedup | steady tokens/s | peak reserved GiB "
-        "| seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| generation | batch | tokens/s | speedup | steady tokens/s | ms per decoding step "
+        "(steady) | peak reserved GiB | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
         f"| HF generate, one at a time ({seq['prompts']} prompts; time for all extrapolated) "
-        f"| 1 | {seq['tokens_per_s']:.1f} | 1.0x | | | {seq['extrapolated_seconds_all']} |",
+        f"| 1 | {seq['tokens_per_s']:.1f} | 1.0x | | | | {seq['extrapolated_seconds_all']} |",
     ]
     for name, r in record["batched"].items():
         if "error" in r:
-            lines.append(f"| batched, {name} KV cache | | failed: {r['error'][:60]} | | | | |")
+            lines.append(f"| batched, {name} KV cache | | failed: {r['error'][:60]} | | | | | |")
             continue
         lines.append(f"| batched, {name} KV cache (generate stage) | {r['batch_size']} | "
                      f"{r['tokens_per_s']:.1f} | {r['speedup']:.1f}x | "
-                     f"{r['steady_tokens_per_s']} | {r.get('peak_reserved_gib', '')} | "
-                     f"{r['seconds']} |")
+                     f"{r['steady_tokens_per_s']} | {r.get('steady_step_ms') or '-'} | "
+                     f"{r.get('peak_reserved_gib', '')} | {r['seconds']} |")
     return "\n".join(lines)
 
 

@@ -184,8 +184,11 @@ def _judged(cfg: Config, stage: str, gpu: Gpu, costs: dict[str, Any]) -> StagePr
     elif cfg.judge.backend == "replay":
         seconds, basis = rest_s, "replayed verdicts: no calls"
     else:
-        seconds = rest_s + calls * j["api_call_s"]
-        basis = f"{calls} {cfg.judge.backend} API calls x {j['api_call_s']} s (not GPU-bound)"
+        from advisor_repro.judges import waits
+
+        seconds = rest_s + waits(cfg.judge, calls) * j["api_call_s"]
+        basis = (f"{calls} {cfg.judge.backend} API calls, {cfg.judge.concurrency} in flight, "
+                 f"x {j['api_call_s']} s (not GPU-bound)")
     return StageProjection(stage, seconds, basis)
 
 

@@ -7,6 +7,8 @@ replay backend answers by it, the others ignore it. `task` ("pair", "claim", "an
 the reply's schema (schemas.py): the local judge decodes under it, the API judges ask for it
 when `judge.structured` is on. A backend that can batch (local) also has
 `complete_batch(items, done)`; `ask_all` sends it every question not yet in the cache at once.
+The API backends have `concurrency` (judge.concurrency): `ask_all` keeps that many of their
+requests in flight (pool.py), a 429 holding all of them (http.RateGate).
 
 Backends: anthropic.py (Messages API), openai.py (any OpenAI-compatible server), local.py
 (transformers, NF4 on the GPU), replay.py (verdicts read from a file). `make_judge` picks one
@@ -125,7 +127,8 @@ class CachedJudge:
 
     def complete_many(self, items: list[tuple[Messages, str, str]]) -> list[tuple[str, str]]:
         """complete() for each (messages, key, task), the uncached ones in one batched call
-        when the backend can batch; each reply is cached as soon as its batch ends."""
+        when the backend can batch (each reply cached as soon as its batch ends), or over
+        `backend.concurrency` connections (each reply cached as it arrives)."""
         keys = [cache_key(self.identity, m) for m, _, _ in items]
         texts: list[str | None] = [self.cached(ck) for ck in keys]
         todo = [i for i, t in enumerate(texts) if t is None]
@@ -141,10 +144,15 @@ class CachedJudge:
             self._store(keys[i], items[i][1], text)
             bar.update(1)
 
+        workers = getattr(self.backend, "concurrency", 1)
         try:
             if batch is not None:
                 batch([items[i] for i in todo], done)
-            else:  # one request at a time (HTTP): a failure keeps what came before
+            elif workers > 1 and len(todo) > 1:  # HTTP: several connections (pool.py)
+                from advisor_repro.judges.pool import ask_concurrently
+
+                ask_concurrently(self.backend.complete, [items[i] for i in todo], done, workers)
+            else:  # one request at a time: a failure keeps what came before
                 for j, i in enumerate(todo):
                     done(j, self.backend.complete(*items[i]))
         finally:
@@ -153,9 +161,10 @@ class CachedJudge:
         return [(t or "", ck) for t, ck in zip(texts, keys, strict=True)]
 
     def asking(self) -> dict[str, Any]:
-        """How the replies paid for here were asked: seconds, and the local judge's batches."""
+        """How the replies paid for here were asked: seconds, and the local judge's batches or
+        the API judge's connections."""
         out: dict[str, Any] = {"seconds": round(self.seconds, 2)}
-        for name in ("batch_sizes", "grammar_seconds"):
+        for name in ("batch_sizes", "grammar_seconds", "concurrency"):
             if hasattr(self.backend, name):
                 value = getattr(self.backend, name)
                 out[name] = round(value, 3) if isinstance(value, float) else value
@@ -304,6 +313,15 @@ def unavailable(cfg: Config) -> list[ReproError]:
     if not cfg.judge.local_model:  # the generation base stands in as the judge
         return list(hub.base_unavailable(cfg.model, "eval"))
     return list(hub.models_unavailable(cfg.judge.local_model))
+
+
+def waits(jc: Judge, calls: int) -> int:
+    """How many calls' latency `calls` judge calls take end to end, for estimates: an API
+    judge keeps judge.concurrency of them in flight (a rate limit can stretch this); the
+    local and replay judges are counted call by call."""
+    if jc.backend in ("anthropic", "openai"):
+        return -(-calls // jc.concurrency)
+    return calls
 
 
 def settings(jc: Judge) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import httpx
 
 from advisor_repro.config import Judge
 from advisor_repro.judges import settings, structured
-from advisor_repro.judges.http import api_key, post_json
+from advisor_repro.judges.http import RateGate, api_key, post_json
 from advisor_repro.judges.rubric import Messages
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -37,7 +37,10 @@ class AnthropicJudge:
             **settings(jc),
             **structured(jc),
         }
-        self.client = httpx.Client(timeout=jc.timeout_s)
+        self.concurrency = jc.concurrency  # requests in flight at once (judges/pool.py)
+        self.gate = RateGate()  # a 429 pauses every connection of this judge
+        self.client = httpx.Client(timeout=jc.timeout_s, limits=httpx.Limits(
+            max_connections=jc.concurrency, max_keepalive_connections=jc.concurrency))
 
     def body(self, messages: Messages, task: str) -> dict[str, Any]:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
@@ -67,6 +70,7 @@ class AnthropicJudge:
             secret=secret,
             max_retries=self.jc.max_retries,
             backoff_s=self.jc.backoff_s,
+            gate=self.gate,
         )
         blocks = data.get("content")
         if not isinstance(blocks, list):

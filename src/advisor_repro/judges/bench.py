@@ -209,9 +209,12 @@ def markdown(record: dict[str, Any]) -> str:
                      f"{'met' if record['batch_target_met'] else 'NOT met'}).")
     for k in ("grammar_overhead_one_at_a_time", "grammar_overhead_batched"):
         if k in record:
-            where = k.removeprefix("grammar_overhead_").replace("_", " ")
-            lines.append(f"Grammar cost per decoding step, {where}: {100 * record[k]:+.1f}% "
-                         f"(target <= {100 * TARGET_GRAMMAR_OVERHEAD:.0f}%).")
+            run = k.removeprefix("grammar_overhead_")
+            g, f = runs[run], runs[f"free_{run}"]
+            lines.append(f"Grammar cost per decoding step, {run.replace('_', ' ')} (batch "
+                         f"{g['batch']}): {g['step_ms']} ms against {f['step_ms']} ms free "
+                         f"at batch {f['batch']} ({100 * record[k]:+.1f}%; target <= "
+                         f"{100 * TARGET_GRAMMAR_OVERHEAD:.0f}%).")
     return "\n".join(lines)
 
 

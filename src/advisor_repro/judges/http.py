@@ -1,8 +1,10 @@
 """One POST with the retry policy both HTTP judges share, and the API key read at call time.
 
 Retried: 429, 5xx, timeouts, dropped connections and a 200 whose body is not JSON, with
-exponential backoff (a Retry-After header, when sent, is honoured up to a minute). Not
-retried: other 4xx (a wrong key or model name does not heal by waiting). The key is read
+exponential backoff (a Retry-After header, seconds or an HTTP date, is honoured up to a
+minute). Not retried: other 4xx (a wrong key or model name does not heal by waiting). A 429
+also holds every other connection of the same judge (`RateGate`): the limit is the account's,
+so the requests in flight beside it would only meet the same reply. The key is read
 from the environment for each call and never returned, logged or written; every error
 message that leaves this module has it scrubbed out, in case a server echoes it.
 """
@@ -10,8 +12,11 @@ message that leaves this module has it scrubbed out, in case a server echoes it.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -49,12 +54,40 @@ def _scrub(text: str, secret: str) -> str:
     return text.replace(secret, "[key]") if secret else text
 
 
+class RateGate:
+    """One per judge, shared by its connections: `hold(s)` after a 429 makes every request
+    about to be sent wait until s seconds from now."""
+
+    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._lock = threading.Lock()
+        self._until = 0.0  # time.monotonic() before which no request is sent
+        self._sleep = sleep
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    def wait(self) -> None:
+        while True:
+            with self._lock:
+                left = self._until - time.monotonic()
+            if left <= 0:
+                return
+            self._sleep(left)
+
+
 def _retry_after(resp: httpx.Response) -> float | None:
     value = resp.headers.get("retry-after")
+    if value is None:
+        return None
     try:
-        return min(float(value), MAX_WAIT_S) if value is not None else None
+        seconds = float(value)
     except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
+        try:  # the other form RFC 9110 allows: an HTTP date
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None  # unreadable: fall back to our own backoff
+    return min(max(seconds, 0.0), MAX_WAIT_S)
 
 
 def post_json(
@@ -67,11 +100,14 @@ def post_json(
     max_retries: int,
     backoff_s: float,
     sleep: Callable[[float], None] = time.sleep,
+    gate: RateGate | None = None,
 ) -> dict[str, Any]:
     """POST `body` as JSON and return the decoded reply, or raise JudgeError."""
     problem = ""
     for attempt in range(max_retries + 1):
         wait = min(backoff_s * 2**attempt, MAX_WAIT_S)
+        if gate is not None:
+            gate.wait()
         try:
             resp = client.post(url, headers=headers, json=body)
         except httpx.TimeoutException:
@@ -83,6 +119,8 @@ def post_json(
             if code == 429 or code >= 500:
                 problem = f"HTTP {code}"
                 wait = _retry_after(resp) or wait
+                if code == 429 and gate is not None:
+                    gate.hold(wait)
             elif code >= 400:
                 raise JudgeError(
                     _scrub(f"{url} refused the judge request: HTTP {code} "

@@ -16,7 +16,7 @@ import httpx
 
 from advisor_repro.config import Judge
 from advisor_repro.judges import settings, structured
-from advisor_repro.judges.http import api_key, post_json
+from advisor_repro.judges.http import RateGate, api_key, post_json
 from advisor_repro.judges.rubric import Messages
 
 
@@ -31,7 +31,10 @@ class OpenAIJudge:
             **settings(jc),
             **structured(jc),
         }
-        self.client = httpx.Client(timeout=jc.timeout_s)
+        self.concurrency = jc.concurrency  # requests in flight at once (judges/pool.py)
+        self.gate = RateGate()  # a 429 pauses every connection of this judge
+        self.client = httpx.Client(timeout=jc.timeout_s, limits=httpx.Limits(
+            max_connections=jc.concurrency, max_keepalive_connections=jc.concurrency))
 
     def body(self, messages: Messages, task: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -58,6 +61,7 @@ class OpenAIJudge:
             secret=secret,
             max_retries=self.jc.max_retries,
             backoff_s=self.jc.backoff_s,
+            gate=self.gate,
         )
         try:
             content = data["choices"][0]["message"]["content"]

@@ -229,6 +229,8 @@ def phase_rows(summaries: dict[str, Any], cfg: Config) -> list[Row]:
             batch += "; each step's sequences cut into micro-batches by length"
         if batch and at(s, "padding.pad_to_multiple_of"):
             batch += f"; padded to a multiple of {at(s, 'padding.pad_to_multiple_of')} tokens"
+        if batch and at(s, "padding.padding_free"):  # beyond the paper: the same losses
+            batch += "; padding-free (each micro-batch one unpadded row)"
         lr = at(s, "plan.lr")
         mem = at(s, "memory_peak") or {}
         mem_text = (f"{mem['nvml_used_gib']:.2f} GiB NVML peak"

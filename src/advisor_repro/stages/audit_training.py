@@ -38,7 +38,7 @@ from advisor_repro.audits.training_data import (
 from advisor_repro.config import Config
 from advisor_repro.evaluation.embeddings import Embedder
 from advisor_repro.files import read_jsonl, write_json, write_jsonl
-from advisor_repro.judges import make_judge
+from advisor_repro.judges import make_judge, waits
 from advisor_repro.judges import unavailable as judge_unavailable
 from advisor_repro.judges.local import model_caches, pick_device
 from advisor_repro.judges.pairs import external_inputs as judge_external
@@ -117,7 +117,8 @@ def external_inputs(cfg: Config) -> dict[str, str]:
 def estimate(cfg: Config) -> Estimate:
     smoke = cfg.model.source == "smoke"
     calls = judge_calls(cfg)
-    return Estimate(seconds=30 + calls * (4.0 if smoke else 8.0), disk_bytes=2**20,
+    return Estimate(seconds=30 + waits(cfg.judge, calls) * (4.0 if smoke else 8.0),
+                    disk_bytes=2**20,
                     vram_gib=10.5 if cfg.judge.backend == "local" and not smoke else 0.0)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from advisor_repro.config import Config
 from advisor_repro.errors import DataError, JudgeError
 from advisor_repro.files import read_jsonl, write_json, write_jsonl
-from advisor_repro.judges import check_backend, make_judge
+from advisor_repro.judges import check_backend, make_judge, waits
 from advisor_repro.judges import unavailable as judge_unavailable
 from advisor_repro.judges.local import model_caches
 from advisor_repro.judges.pairs import (
@@ -112,7 +112,8 @@ def estimate(cfg: Config) -> Estimate:
     if cfg.model.source == "smoke":
         per_call = 4.0 if cfg.judge.backend == "local" else per_call
     vram = 10.5 if cfg.judge.backend == "local" and cfg.model.source != "smoke" else 0.0
-    return Estimate(seconds=30 + n * per_call, disk_bytes=n * 8_192, vram_gib=vram)
+    return Estimate(seconds=30 + waits(cfg.judge, n) * per_call, disk_bytes=n * 8_192,
+                    vram_gib=vram)
 
 
 STAGE = Stage(

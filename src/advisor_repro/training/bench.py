@@ -14,7 +14,9 @@ Each path runs in its own process: Unsloth patches transformers when imported, s
 never share a process with it, and each cap and peak is the path's own. Random token ids fill
 every sequence (no padding); gradient accumulation is 1, so a step is one micro-batch.
 Reported: tokens/s over the timed steps (after warm-up), peak allocated and reserved (torch)
-and NVML used, and the ratios (a)/(b) and (a)/(c) against the targets.
+and NVML used, model and hardware FLOPs utilisation against the GPU's dense FP16/BF16 peak
+(hardware/utilisation.py; every path checkpoints, so HFU = 1.5 x MFU), and the ratios (a)/(b)
+and (a)/(c) against the targets.
 
 Worker (run by the parent): python -m advisor_repro.training.bench PATH BASE SPEC_JSON OUT_JSON
 """
@@ -32,6 +34,8 @@ from typing import Any
 from advisor_repro.config import Config
 from advisor_repro.errors import OfflineError, PreflightError, ResourceError
 from advisor_repro.files import read_json, write_json
+from advisor_repro.hardware.utilisation import dense_params, percent
+from advisor_repro.training import utilisation
 
 PATHS = {"a": "package", "b": "unsloth", "c": "hf"}
 TARGETS = {"a/b": 0.97, "a/c": 3.0}
@@ -75,6 +79,7 @@ def run(cfg: Config, out: Path, paths: list[str], micro_batches: list[int], step
               "settings": {k: v for k, v in spec.items() if k != "config"},
               "results": results, "ratios": ratios(results, micro_batches),
               "reserved_targets_gib": RESERVED_TARGET_GIB, "ratio_targets": TARGETS}
+    utilisation.annotate_paths(record)
     write_json(out, record)
     return record
 
@@ -123,12 +128,15 @@ def markdown(record: dict[str, Any]) -> str:
              f"{s['seq']}; {s['warmup']} warm-up + {s['steps']} timed steps; random-init "
              "Mistral-7B-Instruct-v0.3 shape, NF4 double quant, LoRA r 16 on 7 modules.", "",
              "| path | micro-batch | tokens/s | peak allocated GiB | peak reserved GiB | "
-             "NVML used GiB |", "|---|---|---|---|---|---|"]
+             "NVML used GiB | MFU | HFU |", "|---|---|---|---|---|---|---|---|"]
     for key, name in PATHS.items():
         for mb, row in sorted((record["results"].get(name) or {}).get("shapes", {}).items()):
             tps = "out of memory" if row.get("oom") else f"{row['tokens_per_s']:,.0f}"
+            u = row.get("utilisation") or {}
             lines.append(f"| ({key}) {name} | {mb} | {tps} | {row.get('peak_allocated_gib')} | "
-                         f"{row.get('peak_reserved_gib')} | {row.get('nvml_used_gib')} |")
+                         f"{row.get('peak_reserved_gib')} | {row.get('nvml_used_gib')} | "
+                         f"{percent(u.get('mfu'))} | {percent(u.get('hfu'))} |")
+    lines += utilisation.paths_note(record)
     lines += ["", "| ratio | value | target | met |", "|---|---|---|---|"]
     for name, r in record["ratios"].items():
         met = "n/a" if r["ok"] is None else ("yes" if r["ok"] else "no")
@@ -161,6 +169,7 @@ def worker(path: str, base: Path, spec: dict[str, Any]) -> dict[str, Any]:
         shapes[str(mb)] = measure(path, model, tokenizer, cfg, load, mb, spec)
     props = torch.cuda.get_device_properties(0)
     return {"path": PATHS[path], "backend": backend.NAME, "trainable": count_trainable(model),
+            "params": dense_params(model.config),
             "load_seconds": round(load_seconds, 1), "vram": vram, "shapes": shapes,
             "device": {"name": props.name, "capability": f"{props.major}.{props.minor}",
                        "total_gib": round(props.total_memory / GIB, 2)},

@@ -14,13 +14,14 @@ data (kernel compilation, autotuning, the allocator's pools), so that no split i
 and none on shapes it has already seen: each then meets the measured sequences as a real run
 meets new ones; then the same measured run once more ("seen": every shape met before), the
 regime a long run tends to as its lengths recur. A split named "K:length:pad64" runs with
-train.step_order = "length" and train.pad_to_multiple_of = 64.
+train.step_order = "length" and train.pad_to_multiple_of = 64; ":pf" with train.padding_free.
 
 Reported per segment and split: seconds per optimizer step (mean over the steps after the
 first, which carries compilation and warm-up), non-padding tokens/s over those steps, peak
 reserved and allocated memory of the training (auto's predicted peaks are reported apart), the
-padded share at the data's lengths, and the per-step losses and grad norms; then auto / written
-time per step and the largest per-step loss difference, against the targets (issue 19).
+padded share at the data's lengths, the per-step losses and grad norms, and on a listed GPU
+the model and hardware FLOPs utilisation of the real tokens (hardware/utilisation.py); then
+auto / written time per step and the largest per-step loss difference, against the targets.
 On the CPU it runs too (the smoke model, the hf backend): auto keeps the split there, so a
 test names an explicit micro-batch ("1") to compare instead.
 
@@ -40,6 +41,8 @@ from typing import Any
 from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError, ResourceError, StageInputError
 from advisor_repro.files import read_json, read_jsonl, write_json
+from advisor_repro.hardware.utilisation import dense_params
+from advisor_repro.training import utilisation
 from advisor_repro.training.segments import Shape
 
 SEGMENTS = ("train-1", "train-2")
@@ -48,25 +51,29 @@ GIB = 2**30
 WORKER_TIMEOUT_S = 1500
 
 
-def parse_name(item: str) -> tuple[str, str, int]:
-    """(split, step_order, pad_to_multiple_of) of one --splits item: "fixed" (the split as
-    written), "auto", or a micro-batch K (grad-accum = effective / K), then optionally
-    ":length" (train.step_order = "length") and ":padN" (train.pad_to_multiple_of = N)."""
+def parse_name(item: str) -> tuple[str, str, int, bool]:
+    """(split, step_order, pad_to_multiple_of, padding_free) of one --splits item: "fixed"
+    (the split as written), "auto", or a micro-batch K (grad-accum = effective / K), then
+    optionally ":length" (train.step_order = "length"), ":padN" (train.pad_to_multiple_of = N)
+    and ":pf" (train.padding_free)."""
     split, *opts = item.split(":")
-    order, multiple = "sampled", 0
+    order, multiple, free = "sampled", 0, False
     ok = split in ("fixed", "auto") or (split.isdigit() and int(split) > 0)
     for opt in opts:
         if opt in ("length", "sampled"):
             order = opt
         elif opt.startswith("pad") and opt[3:].isdigit() and int(opt[3:]) > 0:
             multiple = int(opt[3:])
+        elif opt == "pf":
+            free = True
         else:
             ok = False
     if not ok:
         raise ConfigError(f"--splits: {item!r} is not 'fixed', 'auto' or a micro-batch, "
-                          "optionally followed by ':length' and ':padN'",
-                          "write e.g. --splits fixed,auto,auto:length:pad64 or --splits fixed,1")
-    return split, order, multiple
+                          "optionally followed by ':length', ':padN' and ':pf'",
+                          "write e.g. --splits fixed,auto,auto:pf,auto:length:pad64 or "
+                          "--splits fixed,1")
+    return split, order, multiple, free
 
 
 def parse_segments(text: str) -> list[str]:
@@ -119,6 +126,7 @@ def run(cfg: Config, run_dir: Path, out: Path, splits: list[str], steps: int, dt
     record = read_json(res_file)
     res_file.unlink()
     record["comparison"] = compare(record["runs"], splits)
+    utilisation.annotate_lengths(record)
     write_json(out, record)
     return record
 
@@ -166,6 +174,7 @@ def markdown(record: dict[str, Any]) -> str:
             lines.append(f"| {stage} | {name}: {r['micro_batch']} x {r['grad_accum']} | "
                          f"{r['step_s']} | {seen} | {r['tokens_per_s']} | "
                          f"{r['peak_reserved_gib']} | {r['padded_share']} | {losses} |")
+    lines += utilisation.lengths_table(record)
     lines += ["", "| comparison | s / step ratio, new lengths (<= 0.6) | ratio, seen | max loss "
               "diff (<= 1e-3) | peak reserved within cap |", "|---|---:|---:|---:|---|"]
     for name, c in record["comparison"].items():
@@ -236,6 +245,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
                     "step_s", "tokens_per_s", "peak_reserved_gib", "losses")}
     return {"what": "repro bench train --mode lengths", "device": _device(device),
             "dtype": dtype, "budget_gib": spec["budget_gib"], "vram": vram,
+            "params": dense_params(model.config),
+            "gradient_checkpointing": load.gradient_checkpointing,
             "steps": spec["steps"], "backend": backend.NAME,
             "data": {"conversations": len(texts), "longest_tokens": max(lengths),
                      "mean_tokens": round(sum(lengths) / len(lengths), 1)},
@@ -262,8 +273,9 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
     written, effective = plan.shape, plan.shape.effective
     n = effective * spec["steps"]
     pick = sample(len(texts), n, cfg.train.seed, warm)
-    split, order, multiple = parse_name(name)
-    train_cfg = dataclasses.replace(cfg.train, step_order=order, pad_to_multiple_of=multiple)
+    split, order, multiple, free = parse_name(name)
+    train_cfg = dataclasses.replace(cfg.train, step_order=order, pad_to_multiple_of=multiple,
+                                    padding_free=free)
     # the stage decides at the whole data's longest, padded up: so does the bench
     longest = microbatch.rounded(max(lengths), multiple)
     choice = microbatch.fixed()
@@ -299,14 +311,14 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
     tokens = sum(r["tokens"] for r in timed)
     return {"micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
             "effective_batch": effective, "choice": choice, "step_order": order,
-            "pad_to_multiple_of": multiple,
+            "pad_to_multiple_of": multiple, "padding_free": free,
             "step_s": round(seconds / len(timed), 4) if timed else None,
             "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
             "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GIB, 3) if cuda else None,
             "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / GIB, 3) if cuda
             else None,
             "budget_gib": spec["budget_gib"],
-            "padded_share": microbatch.padded_share(
+            "padded_share": 0.0 if free else microbatch.padded_share(
                 [lengths[i] for i in pick], shape.micro_batch, cfg.train.seed,
                 effective if order == "length" else 0, multiple),
             "losses": [r["loss"] for r in timer.rows],

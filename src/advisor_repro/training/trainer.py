@@ -30,7 +30,7 @@ from advisor_repro.config import Config, Train
 from advisor_repro.errors import ConfigError, ResourceError, SessionLimitReached, Terminated
 from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json, write_jsonl
 from advisor_repro.models import hub as models
-from advisor_repro.training import microbatch, segments
+from advisor_repro.training import microbatch, padding_free, segments
 from advisor_repro.training.backends import LoadSpec, count_trainable, get_backend, torch_dtype
 from advisor_repro.training.segments import SegmentPlan, Shape
 
@@ -179,9 +179,8 @@ def sft_arguments(plan: SegmentPlan, shape: Shape, train: Train, device: str, dt
         "fp16": dtype == "fp16",
         "bf16": dtype == "bf16",
         "use_cpu": device == "cpu",
-        "max_length": train.max_seq_length,
         "packing": train.packing,
-        "padding_free": False,
+        **padding_free.sft_fields(train),  # padding_free, max_length, the token count
         "pad_to_multiple_of": train.pad_to_multiple_of or None,  # 0: to the longest (the paper)
         "dataset_text_field": "text",  # plain text: the loss is on every token
         "logging_steps": 1,
@@ -189,7 +188,6 @@ def sft_arguments(plan: SegmentPlan, shape: Shape, train: Train, device: str, dt
         "save_steps": train.checkpoint_every,
         "save_total_limit": 2,  # crash resume needs only the last one
         "report_to": train.report_to,  # train.report_to: tokens only from the environment
-        "include_num_input_tokens_seen": "non_padding",
         "dataloader_num_workers": 0,
         **backend_kwargs,
     }
@@ -247,7 +245,8 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
                "padded_share": microbatch.padding_figures(lengths, shape.effective,
                                                           cfg.train.seed, cfg.train.step_order,
                                                           cfg.train.pad_to_multiple_of),
-               "pad_to_multiple_of": cfg.train.pad_to_multiple_of}
+               "pad_to_multiple_of": cfg.train.pad_to_multiple_of,
+               "padding_free": cfg.train.padding_free}  # then no micro-batch pads at all
     return {"rows": rows, "shape": shape, "changes": changes, "resumed_from": ckpt and ckpt.name,
             "choice": choice, "padding": padding, "terminated_at": term.stopped_at,
             "backend": backend.NAME,
@@ -291,6 +290,8 @@ def build_trainer(model: Any, tokenizer: Any, dataset: Any, plan: SegmentPlan, s
         else SFTTrainer
     trainer = cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                   callbacks=callbacks)
+    if train.padding_free:  # TRL did not truncate: refuse what the padded run would cut
+        padding_free.check_lengths(trainer.train_dataset["input_ids"], train.max_seq_length)
     keep_adapter_fp32(model)
     return trainer
 
