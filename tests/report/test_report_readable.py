@@ -134,4 +134,5 @@ def test_the_import_of_the_released_files_says_partial(tmp_path, capsys):
     shots = check_layout(run, tmp_path, "PARTIAL")
     say_where(capsys, shots)
     assert main(["verify", "--run-dir", str(run), "--strict"]) == 11  # strict: a skip fails
-    assert f"FAIL (strict): 0 failed, {required - 28} required checks skipped" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"FAIL (strict): 0 failed, {required - 28} required checks skipped" in out
