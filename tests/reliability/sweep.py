@@ -1,0 +1,330 @@
+"""The crash sweep: a replay killed at any point resumes to exactly the uninterrupted result.
+
+  nox -s sweep -- --kills 50 --terms 10 --out sweep-out     # the full sweep (hours on 2 cores)
+  PYTHONPATH=tests python -m reliability.sweep --kills 4 --terms 2 --out /tmp/sweep
+
+One uninterrupted `repro all` (the reference) numbers every write the package makes through
+its atomic-write helpers (`files.crash_point`, three phases each: before, mid = the temp file
+written but not renamed, after) and gives the replay's length in seconds. A seeded schedule
+then draws the kill points: half at a write (index and phase), half at a time. Each point is
+one fresh replay in the same run-directory path as the reference's: `repro all` stopped there
+(SIGKILL to the whole process group, or SIGTERM to `repro` alone as `docker stop` sends it),
+then the same command again until it exits 0. `compare` then asks for every stage `done`,
+verify's table equal, every file byte-identical to the reference's but for the named time
+fields (`TIME_FIELDS`), and nothing left behind (`leftovers`). Results go to
+`OUT/results.jsonl` one line per point as they finish, so a sweep cut short keeps its points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from advisor_repro import pipeline
+from advisor_repro.config import load_config
+from advisor_repro.files import CRASH_PHASES, CRASH_POINTS_ENV, read_json
+
+from .conftest import SHRINK, env, repro_cmd
+
+# Fields that hold a wall-clock time or a duration, by file: a replay resumed after a kill
+# differs from the reference only in these (checked by `compare`; everything else byte for byte).
+TIME_FIELDS: dict[str, tuple[str, ...]] = {}
+
+SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
+RESUMES = 3  # a replay that has not finished after this many reruns of the command failed
+REPLAY_TIMEOUT_S = 3600.0
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """Where one replay is stopped: at write `write` (files.crash_point's numbering, from 1)
+    in `phase`, or when `write` is 0, `seconds` after `repro all` started."""
+
+    signal: str  # KILL: kill -9 of repro's process group; TERM: SIGTERM to repro alone
+    write: int = 0
+    phase: str = ""
+    seconds: float = 0.0
+
+    def label(self) -> str:
+        where = f"write {self.write} {self.phase}" if self.write else f"{self.seconds:.1f} s"
+        return f"SIG{self.signal} at {where}"
+
+
+@dataclass
+class Reference:
+    run: Path  # the finished uninterrupted run (moved aside from the replay path)
+    seconds: float  # its wall time
+    trace: list[tuple[int, str, str]]  # (write index, phase, path relative to the run dir)
+
+    @property
+    def writes(self) -> int:
+        return max((i for i, _, _ in self.trace), default=0)
+
+    def path_of(self, write: int) -> str:
+        return next((p for i, _, p in self.trace if i == write), "?")
+
+
+def profile_args(shrink: bool = True) -> list[str]:
+    return ["--profile", "smoke", *[a for s in (SHRINK if shrink else ()) for a in ("--set", s)]]
+
+
+def schedule(seed: int, kills: int, terms: int, writes: int, seconds: float) -> list[KillPoint]:
+    """The seeded kill points: for each signal, even draws at a write, odd ones at a time."""
+    rng = random.Random(seed)
+    points = []
+    for sig, n in (("KILL", kills), ("TERM", terms)):
+        for i in range(n):
+            if i % 2 == 0:
+                points.append(KillPoint(sig, rng.randint(1, writes), rng.choice(CRASH_PHASES)))
+            else:
+                points.append(KillPoint(sig, seconds=round(rng.uniform(1.0, seconds), 1)))
+    return points
+
+
+# ---- running repro ---------------------------------------------------------------------------
+def _start(args: list[str], log: Path, crash_dir: Path | None) -> subprocess.Popen:
+    extra = {CRASH_POINTS_ENV: str(crash_dir)} if crash_dir else {}
+    fh = open(log, "ab")  # noqa: SIM115 - closed by _finish
+    fh.write(f"\n$ repro {' '.join(args)}\n".encode())
+    fh.flush()
+    proc = subprocess.Popen(repro_cmd(*args), stdout=fh, stderr=subprocess.STDOUT,
+                            env={**env(), **extra}, cwd=log.parent, start_new_session=True)
+    proc.log_handle = fh  # type: ignore[attr-defined]
+    return proc
+
+
+def _finish(proc: subprocess.Popen, timeout: float = REPLAY_TIMEOUT_S) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    finally:
+        proc.log_handle.close()  # type: ignore[attr-defined]
+
+
+def run_reference(work: Path, args: list[str]) -> Reference:
+    """`repro all` uninterrupted at WORK/run, its writes traced; then moved to WORK/reference."""
+    run, crash = work / "run", work / "reference-crash"
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.rmtree(crash, ignore_errors=True)
+    crash.mkdir(parents=True)
+    t0 = time.monotonic()
+    rc = _finish(_start(["all", *args, "--run-dir", str(run)], work / "reference.log", crash))
+    seconds = time.monotonic() - t0
+    if rc != 0:
+        raise RuntimeError(f"the reference replay exited {rc}: see {work / 'reference.log'}")
+    ref = work / "reference"
+    shutil.rmtree(ref, ignore_errors=True)
+    run.rename(ref)
+    trace = read_trace(crash / "trace", run)
+    write_json_file(work / "reference.json", {"seconds": seconds, "writes": len(trace)})
+    return Reference(ref, seconds, trace)
+
+
+def read_trace(path: Path, run: Path) -> list[tuple[int, str, str]]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        index, phase, _pid, where = line.split(" ", 3)
+        rows.append((int(index), phase, os.path.relpath(where, run)))
+    return rows
+
+
+def load_reference(work: Path) -> Reference:
+    meta = json.loads((work / "reference.json").read_text())
+    trace = read_trace(work / "reference-crash" / "trace", work / "run")
+    return Reference(work / "reference", meta["seconds"], trace)
+
+
+def write_json_file(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def stop_at(point: KillPoint, args: list[str], run: Path, folder: Path) -> dict[str, Any]:
+    """Start `repro all`, stop it at `point`; returns where it landed and its exit code."""
+    crash = folder / "crash"
+    crash.mkdir(parents=True)
+    if point.write:
+        (crash / "target").write_text(f"{point.write} {point.phase}\n")
+    proc = _start(["all", *args, "--run-dir", str(run)], folder / "repro.log", crash)
+    t0, hit = time.monotonic(), crash / "hit"
+    landed = None
+    while proc.poll() is None and time.monotonic() - t0 < REPLAY_TIMEOUT_S:
+        if point.write and hit.exists():
+            landed = os.path.relpath(hit.read_text().split(" ", 3)[3].strip(), run)
+        elif not point.write and time.monotonic() - t0 >= point.seconds:
+            landed = f"{time.monotonic() - t0:.1f} s"
+        if landed is not None:
+            _signal(proc, point.signal)
+            hit.unlink(missing_ok=True)  # a SIGTERM'd process goes on from the held write
+            break
+        time.sleep(0.02)
+    return {"landed": landed, "rc": _finish(proc)}
+
+
+def _signal(proc: subprocess.Popen, name: str) -> None:
+    try:
+        if name == "KILL":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.send_signal(signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def replay(point: KillPoint, ref: Reference, args: list[str], work: Path,
+           keep: bool = False) -> dict[str, Any]:
+    """One kill point: stop, resume until done, compare. The run uses the reference's path."""
+    folder = work / "points" / point.label().replace(" ", "_")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    run = work / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    t0 = time.monotonic()
+    outcome = {"point": point.label(), **asdict(point), **stop_at(point, args, run, folder)}
+    resumes = []
+    while len(resumes) < RESUMES and (not resumes or resumes[-1] != 0):
+        resumes.append(_finish(_start(["all", *args, "--run-dir", str(run)],
+                                      folder / "repro.log", None)))
+    outcome["resumes"] = resumes
+    outcome["problems"] = compare(run, ref.run, args) if resumes[-1] == 0 else [
+        f"the command never finished: exit codes {resumes}"]
+    outcome["seconds"] = round(time.monotonic() - t0, 1)
+    if keep or outcome["problems"]:
+        shutil.rmtree(folder / "run", ignore_errors=True)
+        shutil.move(run, folder / "run")
+    else:
+        shutil.rmtree(run, ignore_errors=True)
+    return outcome
+
+
+# ---- comparing with the reference ------------------------------------------------------------
+def compare(run: Path, ref: Path, args: list[str]) -> list[str]:
+    """Every difference from the reference, as sentences; [] when the replay is the same."""
+    problems = leftovers(run)
+    problems += [f"stage {s}: {st}" for s, st in states(run, args).items() if st != "done"]
+    if verify_table(run) != verify_table(ref):
+        problems.append("verify's table differs from the reference's")
+    ours, theirs = files(run), files(ref)
+    problems += [f"missing: {p}" for p in sorted(set(theirs) - set(ours))]
+    problems += [f"extra: {p}" for p in sorted(set(ours) - set(theirs))]
+    for rel in sorted(set(ours) & set(theirs)):
+        a, b = (run / rel).read_bytes(), (ref / rel).read_bytes()
+        if a != b and normalised(rel, a) != normalised(rel, b):
+            problems.append(f"differs: {rel}")
+    return problems
+
+
+def leftovers(run: Path) -> list[str]:
+    """Temp files and folders of the atomic writers, a held lock, interrupted-stage markers."""
+    found = [f"temporary: {p.relative_to(run)}" for p in run.rglob(".*.tmp")]
+    found += [f"left: {p.relative_to(run)}" for p in run.rglob(pipeline.STARTED)]
+    found += [f"left: {p.relative_to(run)}" for p in run.rglob(pipeline.FAILED)]
+    lock = run / ".lock"
+    if lock.is_file() and lock.read_text().strip():
+        found.append(f"lock still names pid {lock.read_text().strip()}")
+    return found
+
+
+def files(run: Path) -> list[str]:
+    return sorted(p.relative_to(run).as_posix() for p in run.rglob("*")
+                  if p.is_file() and p.name != ".lock")
+
+
+def normalised(rel: str, data: bytes) -> Any:
+    """The file's content without the fields TIME_FIELDS names for it (its bytes: none)."""
+    fields = next((f for pattern, f in TIME_FIELDS.items() if fnmatch(rel, pattern)), None)
+    if fields is None:
+        return data
+    if rel.endswith(".jsonl"):
+        return [_drop(json.loads(line), fields) for line in data.decode().splitlines()]
+    return _drop(json.loads(data), fields)
+
+
+def _drop(obj: Any, fields: tuple[str, ...]) -> Any:
+    """`obj` without the dotted `fields` (a `*` step stands for every item of a list)."""
+    for field in fields:
+        _drop_one(obj, field.split("."))
+    return obj
+
+
+def _drop_one(obj: Any, steps: list[str]) -> None:
+    head, rest = steps[0], steps[1:]
+    if head == "*" and isinstance(obj, list):
+        for item in obj:
+            _drop_one(item, rest) if rest else None
+    elif isinstance(obj, dict) and head in obj:
+        if rest:
+            _drop_one(obj[head], rest)
+        else:
+            del obj[head]
+
+
+def states(run: Path, args: list[str]) -> dict[str, str]:
+    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    cfg = load_config("smoke", sets)
+    return {s.name: pipeline.stage_state(s, cfg, run).state for s in pipeline.stages()}
+
+
+def verify_table(run: Path) -> list[tuple]:
+    try:
+        checks = read_json(run / "verify/verify.json")["checks"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [(c["id"], c["status"], c["value"]) for c in checks]
+
+
+# ---- the command -----------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reliability.sweep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=50, help="SIGKILL points (default 50)")
+    parser.add_argument("--terms", type=int, default=10, help="SIGTERM points (default 10)")
+    parser.add_argument("--seed", type=int, default=29, help="the schedule's seed")
+    parser.add_argument("--out", type=Path, default=Path("sweep-out"),
+                        help="work folder: reference, results.jsonl, failing replays")
+    parser.add_argument("--full-smoke", action="store_true",
+                        help="the smoke profile as it is (default: shrunk as the tests run it)")
+    parser.add_argument("--reuse-reference", action="store_true",
+                        help="keep OUT/reference from an earlier sweep of the same profile")
+    opts = parser.parse_args(argv)
+    work = opts.out.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    args = profile_args(shrink=not opts.full_smoke)
+    if opts.reuse_reference and (work / "reference.json").is_file():
+        ref = load_reference(work)
+    else:
+        ref = run_reference(work, args)
+    print(f"reference: {ref.writes} writes, {ref.seconds:.0f} s", flush=True)
+    points = schedule(opts.seed, opts.kills, opts.terms, ref.writes, ref.seconds)
+    done = {json.loads(line)["point"] for line in _lines(work / "results.jsonl")}
+    failed = 0
+    for n, point in enumerate(points, start=1):
+        if point.label() in done:
+            continue
+        outcome = replay(point, ref, args, work)
+        if point.write:
+            outcome["write_path"] = ref.path_of(point.write)
+        with open(work / "results.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(outcome, sort_keys=True) + "\n")
+        failed += bool(outcome["problems"])
+        print(f"[{n}/{len(points)}] {point.label()} landed {outcome['landed']} "
+              f"rc {outcome['rc']} resumes {outcome['resumes']} {outcome['seconds']} s: "
+              f"{outcome['problems'] or 'identical'}", flush=True)
+    return 1 if failed else 0
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.is_file() else []
+
+
+if __name__ == "__main__":
+    sys.exit(main())
