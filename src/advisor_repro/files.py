@@ -180,7 +180,7 @@ def crash_point(phase: str, path: Path, index: int | None = None) -> int | None:
     except FileNotFoundError:
         return index
     if when == phase and (what == str(index) or fnmatch.fnmatch(str(path), what)):
-        (folder / "target").unlink(missing_ok=True)  # a pattern stops the first write it matches, once
+        (folder / "target").unlink(missing_ok=True)  # a target stops one write, once
         hit = folder / "hit"
         hit.write_text(line, encoding="utf-8")
         end = time.monotonic() + CRASH_WAIT_S
