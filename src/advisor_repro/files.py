@@ -84,6 +84,20 @@ def atomic_folder(final: Path, replace: bool = True) -> Iterator[Path]:
     crash_point("after", final, point)
 
 
+def remove_stale_temps(root: Path) -> list[str]:
+    """Remove the temp files and folders (`.NAME.*.tmp`) that a writer killed before its rename
+    left under `root`; returns their relative paths. Only for a caller that holds the run
+    directory's lock: then no writer is alive to own them."""
+    root = Path(root)
+    found = sorted((p for p in root.rglob(".*.tmp") if not p.is_symlink()), reverse=True)
+    for p in found:  # deepest first, so a temp folder's own temp entries go before it
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return [p.relative_to(root).as_posix() for p in sorted(found)]
+
+
 def canonical_json(obj: Any) -> str:
     """Stable JSON text: sorted keys, no spaces, so equal objects hash equal."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
