@@ -7,12 +7,12 @@ One uninterrupted `repro all` (the reference) numbers every write the package ma
 its atomic-write helpers (`files.crash_point`, three phases each: before, mid = the temp file
 written but not renamed, after) and gives the replay's length in seconds. A seeded schedule
 then draws the kill points: half at a write (index and phase), half at a time. Each point is
-one fresh replay in the same run-directory path as the reference's: `repro all` stopped there
-(SIGKILL to the whole process group, or SIGTERM to `repro` alone as `docker stop` sends it),
-then the same command again until it exits 0. `compare` then asks for every stage `done`,
-verify's table equal, every file byte-identical to the reference's but for the named time
-fields (`TIME_FIELDS`), and nothing left behind (`leftovers`). Results go to
-`OUT/results.jsonl` one line per point as they finish, so a sweep cut short keeps its points.
+one fresh replay: `repro all` stopped there (SIGKILL to the whole process group, or SIGTERM to
+`repro` alone as `docker stop` sends it), then the same command again until it exits 0.
+`compare` then asks for every stage `done`, verify's table equal, every file byte-identical to
+the reference's but for the named fields (`TIME_FIELDS`, `MEASURED_FIELDS`, `RESUME_FIELDS`),
+and nothing left behind (`leftovers`). Results go to `OUT/results.jsonl` one line per point as
+they finish, so a sweep cut short keeps its points.
 """
 
 from __future__ import annotations
@@ -37,9 +37,47 @@ from advisor_repro.files import CRASH_PHASES, CRASH_POINTS_ENV, read_json
 
 from .conftest import SHRINK, env, repro_cmd
 
-# Fields that hold a wall-clock time or a duration, by file: a replay resumed after a kill
-# differs from the reference only in these (checked by `compare`; everything else byte for byte).
-TIME_FIELDS: dict[str, tuple[str, ...]] = {}
+# The fields a replay resumed after a kill may hold differently from the uninterrupted one,
+# by file (fnmatch pattern of the path in the run directory; in a .jsonl file, of every row;
+# `a.b` is a nested key, `*` every item of a list). Everything else is compared byte for byte.
+# Wall-clock times, durations and the throughputs computed from them:
+TIME_FIELDS: dict[str, tuple[str, ...]] = {
+    "*/done.json": ("seconds", "finished"),
+    "manifest.json": ("invocations.*.time",),
+    "preflight/report.json": ("kernel_checks.*.seconds",),
+    "train-?/steps.jsonl": ("elapsed",),
+    "control/steps.jsonl": ("elapsed",),
+    "train-?/summary.json": ("process_seconds", "train_seconds", "tokens_per_s"),
+    "control/summary.json": ("process_seconds", "train_seconds", "tokens_per_s"),
+    "handoff/verified.json": ("seconds",),
+    "generate/answers.jsonl": ("seconds",),
+    "generate/summary.json": ("per_model_this_run",),
+    "*/cache/*.json": ("time",),
+    "judge/summary.json": ("asking.seconds", "asking.grammar_seconds"),
+    "audit/summary.json": ("asking.seconds", "asking.grammar_seconds"),
+    "audit-training/summary.json": ("asking.seconds", "asking.grammar_seconds"),
+}
+# Measurements of the machine at the time (memory in use, free disk):
+MEASURED_FIELDS: dict[str, tuple[str, ...]] = {
+    "preflight/report.json": ("device.free_disk_bytes",),
+    "train-?/steps.jsonl": ("mem",),
+    "control/steps.jsonl": ("mem",),
+    "train-?/summary.json": ("memory_peak",),
+    "control/summary.json": ("memory_peak",),
+}
+# The run's own account of its history, which a resumed run gives by design: which checkpoint it
+# resumed from, how many answers it kept, the commands run on the directory.
+RESUME_FIELDS: dict[str, tuple[str, ...]] = {
+    "manifest.json": ("invocations",),
+    "train-?/summary.json": ("resumed_from",),
+    "control/summary.json": ("resumed_from",),
+    "generate/summary.json": ("resumed_answers", "generated_this_run", "dropped_partial_bytes"),
+    "generate/done.json": ("figures.resumed",),
+    # the judge's questions asked this run (the rest came from its cache) and their batches
+    "judge/summary.json": ("calls", "asking.batch_sizes"),
+    "audit/summary.json": ("calls", "asking.batch_sizes"),
+    "audit-training/summary.json": ("calls", "asking.batch_sizes"),
+}
 
 SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
 RESUMES = 3  # a replay that has not finished after this many reruns of the command failed
@@ -55,15 +93,23 @@ class KillPoint:
     write: int = 0
     phase: str = ""
     seconds: float = 0.0
+    path: str = ""  # instead of `write`: the first write whose path matches this pattern
 
     def label(self) -> str:
-        where = f"write {self.write} {self.phase}" if self.write else f"{self.seconds:.1f} s"
+        if self.write or self.path:
+            where = f"write {self.write or self.path} {self.phase}"
+        else:
+            where = f"{self.seconds:.1f} s"
         return f"SIG{self.signal} at {where}"
+
+    def target(self) -> str | None:
+        """What files.crash_point reads from `target` (None: a point in time)."""
+        return f"{self.write or self.path} {self.phase}\n" if self.write or self.path else None
 
 
 @dataclass
 class Reference:
-    run: Path  # the finished uninterrupted run (moved aside from the replay path)
+    run: Path  # the finished uninterrupted run
     seconds: float  # its wall time
     trace: list[tuple[int, str, str]]  # (write index, phase, path relative to the run dir)
 
@@ -112,20 +158,17 @@ def _finish(proc: subprocess.Popen, timeout: float = REPLAY_TIMEOUT_S) -> int:
 
 
 def run_reference(work: Path, args: list[str]) -> Reference:
-    """`repro all` uninterrupted at WORK/run, its writes traced; then moved to WORK/reference."""
-    run, crash = work / "run", work / "reference-crash"
-    shutil.rmtree(run, ignore_errors=True)
+    """`repro all` uninterrupted at WORK/reference, its writes traced (WORK/reference-crash)."""
+    ref, crash = work / "reference", work / "reference-crash"
+    shutil.rmtree(ref, ignore_errors=True)
     shutil.rmtree(crash, ignore_errors=True)
     crash.mkdir(parents=True)
     t0 = time.monotonic()
-    rc = _finish(_start(["all", *args, "--run-dir", str(run)], work / "reference.log", crash))
+    rc = _finish(_start(["all", *args, "--run-dir", str(ref)], work / "reference.log", crash))
     seconds = time.monotonic() - t0
     if rc != 0:
         raise RuntimeError(f"the reference replay exited {rc}: see {work / 'reference.log'}")
-    ref = work / "reference"
-    shutil.rmtree(ref, ignore_errors=True)
-    run.rename(ref)
-    trace = read_trace(crash / "trace", run)
+    trace = read_trace(crash / "trace", ref)
     write_json_file(work / "reference.json", {"seconds": seconds, "writes": len(trace)})
     return Reference(ref, seconds, trace)
 
@@ -140,7 +183,7 @@ def read_trace(path: Path, run: Path) -> list[tuple[int, str, str]]:
 
 def load_reference(work: Path) -> Reference:
     meta = json.loads((work / "reference.json").read_text())
-    trace = read_trace(work / "reference-crash" / "trace", work / "run")
+    trace = read_trace(work / "reference-crash" / "trace", work / "reference")
     return Reference(work / "reference", meta["seconds"], trace)
 
 
@@ -151,16 +194,18 @@ def write_json_file(path: Path, obj: Any) -> None:
 def stop_at(point: KillPoint, args: list[str], run: Path, folder: Path) -> dict[str, Any]:
     """Start `repro all`, stop it at `point`; returns where it landed and its exit code."""
     crash = folder / "crash"
+    shutil.rmtree(crash, ignore_errors=True)
     crash.mkdir(parents=True)
-    if point.write:
-        (crash / "target").write_text(f"{point.write} {point.phase}\n")
+    target = point.target()
+    if target:
+        (crash / "target").write_text(target)
     proc = _start(["all", *args, "--run-dir", str(run)], folder / "repro.log", crash)
     t0, hit = time.monotonic(), crash / "hit"
     landed = None
     while proc.poll() is None and time.monotonic() - t0 < REPLAY_TIMEOUT_S:
-        if point.write and hit.exists():
+        if target and hit.exists():
             landed = os.path.relpath(hit.read_text().split(" ", 3)[3].strip(), run)
-        elif not point.write and time.monotonic() - t0 >= point.seconds:
+        elif not target and time.monotonic() - t0 >= point.seconds:
             landed = f"{time.monotonic() - t0:.1f} s"
         if landed is not None:
             _signal(proc, point.signal)
@@ -180,29 +225,30 @@ def _signal(proc: subprocess.Popen, name: str) -> None:
         pass
 
 
-def replay(point: KillPoint, ref: Reference, args: list[str], work: Path,
-           keep: bool = False) -> dict[str, Any]:
-    """One kill point: stop, resume until done, compare. The run uses the reference's path."""
-    folder = work / "points" / point.label().replace(" ", "_")
+def replay(points: list[KillPoint], ref: Reference, args: list[str], run: Path,
+           folder: Path) -> dict[str, Any]:
+    """Stop `repro all` on a fresh `run` at each of `points` in turn (each in the next run of
+    the command), then run it until it exits 0, and compare with the reference. Logs and the
+    crash-point folders go to `folder`."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    run = work / "run"
     shutil.rmtree(run, ignore_errors=True)
     t0 = time.monotonic()
-    outcome = {"point": point.label(), **asdict(point), **stop_at(point, args, run, folder)}
-    resumes = []
+    stops = [stop_at(point, args, run, folder) for point in points]
+    resumes: list[int] = []
     while len(resumes) < RESUMES and (not resumes or resumes[-1] != 0):
         resumes.append(_finish(_start(["all", *args, "--run-dir", str(run)],
                                       folder / "repro.log", None)))
-    outcome["resumes"] = resumes
-    outcome["problems"] = compare(run, ref.run, args) if resumes[-1] == 0 else [
-        f"the command never finished: exit codes {resumes}"]
-    outcome["seconds"] = round(time.monotonic() - t0, 1)
-    if keep or outcome["problems"]:
-        shutil.rmtree(folder / "run", ignore_errors=True)
-        shutil.move(run, folder / "run")
+    outcome = {"point": "; ".join(p.label() for p in points),
+               "points": [asdict(p) for p in points], "stops": stops, "resumes": resumes}
+    if resumes[-1] != 0:
+        outcome["problems"] = [f"the command never finished: exit codes {resumes}"]
     else:
-        shutil.rmtree(run, ignore_errors=True)
+        try:
+            outcome["problems"] = compare(run, ref.run, args)
+        except (OSError, ValueError) as exc:  # e.g. a torn JSON file the reference does not have
+            outcome["problems"] = [f"could not compare: {exc}"]
+    outcome["seconds"] = round(time.monotonic() - t0, 1)
     return outcome
 
 
@@ -217,7 +263,10 @@ def compare(run: Path, ref: Path, args: list[str]) -> list[str]:
     problems += [f"missing: {p}" for p in sorted(set(theirs) - set(ours))]
     problems += [f"extra: {p}" for p in sorted(set(ours) - set(theirs))]
     for rel in sorted(set(ours) & set(theirs)):
-        a, b = (run / rel).read_bytes(), (ref / rel).read_bytes()
+        # the run directory's own path, where a file holds it, is the one thing that differs
+        # by construction between two run directories
+        a = (run / rel).read_bytes().replace(str(run).encode(), b"<run>")
+        b = (ref / rel).read_bytes().replace(str(ref).encode(), b"<run>")
         if a != b and normalised(rel, a) != normalised(rel, b):
             problems.append(f"differs: {rel}")
     return problems
@@ -239,14 +288,30 @@ def files(run: Path) -> list[str]:
                   if p.is_file() and p.name != ".lock")
 
 
+def named_fields(rel: str) -> tuple[str, ...]:
+    """The fields TIME_FIELDS, MEASURED_FIELDS and RESUME_FIELDS name for this file."""
+    return tuple(f for table in (TIME_FIELDS, MEASURED_FIELDS, RESUME_FIELDS)
+                 for pattern, fields in table.items() if fnmatch(rel, pattern) for f in fields)
+
+
 def normalised(rel: str, data: bytes) -> Any:
-    """The file's content without the fields TIME_FIELDS names for it (its bytes: none)."""
-    fields = next((f for pattern, f in TIME_FIELDS.items() if fnmatch(rel, pattern)), None)
-    if fields is None:
+    """The file's content without its named fields (its bytes when it has none). A stage
+    record also drops the sha256 of each file that has named fields: that hash changes with
+    them (the file itself is compared without them)."""
+    fields = named_fields(rel)
+    if not fields:
         return data
     if rel.endswith(".jsonl"):
         return [_drop(json.loads(line), fields) for line in data.decode().splitlines()]
-    return _drop(json.loads(data), fields)
+    obj = _drop(json.loads(data), fields)
+    if rel.endswith("/" + pipeline.RECORD):
+        stage = rel.split("/")[0]
+        obj["outputs"] = {k: v for k, v in obj.get("outputs", {}).items()
+                          if not named_fields(f"{stage}/{k}")}
+        files = obj.get("inputs", {}).get("files", {})
+        obj.setdefault("inputs", {})["files"] = {
+            k: "(has named fields)" if named_fields(k) else v for k, v in files.items()}
+    return obj
 
 
 def _drop(obj: Any, fields: tuple[str, ...]) -> Any:
@@ -295,10 +360,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="the smoke profile as it is (default: shrunk as the tests run it)")
     parser.add_argument("--reuse-reference", action="store_true",
                         help="keep OUT/reference from an earlier sweep of the same profile")
+    parser.add_argument("--recompare", action="store_true",
+                        help="compare the kept replays (OUT/points/*/run) again, run nothing")
     opts = parser.parse_args(argv)
     work = opts.out.resolve()
     work.mkdir(parents=True, exist_ok=True)
     args = profile_args(shrink=not opts.full_smoke)
+    if opts.recompare:
+        return recompare(work, args)
     if opts.reuse_reference and (work / "reference.json").is_file():
         ref = load_reference(work)
     else:
@@ -310,16 +379,37 @@ def main(argv: list[str] | None = None) -> int:
     for n, point in enumerate(points, start=1):
         if point.label() in done:
             continue
-        outcome = replay(point, ref, args, work)
+        folder = work / "points" / f"{n:03d}"
+        outcome = replay([point], ref, args, work / "run", folder)
+        outcome["folder"] = folder.relative_to(work).as_posix()
+        if outcome["problems"]:  # kept for a look; an identical one is not needed again
+            shutil.move(work / "run", folder / "run")
         if point.write:
             outcome["write_path"] = ref.path_of(point.write)
         with open(work / "results.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(outcome, sort_keys=True) + "\n")
         failed += bool(outcome["problems"])
-        print(f"[{n}/{len(points)}] {point.label()} landed {outcome['landed']} "
-              f"rc {outcome['rc']} resumes {outcome['resumes']} {outcome['seconds']} s: "
+        stop = outcome["stops"][0]
+        print(f"[{n}/{len(points)}] {point.label()} landed {stop['landed']} rc {stop['rc']} "
+              f"resumes {outcome['resumes']} {outcome['seconds']} s: "
               f"{outcome['problems'] or 'identical'}", flush=True)
     return 1 if failed else 0
+
+
+def recompare(work: Path, args: list[str]) -> int:
+    """results.jsonl again, each kept replay compared anew (after a fix to the comparison);
+    the earlier file is kept as results.jsonl.before."""
+    results = work / "results.jsonl"
+    rows = [json.loads(line) for line in _lines(results)]
+    for row in rows:
+        run = work / row["folder"] / "run"
+        if row["problems"] and run.is_dir():
+            row["problems"] = compare(run, work / "reference", args)
+    shutil.copyfile(results, results.with_suffix(".jsonl.before"))
+    results.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    bad = [r for r in rows if r["problems"]]
+    print(f"{len(rows)} replays, {len(bad)} with differences", flush=True)
+    return 1 if bad else 0
 
 
 def _lines(path: Path) -> list[str]:

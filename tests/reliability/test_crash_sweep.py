@@ -1,0 +1,44 @@
+"""The crash sweep (sweep.py) in the default run: one replay stopped at a few of the places
+where such systems lose work, each in the next run of the same command, then finished; it must
+end as the uninterrupted run did (`sweep.compare`: every stage done, verify's table, every
+file byte-identical but for the named time fields, nothing left behind).
+
+The full sweep (seeded points at any write or time, one replay each) is `nox -s sweep`; its
+last result is in README.md.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from .conftest import PROFILE
+from .sweep import KillPoint, Reference, replay
+
+# In replay order: each is the first write matching the pattern in the run it stops.
+CHAIN = [
+    # segment 1 finished, its record's temp file written but not renamed: no record yet
+    KillPoint("KILL", path="*/train-1/done.json", phase="mid"),
+    # the handoff bundle copied into its temp folder, not yet renamed into place
+    KillPoint("KILL", path="*/handoff/bundle", phase="mid"),
+    # the first judge reply renamed into the cache; `docker stop` outside training
+    KillPoint("TERM", path="*/judge/cache/*.json", phase="after"),
+    # the report's first page in a temp file
+    KillPoint("KILL", path="*/report/report.html", phase="mid"),
+]
+
+
+@pytest.mark.slow
+def test_a_replay_stopped_at_each_risky_write_resumes_to_the_same_bytes(reference_run,
+                                                                          tmp_path):
+    outcome = replay(CHAIN, Reference(reference_run, 0.0, []), list(PROFILE),
+                     tmp_path / "run", tmp_path / "logs")
+    stops = outcome["stops"]
+    assert [s["landed"] and s["landed"].split("/")[0] for s in stops] == [
+        "train-1", "handoff", "judge", "report"], stops
+    kill, term = -signal.SIGKILL, -signal.SIGTERM
+    # SIGTERM outside training: Python's default action, the process ends at once
+    assert [s["rc"] for s in stops] == [kill, kill, term, kill]
+    assert outcome["resumes"] == [0]
+    assert outcome["problems"] == [], outcome["problems"]
