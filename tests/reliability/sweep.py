@@ -139,9 +139,9 @@ def schedule(seed: int, kills: int, terms: int, writes: int, seconds: float) -> 
 
 
 # ---- running repro ---------------------------------------------------------------------------
-def _start(args: list[str], log: Path, crash_dir: Path | None) -> subprocess.Popen:
+def start(args: list[str], log: Path, crash_dir: Path | None) -> subprocess.Popen:
     extra = {CRASH_POINTS_ENV: str(crash_dir)} if crash_dir else {}
-    fh = open(log, "ab")  # noqa: SIM115 - closed by _finish
+    fh = open(log, "ab")  # noqa: SIM115 - closed by finish
     fh.write(f"\n$ repro {' '.join(args)}\n".encode())
     fh.flush()
     proc = subprocess.Popen(repro_cmd(*args), stdout=fh, stderr=subprocess.STDOUT,
@@ -150,7 +150,7 @@ def _start(args: list[str], log: Path, crash_dir: Path | None) -> subprocess.Pop
     return proc
 
 
-def _finish(proc: subprocess.Popen, timeout: float = REPLAY_TIMEOUT_S) -> int:
+def finish(proc: subprocess.Popen, timeout: float = REPLAY_TIMEOUT_S) -> int:
     try:
         return proc.wait(timeout=timeout)
     finally:
@@ -164,7 +164,7 @@ def run_reference(work: Path, args: list[str]) -> Reference:
     shutil.rmtree(crash, ignore_errors=True)
     crash.mkdir(parents=True)
     t0 = time.monotonic()
-    rc = _finish(_start(["all", *args, "--run-dir", str(ref)], work / "reference.log", crash))
+    rc = finish(start(["all", *args, "--run-dir", str(ref)], work / "reference.log", crash))
     seconds = time.monotonic() - t0
     if rc != 0:
         raise RuntimeError(f"the reference replay exited {rc}: see {work / 'reference.log'}")
@@ -199,7 +199,7 @@ def stop_at(point: KillPoint, args: list[str], run: Path, folder: Path) -> dict[
     target = point.target()
     if target:
         (crash / "target").write_text(target)
-    proc = _start(["all", *args, "--run-dir", str(run)], folder / "repro.log", crash)
+    proc = start(["all", *args, "--run-dir", str(run)], folder / "repro.log", crash)
     t0, hit = time.monotonic(), crash / "hit"
     landed = None
     while proc.poll() is None and time.monotonic() - t0 < REPLAY_TIMEOUT_S:
@@ -212,7 +212,7 @@ def stop_at(point: KillPoint, args: list[str], run: Path, folder: Path) -> dict[
             hit.unlink(missing_ok=True)  # a SIGTERM'd process goes on from the held write
             break
         time.sleep(0.02)
-    return {"landed": landed, "rc": _finish(proc)}
+    return {"landed": landed, "rc": finish(proc)}
 
 
 def _signal(proc: subprocess.Popen, name: str) -> None:
@@ -237,7 +237,7 @@ def replay(points: list[KillPoint], ref: Reference, args: list[str], run: Path,
     stops = [stop_at(point, args, run, folder) for point in points]
     resumes: list[int] = []
     while len(resumes) < RESUMES and (not resumes or resumes[-1] != 0):
-        resumes.append(_finish(_start(["all", *args, "--run-dir", str(run)],
+        resumes.append(finish(start(["all", *args, "--run-dir", str(run)],
                                       folder / "repro.log", None)))
     outcome = {"point": "; ".join(p.label() for p in points),
                "points": [asdict(p) for p in points], "stops": stops, "resumes": resumes}

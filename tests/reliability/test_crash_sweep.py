@@ -9,12 +9,13 @@ last result is in README.md.
 
 from __future__ import annotations
 
+import shutil
 import signal
 
 import pytest
 
-from .conftest import PROFILE
-from .sweep import KillPoint, Reference, replay
+from .conftest import PROFILE, _group_alive, wait_until
+from .sweep import KillPoint, Reference, finish, replay, start
 
 # In replay order: each is the first write matching the pattern in the run it stops.
 CHAIN = [
@@ -42,3 +43,27 @@ def test_a_replay_stopped_at_each_risky_write_resumes_to_the_same_bytes(referenc
     assert [s["rc"] for s in stops] == [kill, kill, term, kill]
     assert outcome["resumes"] == [0]
     assert outcome["problems"] == [], outcome["problems"]
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_handoff_check_leaves_no_process_writing_into_the_run(run_copy,
+                                                                                 tmp_path):
+    """The handoff's load check runs in a fresh process; SIGTERM to `repro` while it runs
+    must not leave it writing into the run directory once `repro` is gone, where it would
+    race the resumed handoff (found reading the sweep's crash points; training processes
+    already die with `repro`)."""
+    run = run_copy
+    shutil.rmtree(run / "handoff")
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    # held in the fresh process, just before it writes its verdict for `repro`
+    (crash / "target").write_text("*/handoff/verified.tmp.json before\n")
+    proc = start(["handoff", *PROFILE, "--run-dir", str(run)], tmp_path / "repro.log", crash)
+    hit = crash / "hit"
+    wait_until(hit.exists, proc, 600, "the load check's write")
+    proc.send_signal(signal.SIGTERM)
+    assert finish(proc) == -signal.SIGTERM
+    hit.unlink()  # a check still alive would go on and write now
+    wait_until(lambda: not _group_alive(proc.pid), None, 30, "repro's processes to end")
+    assert not (run / "handoff" / "verified.tmp.json").exists()
+    assert not (run / "handoff" / "verified.json").exists()

@@ -57,7 +57,7 @@ def launch(cfg: Config, ctx: StageContext) -> dict:
         # Idle OpenMP threads sleep instead of spinning: on CPU cores shared with anything else,
         # GNU OpenMP's busy-waiting made each step 3-10x slower (NF4 + LoRA, 2 cores, measured).
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    proc = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent)
     code = _wait_passing_sigterm(proc)
     if code == 0:
         return read_json(ctx.out / "summary.json")
@@ -81,9 +81,9 @@ def _wait_passing_sigterm(proc: subprocess.Popen) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _die_with_parent() -> None:
-    """Linux: the training process gets SIGKILL when `repro` dies, so a killed run never
-    leaves an orphan writing into the run directory."""
+def die_with_parent() -> None:
+    """Linux: a fresh process of `repro` (training, the handoff's load check) gets SIGKILL
+    when `repro` dies, so a killed run never leaves an orphan writing into the run directory."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
