@@ -9,10 +9,10 @@ written but not renamed, after) and gives the replay's length in seconds. A seed
 then draws the kill points: half at a write (index and phase), half at a time. Each point is
 one fresh replay: `repro all` stopped there (SIGKILL to the whole process group, or SIGTERM to
 `repro` alone as `docker stop` sends it), then the same command again until it exits 0.
-`compare` then asks for every stage `done`, verify's table equal, every file byte-identical to
-the reference's but for the named fields (`TIME_FIELDS`, `MEASURED_FIELDS`, `RESUME_FIELDS`),
-and nothing left behind (`leftovers`). Results go to `OUT/results.jsonl` one line per point as
-they finish, so a sweep cut short keeps its points.
+`compare.compare` then asks for every stage `done`, verify's table equal, every file
+byte-identical to the reference's but for the fields compare.py names, and nothing left
+behind. Results go to `OUT/results.jsonl`, one line per point as it finishes, so a sweep cut
+short keeps its points.
 """
 
 from __future__ import annotations
@@ -27,57 +27,13 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from advisor_repro import pipeline
-from advisor_repro.config import load_config
-from advisor_repro.files import CRASH_PHASES, CRASH_POINTS_ENV, read_json
+from advisor_repro.files import CRASH_PHASES, CRASH_POINTS_ENV
 
+from .compare import compare
 from .conftest import SHRINK, env, repro_cmd
-
-# The fields a replay resumed after a kill may hold differently from the uninterrupted one,
-# by file (fnmatch pattern of the path in the run directory; in a .jsonl file, of every row;
-# `a.b` is a nested key, `*` every item of a list). Everything else is compared byte for byte.
-# Wall-clock times, durations and the throughputs computed from them:
-TIME_FIELDS: dict[str, tuple[str, ...]] = {
-    "*/done.json": ("seconds", "finished"),
-    "manifest.json": ("invocations.*.time",),
-    "preflight/report.json": ("kernel_checks.*.seconds",),
-    "train-?/steps.jsonl": ("elapsed",),
-    "control/steps.jsonl": ("elapsed",),
-    "train-?/summary.json": ("process_seconds", "train_seconds", "tokens_per_s"),
-    "control/summary.json": ("process_seconds", "train_seconds", "tokens_per_s"),
-    "handoff/verified.json": ("seconds",),
-    "generate/answers.jsonl": ("seconds",),
-    "generate/summary.json": ("per_model_this_run",),
-    "*/cache/*.json": ("time",),
-    "judge/summary.json": ("asking.seconds", "asking.grammar_seconds"),
-    "audit/summary.json": ("asking.seconds", "asking.grammar_seconds"),
-    "audit-training/summary.json": ("asking.seconds", "asking.grammar_seconds"),
-}
-# Measurements of the machine at the time (memory in use, free disk):
-MEASURED_FIELDS: dict[str, tuple[str, ...]] = {
-    "preflight/report.json": ("device.free_disk_bytes",),
-    "train-?/steps.jsonl": ("mem",),
-    "control/steps.jsonl": ("mem",),
-    "train-?/summary.json": ("memory_peak",),
-    "control/summary.json": ("memory_peak",),
-}
-# The run's own account of its history, which a resumed run gives by design: which checkpoint it
-# resumed from, how many answers it kept, the commands run on the directory.
-RESUME_FIELDS: dict[str, tuple[str, ...]] = {
-    "manifest.json": ("invocations",),
-    "train-?/summary.json": ("resumed_from",),
-    "control/summary.json": ("resumed_from",),
-    "generate/summary.json": ("resumed_answers", "generated_this_run", "dropped_partial_bytes"),
-    "generate/done.json": ("figures.resumed",),
-    # the judge's questions asked this run (the rest came from its cache) and their batches
-    "judge/summary.json": ("calls", "asking.batch_sizes"),
-    "audit/summary.json": ("calls", "asking.batch_sizes"),
-    "audit-training/summary.json": ("calls", "asking.batch_sizes"),
-}
 
 SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
 RESUMES = 3  # a replay that has not finished after this many reruns of the command failed
@@ -158,8 +114,10 @@ def finish(proc: subprocess.Popen, timeout: float = REPLAY_TIMEOUT_S) -> int:
 
 
 def run_reference(work: Path, args: list[str]) -> Reference:
-    """`repro all` uninterrupted at WORK/reference, its writes traced (WORK/reference-crash)."""
-    ref, crash = work / "reference", work / "reference-crash"
+    """`repro all` uninterrupted at WORK/ref/run, its writes traced in WORK/reference-crash.
+    The replays run at WORK/rep/run: the same name (the report's title holds it) and a path
+    of the same length (a pickled path in a checkpoint is length-prefixed)."""
+    ref, crash = work / "ref" / "run", work / "reference-crash"
     shutil.rmtree(ref, ignore_errors=True)
     shutil.rmtree(crash, ignore_errors=True)
     crash.mkdir(parents=True)
@@ -183,8 +141,8 @@ def read_trace(path: Path, run: Path) -> list[tuple[int, str, str]]:
 
 def load_reference(work: Path) -> Reference:
     meta = json.loads((work / "reference.json").read_text())
-    trace = read_trace(work / "reference-crash" / "trace", work / "reference")
-    return Reference(work / "reference", meta["seconds"], trace)
+    trace = read_trace(work / "reference-crash" / "trace", work / "ref" / "run")
+    return Reference(work / "ref" / "run", meta["seconds"], trace)
 
 
 def write_json_file(path: Path, obj: Any) -> None:
@@ -252,101 +210,6 @@ def replay(points: list[KillPoint], ref: Reference, args: list[str], run: Path,
     return outcome
 
 
-# ---- comparing with the reference ------------------------------------------------------------
-def compare(run: Path, ref: Path, args: list[str]) -> list[str]:
-    """Every difference from the reference, as sentences; [] when the replay is the same."""
-    problems = leftovers(run)
-    problems += [f"stage {s}: {st}" for s, st in states(run, args).items() if st != "done"]
-    if verify_table(run) != verify_table(ref):
-        problems.append("verify's table differs from the reference's")
-    ours, theirs = files(run), files(ref)
-    problems += [f"missing: {p}" for p in sorted(set(theirs) - set(ours))]
-    problems += [f"extra: {p}" for p in sorted(set(ours) - set(theirs))]
-    for rel in sorted(set(ours) & set(theirs)):
-        # the run directory's own path, where a file holds it, is the one thing that differs
-        # by construction between two run directories
-        a = (run / rel).read_bytes().replace(str(run).encode(), b"<run>")
-        b = (ref / rel).read_bytes().replace(str(ref).encode(), b"<run>")
-        if a != b and normalised(rel, a) != normalised(rel, b):
-            problems.append(f"differs: {rel}")
-    return problems
-
-
-def leftovers(run: Path) -> list[str]:
-    """Temp files and folders of the atomic writers, a held lock, interrupted-stage markers."""
-    found = [f"temporary: {p.relative_to(run)}" for p in run.rglob(".*.tmp")]
-    found += [f"left: {p.relative_to(run)}" for p in run.rglob(pipeline.STARTED)]
-    found += [f"left: {p.relative_to(run)}" for p in run.rglob(pipeline.FAILED)]
-    lock = run / ".lock"
-    if lock.is_file() and lock.read_text().strip():
-        found.append(f"lock still names pid {lock.read_text().strip()}")
-    return found
-
-
-def files(run: Path) -> list[str]:
-    return sorted(p.relative_to(run).as_posix() for p in run.rglob("*")
-                  if p.is_file() and p.name != ".lock")
-
-
-def named_fields(rel: str) -> tuple[str, ...]:
-    """The fields TIME_FIELDS, MEASURED_FIELDS and RESUME_FIELDS name for this file."""
-    return tuple(f for table in (TIME_FIELDS, MEASURED_FIELDS, RESUME_FIELDS)
-                 for pattern, fields in table.items() if fnmatch(rel, pattern) for f in fields)
-
-
-def normalised(rel: str, data: bytes) -> Any:
-    """The file's content without its named fields (its bytes when it has none). A stage
-    record also drops the sha256 of each file that has named fields: that hash changes with
-    them (the file itself is compared without them)."""
-    fields = named_fields(rel)
-    if not fields:
-        return data
-    if rel.endswith(".jsonl"):
-        return [_drop(json.loads(line), fields) for line in data.decode().splitlines()]
-    obj = _drop(json.loads(data), fields)
-    if rel.endswith("/" + pipeline.RECORD):
-        stage = rel.split("/")[0]
-        obj["outputs"] = {k: v for k, v in obj.get("outputs", {}).items()
-                          if not named_fields(f"{stage}/{k}")}
-        files = obj.get("inputs", {}).get("files", {})
-        obj.setdefault("inputs", {})["files"] = {
-            k: "(has named fields)" if named_fields(k) else v for k, v in files.items()}
-    return obj
-
-
-def _drop(obj: Any, fields: tuple[str, ...]) -> Any:
-    """`obj` without the dotted `fields` (a `*` step stands for every item of a list)."""
-    for field in fields:
-        _drop_one(obj, field.split("."))
-    return obj
-
-
-def _drop_one(obj: Any, steps: list[str]) -> None:
-    head, rest = steps[0], steps[1:]
-    if head == "*" and isinstance(obj, list):
-        for item in obj:
-            _drop_one(item, rest) if rest else None
-    elif isinstance(obj, dict) and head in obj:
-        if rest:
-            _drop_one(obj[head], rest)
-        else:
-            del obj[head]
-
-
-def states(run: Path, args: list[str]) -> dict[str, str]:
-    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
-    cfg = load_config("smoke", sets)
-    return {s.name: pipeline.stage_state(s, cfg, run).state for s in pipeline.stages()}
-
-
-def verify_table(run: Path) -> list[tuple]:
-    try:
-        checks = read_json(run / "verify/verify.json")["checks"]
-    except (OSError, ValueError, KeyError):
-        return []
-    return [(c["id"], c["status"], c["value"]) for c in checks]
-
-
 # ---- the command -----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability.sweep", description=__doc__,
@@ -380,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         if point.label() in done:
             continue
         folder = work / "points" / f"{n:03d}"
-        outcome = replay([point], ref, args, work / "run", folder)
+        outcome = replay([point], ref, args, work / "rep" / "run", folder)
         outcome["folder"] = folder.relative_to(work).as_posix()
         if outcome["problems"]:  # kept for a look; an identical one is not needed again
-            shutil.move(work / "run", folder / "run")
+            shutil.move(work / "rep" / "run", folder / "run")
         if point.write:
             outcome["write_path"] = ref.path_of(point.write)
         with open(work / "results.jsonl", "a", encoding="utf-8") as fh:
@@ -404,7 +267,7 @@ def recompare(work: Path, args: list[str]) -> int:
     for row in rows:
         run = work / row["folder"] / "run"
         if row["problems"] and run.is_dir():
-            row["problems"] = compare(run, work / "reference", args)
+            row["problems"] = compare(run, work / "ref" / "run", args, work / "rep" / "run")
     shutil.copyfile(results, results.with_suffix(".jsonl.before"))
     results.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     bad = [r for r in rows if r["problems"]]

@@ -1,7 +1,7 @@
 """The crash sweep (sweep.py) in the default run: one replay stopped at a few of the places
 where such systems lose work, each in the next run of the same command, then finished; it must
-end as the uninterrupted run did (`sweep.compare`: every stage done, verify's table, every
-file byte-identical but for the named time fields, nothing left behind).
+end as the uninterrupted run did (`compare.compare`: every stage done, verify's table, every
+file byte-identical but for the fields compare.py names, nothing left behind).
 
 The full sweep (seeded points at any write or time, one replay each) is `nox -s sweep`; its
 last result is in README.md.
@@ -23,6 +23,8 @@ CHAIN = [
     KillPoint("KILL", path="*/train-1/done.json", phase="mid"),
     # the handoff bundle copied into its temp folder, not yet renamed into place
     KillPoint("KILL", path="*/handoff/bundle", phase="mid"),
+    # generate's record in place, its started.json not yet removed
+    KillPoint("KILL", path="*/generate/done.json", phase="after"),
     # the first judge reply renamed into the cache; `docker stop` outside training
     KillPoint("TERM", path="*/judge/cache/*.json", phase="after"),
     # the report's first page in a temp file
@@ -33,16 +35,22 @@ CHAIN = [
 @pytest.mark.slow
 def test_a_replay_stopped_at_each_risky_write_resumes_to_the_same_bytes(reference_run,
                                                                           tmp_path):
-    outcome = replay(CHAIN, Reference(reference_run, 0.0, []), list(PROFILE),
-                     tmp_path / "run", tmp_path / "logs")
+    # the replay's path has the reference's name and length (compare.py: a pickled path in a
+    # checkpoint is length-prefixed)
+    run = reference_run.parents[1] / ("r" * len(reference_run.parent.name)) / reference_run.name
+    outcome = replay(CHAIN, Reference(reference_run, 0.0, []), list(PROFILE), run,
+                     tmp_path / "logs")
     stops = outcome["stops"]
     assert [s["landed"] and s["landed"].split("/")[0] for s in stops] == [
-        "train-1", "handoff", "judge", "report"], stops
+        "train-1", "handoff", "generate", "judge", "report"], stops
     kill, term = -signal.SIGKILL, -signal.SIGTERM
     # SIGTERM outside training: Python's default action, the process ends at once
-    assert [s["rc"] for s in stops] == [kill, kill, term, kill]
+    assert [s["rc"] for s in stops] == [kill, kill, kill, term, kill]
     assert outcome["resumes"] == [0]
     assert outcome["problems"] == [], outcome["problems"]
+    log = (tmp_path / "logs" / "repro.log").read_text()
+    assert "removed 1 temporary file(s) left by a killed write: train-1/.done.json." in log
+    assert "removed 1 temporary file(s) left by a killed write: handoff/.bundle." in log
 
 
 @pytest.mark.slow
