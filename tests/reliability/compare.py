@@ -125,8 +125,7 @@ def named_fields(rel: str) -> tuple[str, ...]:
 
 def _holds_named(rel: str) -> bool:
     """A file, or a folder holding a file, with named fields (a stage record hashes both)."""
-    return bool(named_fields(rel)) or any(
-        fnmatch(rel, pattern.rsplit("/", 1)[0]) for t in TABLES for pattern in t if "/" in pattern)
+    return bool(named_fields(rel)) or any(p.startswith(rel + "/") for t in TABLES for p in t)
 
 
 def normalised(rel: str, data: bytes) -> Any:

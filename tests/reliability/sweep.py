@@ -35,7 +35,6 @@ from advisor_repro.files import CRASH_PHASES, CRASH_POINTS_ENV
 from .compare import compare
 from .conftest import SHRINK, env, repro_cmd
 
-SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
 RESUMES = 3  # a replay that has not finished after this many reruns of the command failed
 REPLAY_TIMEOUT_S = 3600.0
 
