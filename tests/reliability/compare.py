@@ -8,8 +8,10 @@ own path, that path is compared as `<run>`.
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import zipfile
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,7 @@ REPORT_MASKS = (
     r'(&quot;|")batch_sizes(&quot;|"): \[[^\]]*\]',
     r"\b\d+h\d\dm\d\ds\b",  # a wall-clock duration
     r"[\d.]+ GB \(CPU process RSS\)",
+    r"rss( peak)? \(CPU process\) [\d.]+ GB",
     r"data:image/png;base64,[A-Za-z0-9+/=]+",  # the memory plot, inlined
 )
 REPORT_FILES = ("report/report.md", "report/report.html")
@@ -93,11 +96,23 @@ def compare(run: Path, ref: Path, args: list[str], ran_at: Path | None = None) -
     problems += [f"missing: {p}" for p in sorted(set(theirs) - set(ours))]
     problems += [f"extra: {p}" for p in sorted(set(ours) - set(theirs))]
     for rel in sorted(set(ours) & set(theirs)):
-        a = (run / rel).read_bytes().replace(str(ran_at or run).encode(), b"<run>")
-        b = (ref / rel).read_bytes().replace(str(ref).encode(), b"<run>")
+        a, b = _content(run / rel, ran_at or run), _content(ref / rel, ref)
         if a != b and rel not in MEASURED_FILES and normalised(rel, a) != normalised(rel, b):
             problems.append(f"differs: {rel}")
     return problems
+
+
+def _content(path: Path, run: Path) -> bytes | dict[str, bytes]:
+    """The file's bytes with the run directory's path written `<run>`; a zip (torch.save's
+    training_args.bin in a checkpoint holds the path in its pickle, under the zip's CRC) as
+    its members' bytes so treated, but for torch's `serialization_id`: a hash of the pickle
+    as written, path included (the pickle itself is compared)."""
+    data = path.read_bytes()
+    if data.startswith(b"PK\x03\x04"):
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            return {n: z.read(n).replace(str(run).encode(), b"<run>") for n in z.namelist()
+                    if not n.endswith("/.data/serialization_id")}
+    return data.replace(str(run).encode(), b"<run>")
 
 
 def leftovers(run: Path) -> list[str]:
@@ -125,13 +140,16 @@ def named_fields(rel: str) -> tuple[str, ...]:
 
 def _holds_named(rel: str) -> bool:
     """A file, or a folder holding a file, with named fields (a stage record hashes both)."""
-    return bool(named_fields(rel)) or any(p.startswith(rel + "/") for t in TABLES for p in t)
+    return (bool(named_fields(rel)) or rel in REPORT_FILES + MEASURED_FILES
+            or any(p.startswith(rel + "/") for t in TABLES for p in t))
 
 
-def normalised(rel: str, data: bytes) -> Any:
+def normalised(rel: str, data: bytes | dict[str, bytes]) -> Any:
     """The file's content without its named fields (its bytes when it has none). A stage
     record also drops the sha256 of each file that has named fields: that hash changes with
     them (the file itself is compared without them)."""
+    if isinstance(data, dict):  # a zip's members, compared as they are
+        return data
     if rel in REPORT_FILES:
         text = data.decode("utf-8")
         for mask in REPORT_MASKS:

@@ -14,6 +14,8 @@ import signal
 
 import pytest
 
+from advisor_repro.files import read_json, read_jsonl
+
 from .conftest import PROFILE, _group_alive, wait_until
 from .sweep import KillPoint, Reference, finish, replay, start
 
@@ -48,6 +50,9 @@ def test_a_replay_stopped_at_each_risky_write_resumes_to_the_same_bytes(referenc
     assert [s["rc"] for s in stops] == [kill, kill, kill, term, kill]
     assert outcome["resumes"] == [0]
     assert outcome["problems"] == [], outcome["problems"]
+    # segment 1 resumed at its last checkpoint trained nothing more (it once trained step 7)
+    assert [r["step"] for r in read_jsonl(run / "train-1/steps.jsonl")] == [1, 2, 3, 4, 5, 6]
+    assert read_json(run / "train-1/summary.json")["resumed_from"] == "checkpoint-6"
     log = (tmp_path / "logs" / "repro.log").read_text()
     assert "removed 1 temporary file(s) left by a killed write: train-1/.done.json." in log
     assert "removed 1 temporary file(s) left by a killed write: handoff/.bundle." in log
