@@ -93,6 +93,16 @@ def schedule(seed: int, kills: int, terms: int, writes: int, seconds: float) -> 
     return points
 
 
+def interleaved(points: list[KillPoint]) -> list[KillPoint]:
+    """The schedule in the order it is run: each signal's points spread evenly through the
+    sweep, so one cut short has SIGTERM points too."""
+    by_signal: dict[str, list[KillPoint]] = {}
+    for p in points:
+        by_signal.setdefault(p.signal, []).append(p)
+    return [p for _, _, p in sorted((i / len(group), n, p) for n, group in
+                                    enumerate(by_signal.values()) for i, p in enumerate(group))]
+
+
 # ---- running repro ---------------------------------------------------------------------------
 def start(args: list[str], log: Path, crash_dir: Path | None) -> subprocess.Popen:
     extra = {CRASH_POINTS_ENV: str(crash_dir)} if crash_dir else {}
@@ -235,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ref = run_reference(work, args)
     print(f"reference: {ref.writes} writes, {ref.seconds:.0f} s", flush=True)
-    points = schedule(opts.seed, opts.kills, opts.terms, ref.writes, ref.seconds)
+    points = interleaved(schedule(opts.seed, opts.kills, opts.terms, ref.writes, ref.seconds))
     done = {json.loads(line)["point"] for line in _lines(work / "results.jsonl")}
     failed = 0
     for n, point in enumerate(points, start=1):

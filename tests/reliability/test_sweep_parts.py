@@ -3,7 +3,7 @@
 import json
 
 from .compare import normalised
-from .sweep import schedule
+from .sweep import interleaved, schedule
 
 
 def test_the_schedule_is_seeded_and_splits_writes_and_times():
@@ -15,6 +15,10 @@ def test_the_schedule_is_seeded_and_splits_writes_and_times():
     assert len(at_writes) == 4 and all(1 <= p.write <= 101 for p in at_writes)
     assert {p.phase for p in at_writes} <= {"before", "mid", "after"}
     assert all(1.0 <= p.seconds <= 500.0 for p in points if not p.write)
+    # run in an order that spreads the SIGTERM points through the sweep
+    order = [p.signal for p in interleaved(points)]
+    assert sorted(order) == sorted(p.signal for p in points)
+    assert order == ["KILL", "TERM", "KILL", "KILL", "KILL", "TERM", "KILL", "KILL"]
 
 
 def _b(obj) -> bytes:
