@@ -52,7 +52,11 @@ def test_a_replay_stopped_at_each_risky_write_resumes_to_the_same_bytes(referenc
     assert outcome["problems"] == [], outcome["problems"]
     # segment 1 resumed at its last checkpoint trained nothing more (it once trained step 7)
     assert [r["step"] for r in read_jsonl(run / "train-1/steps.jsonl")] == [1, 2, 3, 4, 5, 6]
-    assert read_json(run / "train-1/summary.json")["resumed_from"] == "checkpoint-6"
+    summary1 = read_json(run / "train-1/summary.json")
+    assert summary1["resumed_from"] == "checkpoint-6"
+    # the peak memory is over the whole run, the kept steps included (none trained after)
+    assert summary1["memory_peak"] == read_json(reference_run / "train-1/summary.json")[
+        "memory_peak"]
     log = (tmp_path / "logs" / "repro.log").read_text()
     assert "removed 1 temporary file(s) left by a killed write: train-1/.done.json." in log
     assert "removed 1 temporary file(s) left by a killed write: handoff/.bundle." in log

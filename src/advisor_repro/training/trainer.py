@@ -224,6 +224,9 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
             f"{len(rows)} logged steps kept")
     dataset = Dataset.from_list([{"text": t} for t in texts])
     probe = MemoryProbe(spec.device)
+    for row in rows:  # the peak is over the whole run: the steps kept from before a resume too
+        for key, value in (row.get("mem") or {}).items():
+            probe.peak[key] = max(probe.peak.get(key, 0.0), value)
     limit, action = plan.session_limit_hours, cfg.train.session_limit_action
     term = TerminationGuard(say)
     term.install()
