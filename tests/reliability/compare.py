@@ -60,6 +60,10 @@ RESUME_FIELDS: dict[str, tuple[str, ...]] = {
     "generate/summary.json": ("resumed_answers", "generated_this_run", "dropped_partial_bytes"),
     "generate/done.json": ("figures.resumed",),
     **dict.fromkeys(ASKING, ("calls", "asking.batch_sizes")),
+    # TRL's own token counter restarts at 0 in a resumed process (it is not in the checkpoint);
+    # crash-resume state the package never reads (the step log counts num_input_tokens_seen,
+    # which the checkpoint restores)
+    "*/checkpoints/checkpoint-*/trainer_state.json": ("log_history.*.num_tokens",),
 }
 # sha256 of handoff.json, whose `created` time is named above:
 HASH_FIELDS: dict[str, tuple[str, ...]] = {

@@ -55,8 +55,8 @@ def test_a_replay_stopped_at_each_risky_write_resumes_to_the_same_bytes(referenc
     summary1 = read_json(run / "train-1/summary.json")
     assert summary1["resumed_from"] == "checkpoint-6"
     # the peak memory is over the whole run, the kept steps included (none trained after)
-    assert summary1["memory_peak"] == read_json(reference_run / "train-1/summary.json")[
-        "memory_peak"]
+    kept = [r["mem"] for r in read_jsonl(run / "train-1/steps.jsonl")]
+    assert summary1["memory_peak"] == {k: max(m[k] for m in kept) for k in kept[0]}
     log = (tmp_path / "logs" / "repro.log").read_text()
     assert "removed 1 temporary file(s) left by a killed write: train-1/.done.json." in log
     assert "removed 1 temporary file(s) left by a killed write: handoff/.bundle." in log
