@@ -262,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
             fh.write(json.dumps(outcome, sort_keys=True) + "\n")
         failed += bool(outcome["problems"])
         stop = outcome["stops"][0]
-        print(f"[{n}/{len(points)}] {point.label()} landed {stop['landed']} rc {stop['rc']} "
+        # a time past the end of a replay that ran faster than the reference stops nothing
+        where = stop["landed"] or "nowhere (the replay ended first)"
+        print(f"[{n}/{len(points)}] {point.label()} landed {where} rc {stop['rc']} "
               f"resumes {outcome['resumes']} {outcome['seconds']} s: "
               f"{outcome['problems'] or 'identical'}", flush=True)
     return 1 if failed else 0
@@ -280,8 +282,20 @@ def recompare(work: Path, args: list[str]) -> int:
     shutil.copyfile(results, results.with_suffix(".jsonl.before"))
     results.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     bad = [r for r in rows if r["problems"]]
-    print(f"{len(rows)} replays, {len(bad)} with differences", flush=True)
+    print(f"{len(rows)} replays, {len(bad)} with differences; {tally(work)}", flush=True)
     return 1 if bad else 0
+
+
+def tally(work: Path) -> str:
+    """One line on results.jsonl: points run, landed, identical, by signal."""
+    rows = [json.loads(line) for line in _lines(work / "results.jsonl")]
+    parts = []
+    for sig in ("KILL", "TERM"):
+        mine = [r for r in rows if r["points"][0]["signal"] == sig]
+        landed = [r for r in mine if r["stops"][0]["landed"]]
+        same = [r for r in landed if not r["problems"]]
+        parts.append(f"SIG{sig}: {len(mine)} run, {len(landed)} landed, {len(same)} identical")
+    return "; ".join(parts)
 
 
 def _lines(path: Path) -> list[str]:
