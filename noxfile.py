@@ -2,6 +2,7 @@
 
 nox -s tests      # the test suite (what .ci/run and the README run)
 nox -s lint       # ruff
+nox -s sweep      # the crash sweep: replays killed at seeded points, compared byte for byte
 nox -s smoke      # `repro all --profile smoke` in a fresh environment
 nox -s bench      # `repro bench train` on a CUDA GPU (skipped without one)
 nox -s gpu        # GPU tier: the gpu-marked tests + the rehearsal (skipped without a CUDA GPU)
@@ -53,6 +54,20 @@ def reliability(session: nox.Session) -> None:
     inputs, refusals, the judge API, secrets, the lock. `tests` runs them too."""
     install(session)
     session.run("pytest", "tests/reliability", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def sweep(session: nox.Session) -> None:
+    """The crash sweep (tests/reliability/sweep.py): `repro all` on the shrunk smoke profile
+    stopped at seeded points (any write of the atomic writers, or any time) by SIGKILL or
+    SIGTERM, resumed, compared byte for byte with the uninterrupted replay. Hours on 2 cores;
+    results accumulate in OUT/results.jsonl and a rerun with --reuse-reference continues.
+
+      nox -s sweep -- --kills 50 --terms 10 --out sweep-out
+    """
+    install(session)
+    session.run("python", "-m", "reliability.sweep", *session.posargs,
+                env={"PYTHONPATH": str(Path("tests").resolve())})
 
 
 @nox.session(python=PYTHON)

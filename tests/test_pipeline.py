@@ -196,6 +196,38 @@ def test_lock_left_by_a_dead_process_is_taken_over_and_said(tmp_path):
                      "releasing it (killed); its finished stages are kept"]
 
 
+def test_temp_files_of_a_killed_write_are_removed_once_the_lock_is_taken(tmp_path):
+    # what a kill between an atomic writer's temp file and its rename leaves (crash sweep)
+    (tmp_path / "judge" / "cache").mkdir(parents=True)
+    (tmp_path / "judge" / "cache" / ".ab12.json.x1y2.tmp").write_text("{")
+    (tmp_path / ".manifest.json.q9.tmp").write_text("{")
+    bundle = tmp_path / "handoff" / ".bundle.k3.tmp"
+    bundle.mkdir(parents=True)
+    (bundle / "adapter_model.safetensors").write_bytes(b"half")
+    (tmp_path / "judge" / "notes.tmp").write_text("not a temp file of ours: kept")
+    lines: list[str] = []
+    with pipeline.locked(tmp_path, log=lines.append):
+        pass
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        ".lock", "handoff", "judge", "judge/cache", "judge/notes.tmp"]
+    assert lines == ["removed 3 temporary file(s) left by a killed write: .manifest.json.q9.tmp, "
+                     "handoff/.bundle.k3.tmp, judge/cache/.ab12.json.x1y2.tmp"]
+
+
+def test_a_kill_between_the_record_and_started_json_leaves_nothing_behind(tmp_path):
+    calls: list[str] = []
+    stages, cfg = _make_stages(calls), load_config("smoke")
+    _run_all(stages, cfg, tmp_path)
+    # the record is in place, started.json not yet removed: the stage is done, and the next
+    # run must not leave the marker of an interrupted stage lying beside a finished one
+    pipeline.write_json(tmp_path / "first" / "started.json",
+                        {"inputs": pipeline.input_fingerprint(stages[0], cfg, tmp_path)})
+    assert pipeline.stage_state(stages[0], cfg, tmp_path).state == "done"
+    assert _run_all(stages, cfg, tmp_path) == ["skipped", "skipped"]
+    assert not (tmp_path / "first" / "started.json").exists()
+    assert calls == ["first", "second"]
+
+
 def test_run_dir_that_cannot_be_created_is_refused_with_the_path(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

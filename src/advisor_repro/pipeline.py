@@ -40,6 +40,7 @@ from advisor_repro.files import (
     canonical_json,
     hash_tree,
     read_json,
+    remove_stale_temps,
     sha256_file,
     sha256_text,
     write_json,
@@ -304,6 +305,11 @@ def locked(run_dir: Path, log: Callable[[str], None] | None = None) -> Iterator[
         if left and log:
             log(f"lock of {run_dir}: taken over from pid {left}, which ended without "
                 "releasing it (killed); its finished stages are kept")
+        # a writer killed between its temp file and the rename left that temp file behind
+        stale = remove_stale_temps(run_dir)
+        if stale and log:
+            log(f"removed {len(stale)} temporary file(s) left by a killed write: "
+                f"{', '.join(stale[:3])}{' ...' if len(stale) > 3 else ''}")
         fh.seek(0)
         fh.truncate()
         fh.write(f"{os.getpid()}\n")
@@ -330,6 +336,8 @@ def run_stage(
     just before the first byte is written (the CLI records the invocation there)."""
     st = stage_state(stage, cfg, run_dir)
     if st.state == "done" and not force:
+        # a kill between writing the record and removing started.json leaves both
+        (run_dir / stage.name / STARTED).unlink(missing_ok=True)
         log(f"[{stage.name}] up to date, skipped")
         return "skipped", None
     if st.state == "imported" and not force:

@@ -33,6 +33,7 @@ from advisor_repro.training.handoff import (
     expected_from_config,
     make_bundle,
 )
+from advisor_repro.training.process import die_with_parent
 
 ADAPTER = "train-1/adapter"
 SUMMARY = "train-1/summary.json"
@@ -85,7 +86,10 @@ def verify_in_fresh_process(bundle: Path, base_dir: Path, expected_json: Path) -
     cmd = [sys.executable, "-m", MODULE, str(bundle), str(base_dir), str(expected_json), str(out)]
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LOAD_TIMEOUT_S)
+        # dies with `repro`: a SIGTERM'd repro must not leave it writing its verdict into
+        # the folder the resumed handoff is rebuilding
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LOAD_TIMEOUT_S,
+                              preexec_fn=die_with_parent)
     except subprocess.TimeoutExpired as exc:
         raise HandoffError(
             f"loading the handoff bundle took over {LOAD_TIMEOUT_S} s in a fresh process",

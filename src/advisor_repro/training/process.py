@@ -50,18 +50,27 @@ def launch(cfg: Config, ctx: StageContext) -> dict:
     write_json(ctx.out / "config.json", cfg.to_dict())
     (ctx.out / ERROR_FILE).unlink(missing_ok=True)
     cmd = [sys.executable, "-m", MODULE, "--run-dir", str(ctx.run_dir), "--stage", ctx.name]
-    # PYTHONSAFEPATH (3.11+): the working directory is not put on sys.path, so a folder there
-    # named like a package (a stray ./triton cache) cannot shadow it in the training process.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1"}
-    if read_json(ctx.input(DECISION)).get("device") == "cpu":
-        # Idle OpenMP threads sleep instead of spinning: on CPU cores shared with anything else,
-        # GNU OpenMP's busy-waiting made each step 3-10x slower (NF4 + LoRA, 2 cores, measured).
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    proc = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
+    cpu = read_json(ctx.input(DECISION)).get("device") == "cpu"
+    proc = subprocess.Popen(cmd, env=child_env(cpu), preexec_fn=die_with_parent)
     code = _wait_passing_sigterm(proc)
     if code == 0:
         return read_json(ctx.out / "summary.json")
     raise _child_error(ctx, code)
+
+
+def child_env(cpu: bool) -> dict[str, str]:
+    """The training process's environment."""
+    # PYTHONSAFEPATH (3.11+): the working directory is not put on sys.path, so a folder there
+    # named like a package (a stray ./triton cache) cannot shadow it in the training process.
+    # PYTHONHASHSEED: PEFT writes the LoRA target_modules of adapter_config.json from a set,
+    # whose order follows the per-process string hash seed: with a random one the adapter's
+    # bytes, and every hash of it (handoff.json, the stage records), differed run to run.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1", "PYTHONHASHSEED": "0"}
+    if cpu:
+        # Idle OpenMP threads sleep instead of spinning: on CPU cores shared with anything else,
+        # GNU OpenMP's busy-waiting made each step 3-10x slower (NF4 + LoRA, 2 cores, measured).
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
 
 
 def _wait_passing_sigterm(proc: subprocess.Popen) -> int:
@@ -81,9 +90,9 @@ def _wait_passing_sigterm(proc: subprocess.Popen) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _die_with_parent() -> None:
-    """Linux: the training process gets SIGKILL when `repro` dies, so a killed run never
-    leaves an orphan writing into the run directory."""
+def die_with_parent() -> None:
+    """Linux: a fresh process of `repro` (training, the handoff's load check) gets SIGKILL
+    when `repro` dies, so a killed run never leaves an orphan writing into the run directory."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 

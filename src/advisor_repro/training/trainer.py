@@ -222,6 +222,9 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
             f"{len(rows)} logged steps kept")
     dataset = Dataset.from_list([{"text": t} for t in texts])
     probe = MemoryProbe(spec.device)
+    for row in rows:  # the peak is over the whole run: the steps kept from before a resume too
+        for key, value in (row.get("mem") or {}).items():
+            probe.peak[key] = max(probe.peak.get(key, 0.0), value)
     limit, action = plan.session_limit_hours, cfg.train.session_limit_action
     term = TerminationGuard(say)
     term.install()
@@ -231,6 +234,8 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
         trainer = build_trainer(model, tokenizer, dataset, plan, shape, cfg.train, spec,
                                 backend, out, callbacks)
         oom = False
+        if ckpt and resumed_at_the_end(trainer, model, ckpt):
+            break
         try:
             trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
         except torch.OutOfMemoryError:
@@ -375,6 +380,23 @@ def _session_facts(guard: Any, plan: SegmentPlan, cfg: Config) -> dict[str, Any]
 
 # ---- checkpoints ---------------------------------------------------------------------------
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def resumed_at_the_end(trainer: Any, model: Any, ckpt: Path) -> bool:
+    """A checkpoint of the segment's last step (a kill after it, before the stage's record):
+    load its adapter weights and trainer state and train nothing. Trainer.train resumed
+    there would run one optimizer step past max_steps (transformers 5 checks the limit only
+    after a step), changing the adapter and every result after it."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import TrainerState
+
+    state = TrainerState.load_from_json(str(ckpt / "trainer_state.json"))
+    if not state.max_steps or state.global_step < state.max_steps:
+        return False
+    set_peft_model_state_dict(model, load_file(str(ckpt / "adapter_model.safetensors")))
+    trainer.state = state
+    return True
 
 
 def checkpoint_step(path: Path) -> int:
