@@ -81,8 +81,8 @@ REPORT_MASKS = (
     rf'(&quot;|")({_KEYS})(&quot;|"): [^,\n<]*',
     r'(&quot;|")batch_sizes(&quot;|"): \[[^\]]*\]',
     r"\b\d+h\d\dm\d\ds\b",  # a wall-clock duration
-    r"[\d.]+ GB \(CPU process RSS\)",
-    r"rss( peak)? \(CPU process\) [\d.]+ GB",
+    r"[\d.]+ GiB \(CPU process RSS\)",  # the report states memory in GiB
+    r"rss( peak)? \(CPU process\) [\d.]+ GiB",
     r"data:image/png;base64,[A-Za-z0-9+/=]+",  # the memory plot, inlined
 )
 REPORT_FILES = ("report/report.md", "report/report.html")

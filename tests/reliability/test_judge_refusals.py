@@ -77,10 +77,10 @@ CASES = {
     "anthropic-key-not-set": (lambda url: anthropic(url, OTHER), ("ANTHROPIC_API_KEY",), 10, [
         "the anthropic judge needs an API key in the environment variable ANTHROPIC_API_KEY, "
         "which is not set; 4 of 4 questions are not in ", "judge/cache; nothing was changed",
-        "fix: export ANTHROPIC_API_KEY=..."]),
+        "fix: one of: export ANTHROPIC_API_KEY=..."]),
     "openai-key-not-set": (openai, ("OPENAI_API_KEY",), 10, [
         "the openai judge needs an API key in the environment variable OPENAI_API_KEY, which "
-        "is not set; 4 of 4 questions", "fix: export OPENAI_API_KEY=..."]),
+        "is not set; 4 of 4 questions", "fix: one of: export OPENAI_API_KEY=..."]),
     "no-variable-named": (lambda url: anthropic(url, OTHER, "judge.api_key_env=''"), (), 10, [
         "the anthropic judge needs an API key but judge.api_key_env is empty; 4 of 4",
         "fix: --set judge.api_key_env=ANTHROPIC_API_KEY"]),

@@ -38,6 +38,9 @@ def remove(path) -> None:
 OUTSIDE = {
     "data": (["--set", "data.source='/nonexistent/dataset'"], 3,
              ["data.source '/nonexistent/dataset'", "fix: point --set data.source=PATH"]),
+    # audit-data audits the dataset as its source holds it (as the author's script does)
+    "audit-data": (["--set", "data.source='/nonexistent/dataset'"], 3,
+                   ["data.source '/nonexistent/dataset'", "fix: point --set data.source=PATH"]),
     "verify": (["--set", "verify.expected='/nonexistent/expected.toml'"], 2,
                ["no expected-ranges file", "fix: set verify.expected"]),
 }
