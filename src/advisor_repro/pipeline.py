@@ -248,12 +248,17 @@ def check_cache_writable(stage: Stage, variable: str, cache: Path) -> None:
         f"{variable} at a writable folder{offline}") from exc
 
 
+def nearest_existing(path: Path) -> Path:
+    """`path`, or its nearest parent that exists (what a folder still to be made lands on)."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
 def _probe(folder: Path) -> tuple[Path, OSError | None]:
     """(the folder probed: `folder` or its nearest existing parent, the OSError of a probe
     file created and removed there, or None)."""
-    probe_in = folder
-    while not probe_in.exists() and probe_in.parent != probe_in:
-        probe_in = probe_in.parent
+    probe_in = nearest_existing(folder)
     try:
         fd, tmp = tempfile.mkstemp(dir=probe_in, prefix=".write-check.", suffix=".tmp")
         os.close(fd)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from advisor_repro.config import Config
 from advisor_repro.errors import PrerequisitesMissing, ReproError, ResourceError
-from advisor_repro.pipeline import check_cache_writable
+from advisor_repro.pipeline import check_cache_writable, nearest_existing
 from advisor_repro.stages.contract import Stage
 
 GIB = 2**30
@@ -88,9 +88,7 @@ def _unwritable_caches(stage: Stage, cfg: Config) -> list[ReproError]:
 
 def _disk(cfg: Config, run_dir: Path, to_run: list[Stage]) -> ReproError | None:
     need = sum(s.estimate(cfg).disk_bytes for s in to_run if s.estimate)
-    where = run_dir
-    while not where.exists() and where.parent != where:
-        where = where.parent
+    where = nearest_existing(run_dir)
     free = shutil.disk_usage(where).free
     if need <= free:
         return None
