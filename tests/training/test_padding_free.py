@@ -9,6 +9,9 @@ and the refusals. The whole trainer path is compared in test_split_equality.py."
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from advisor_repro.config import load_config
@@ -140,3 +143,48 @@ def test_a_conversation_the_padded_run_would_cut_is_refused_with_the_fix():
     assert "2 conversation(s) are longer than train.max_seq_length = 24 tokens" in text
     assert "the longest: 30" in text and "train.max_seq_length=30" in err.value.fix
     assert "train.padding_free=false" in err.value.fix
+
+
+# ---- the GPU tier: the trainer's own path under each backend --------------------------------
+GPU_LOSS_TOL = 2e-3  # fp16 compute over an NF4 base: the mean loss of one sequence, absolute
+GPU_GRAD_TOL = 2e-2  # relative L2 distance of the LoRA gradient, packed vs alone
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["unsloth", "hf"])
+def test_a_packed_micro_batch_keeps_its_sequences_apart_on_the_gpu(backend, tmp_path):
+    """padding_free_gpu.py in a fresh process: the collator the trainer built (under Unsloth it
+    adds packed_seq_lengths, which Unsloth's attention reads), three sequences in one row, each
+    one's loss and LoRA gradient packed and alone; the control hides the boundaries (plain
+    causal attention over the row) and must move the later sequences far more."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from advisor_repro.models.hub import cache_root
+    from advisor_repro.models.rehearsal import random_base_dir
+
+    base = random_base_dir(cache_root(), "tiny", create=True)
+    out = tmp_path / "separation.json"
+    probe = Path(__file__).with_name("padding_free_gpu.py")
+    done = subprocess.run([sys.executable, str(probe), backend, str(base), str(out)],
+                          env={**os.environ, "PYTHONHASHSEED": "0"}, timeout=600,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads(out.read_text(encoding="utf-8"))
+    if backend == "unsloth":  # Unsloth's attention reads the boundaries from this key alone
+        assert "packed_seq_lengths" in report["batch_keys"], report["batch_keys"]
+    first, *later = report["sequences"]
+    for seq in report["sequences"]:
+        assert seq["grad_norm"] > 0
+        assert seq["packed_loss_diff"] < GPU_LOSS_TOL, report
+        assert seq["packed_grad_rel"] < GPU_GRAD_TOL, report
+    # the control: the first sequence sees nothing before it either way; the later ones do
+    assert first["crossed_grad_rel"] < GPU_GRAD_TOL, report
+    for seq in later:
+        assert seq["crossed_grad_rel"] > 5 * GPU_GRAD_TOL, report
