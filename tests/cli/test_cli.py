@@ -159,11 +159,12 @@ def test_plan_gpu_uses_the_auto_split_costs_one_set_apart(run_dir, capsys):
     assert repro("plan", "--gpu", "H100", "--profile", "paper", *auto, "--run-dir", run_dir) == 0
     out = capsys.readouterr().out
     assert "284 steps of 8x1" in out and "142 steps of 16x2" in out
-    # measured_h100.toml: 8x1 from the full-size fp16 segment 1 on the H100 (0.873 s a step),
-    # 16x2 as 4x8's H100 cost x the larger (seen) H200 ratio 0.844, times bf16/fp16:
+    # measured_h100.toml: 8x1 and 16x2 from the full-size fp16 segments on the H100 (0.873 and
+    # 2.614 s a step), times the written split's bf16/fp16:
     # 284 x 0.873 x 0.741 s + 55 s = 4.0 min (8.9 at 2 x 4)
     assert "split auto (written 2x4)" in out and "4.0 min" in out
-    assert "split auto (written 4x8)" in out and "9.3 min" in out  # 10.8 min at 4 x 8
+    # 142 x 2.614 x 0.930 s + 60 s = 6.8 min (10.6 at 4 x 8)
+    assert "split auto (written 4x8)" in out and "6.8 min" in out
 
 
 def test_plan_gpu_refuses_an_unknown_gpu(run_dir, capsys):

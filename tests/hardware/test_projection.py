@@ -104,6 +104,26 @@ def test_a_measured_batched_judge_cost_replaces_the_one_at_a_time_estimate():
     assert "batched, repro bench judge, H200" in t4.basis
 
 
+def test_the_profiles_own_base_as_judge_uses_its_full_size_stage_cost():
+    # judge.local_model = "": the profile's base judges (the rehearsal); each stage measured
+    # whole at full size, per call, load included; a named judge model keeps the bench cost
+    own = {"judge": 1.0, "audit": 0.5, "audit-training": 0.25, "from": "replay, H100"}
+    costs = {**COSTS, "judge": {**COSTS["judge"], "own_base_call_s": own}}
+    cfg = load_config("rehearsal", ["judge.sample=0"])
+    assert cfg.judge.backend == "local" and not cfg.judge.local_model
+    stages = {"judge": 0, "audit": 0, "audit-training": 0}
+    t4 = {p.stage: p for p in projection.project(cfg, projection.gpu_named("T4"), stages, costs)}
+    r = 65 / 989.4
+    assert t4["judge"].seconds == pytest.approx(50 * 1.0 / r) == t4["judge"].gpu_s
+    assert "the profile's own base as the judge" in t4["judge"].basis
+    calls = projection._judge_calls(cfg, "audit-training")
+    assert t4["audit-training"].seconds == pytest.approx(calls * 0.25 / r)
+    named = load_config("rehearsal", ["judge.sample=0", "judge.local_model='Qwen/Qwen2.5-14B'"])
+    t4 = {p.stage: p for p in projection.project(named, projection.gpu_named("T4"), stages,
+                                                 costs)}
+    assert t4["judge"].seconds == pytest.approx(30 + 20 + 50 * 10.0 / r)
+
+
 def test_unmeasured_stages_keep_their_estimate_and_measured_fixed_ones_are_used():
     t4 = by_stage(PAPER, "T4")
     assert t4["preflight"].seconds == 15.0 and t4["verify"].seconds == 2.0

@@ -171,6 +171,14 @@ def _judge_calls(cfg: Config, stage: str) -> int:
 def _judged(cfg: Config, stage: str, gpu: Gpu, costs: dict[str, Any]) -> StageProjection:
     j, calls = costs["judge"], _judge_calls(cfg, stage)
     rest_s = JUDGED[stage]
+    own = j.get("own_base_call_s", {})
+    if cfg.judge.backend == "local" and not cfg.judge.local_model and stage in own:
+        # the profile's own base judges: each stage measured whole at full size, load included
+        r = ratio(gpu, costs)
+        gpu_s = calls * own[stage] / r
+        basis = (f"{calls} local judge calls x {own[stage]} s (the profile's own base as the "
+                 f"judge, stage wall-clock per call, {own['from']}) / {r:.4f}")
+        return StageProjection(stage, gpu_s, basis, gpu_s)
     if cfg.judge.backend == "local":
         r = ratio(gpu, costs)
         # measured by `repro bench judge` (batched, under the grammar) once it has run on the
