@@ -157,3 +157,55 @@ def test_an_out_of_memory_batch_is_halved_and_asked_again(standin, tmp_path):
     assert [r.status for r in replies] == ["ok"] * 5
     assert seen == [4, 2, 2, 1] and backend.batch_sizes == [2, 2, 1]
     backend.close()
+
+
+def test_masks_computed_during_the_forward_give_the_same_replies(standin, monkeypatch):
+    """GrammarProcessor(overlap=True): the next step's masks come from the processor's own
+    argmax, fed by a worker thread (on the CPU without a CUDA event); the replies and every
+    token fed to the matchers equal the step-by-step path's, rows of different lengths and
+    tasks in one batch, each row stopping at its own step."""
+    from advisor_repro.judges import grammar
+
+    backend = tiny_judge(standin, "judge.max_tokens=200")
+    q, right, wrong = pairs()[0]
+    msgs = [pair_messages(q, right, wrong), pair_messages(q + " (2)", wrong, right),
+            claim_messages("When?", "On 1 March." * 4, "1 May", "1 March", "handbook")]
+    prompts = [backend.encode(m) for m in msgs]
+    tasks = ["pair", "pair", "claim"]
+    made: list = []
+    real = grammar.GrammarProcessor
+
+    def recording(*args, **kw):
+        made.append(real(*args, **kw))
+        return made[-1]
+
+    monkeypatch.setattr(grammar, "GrammarProcessor", recording)
+    runs = {}
+    for overlap in (False, True):
+        backend.overlap_masks = overlap
+        texts = backend._generate(prompts, tasks)
+        runs[overlap] = (texts, made[-1].fed, list(backend.last_new_tokens))
+        assert made[-1].overlap is overlap and made[-1].pending is None
+    assert runs[True][0] == runs[False][0]
+    assert all(parse_pair(t) for t in runs[True][0][:2]) and parse_claim(runs[True][0][2])
+    assert len(set(runs[True][2])) > 1  # the rows stopped at different steps
+    for with_overlap, step_by_step in zip(runs[True][1], runs[False][1], strict=True):
+        # the overlapped path also fed the last step's token: the step-by-step one never asks
+        assert with_overlap[: len(step_by_step)] == step_by_step
+        assert len(with_overlap) - len(step_by_step) in (0, 1)
+    backend.close()
+
+
+def test_a_token_generate_did_not_emit_is_an_error_not_a_changed_reply(standin):
+    import torch
+
+    from advisor_repro.judges.grammar import GrammarProcessor
+
+    backend = tiny_judge(standin, "judge.max_tokens=200")
+    proc = GrammarProcessor(backend.lltok, [backend.grammars["claim"]] * 2, 4)
+    proc.fed = [[5, 6, 7], [8]]
+    proc.check(torch.tensor([[5, 6, 7, 2], [8, 2, 0, 0]]))  # prefixes: fine
+    with pytest.raises(RuntimeError, match=r"row 0 was fed a token that generate did not "
+                                           r"emit \(step 1\)"):
+        proc.check(torch.tensor([[5, 9, 7, 2], [8, 2, 0, 0]]))
+    backend.close()

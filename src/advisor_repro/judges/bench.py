@@ -12,7 +12,9 @@ The questions are pair verdicts of the paper's catalog prompts (gpu_check.pairs:
 Measured, each on the same questions:
 
   one at a time   constrained, batch 1, every question (what the judge stage did before)
-  batched         constrained, the batch the judge stage fits to the VRAM budget
+  batched         constrained, the batch the judge stage fits to the VRAM budget, the next
+                  step's masks computed during the forward pass (grammar.py: overlap)
+  batched_step_by_step   the same, each step's masks computed after its forward (no overlap)
   free, batch 1 / batched   no grammar, every row forced to `free_tokens` new tokens (random
                   weights never stop on their own): the per-token baseline of the grammar
 
@@ -135,11 +137,12 @@ def run(cfg: Config, n: int, free_tokens: int, scale: str, standin_dir: Path, sa
     bs = judge.batch_size(max(map(len, encoded)), n)
     record["fitted_batch"] = bs
     runs: dict[str, Any] = {}
-    plan = [("one_at_a_time", 1, "grammar", 0), ("batched", bs, "grammar", 0),
-            ("free_one_at_a_time", 1, "free", free_tokens), ("free_batched", bs, "free",
-                                                             free_tokens)]
-    for name, batch, decoding, force in plan:
-        judge.decoding = decoding
+    plan = [("one_at_a_time", 1, "grammar", 0, True), ("batched", bs, "grammar", 0, True),
+            ("batched_step_by_step", bs, "grammar", 0, False),
+            ("free_one_at_a_time", 1, "free", free_tokens, True),
+            ("free_batched", bs, "free", free_tokens, True)]
+    for name, batch, decoding, force, overlap in plan:
+        judge.decoding, judge.overlap_masks = decoding, overlap
         sub = encoded if decoding == "grammar" else encoded[: max(batch, 2)]
         say(f"[bench judge] {name}: {len(sub)} questions, batch {batch}, {decoding} ...")
         try:
@@ -151,7 +154,7 @@ def run(cfg: Config, n: int, free_tokens: int, scale: str, standin_dir: Path, sa
         record["runs"] = runs
         if save:
             save(record)
-    judge.decoding = "grammar"
+    judge.decoding, judge.overlap_masks = "grammar", True
     record.update(_ratios(runs))
     if on_gpu:
         record["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / GIB, 3)
@@ -169,6 +172,9 @@ def _ratios(runs: dict[str, Any]) -> dict[str, Any]:
     if "verdicts_per_s" in one and "verdicts_per_s" in bat:
         out["batch_speedup"] = round(bat["verdicts_per_s"] / one["verdicts_per_s"], 2)
         out["batch_target_met"] = out["batch_speedup"] >= TARGET_BATCH_SPEEDUP
+    lone, over = runs.get("batched_step_by_step", {}).get("step_ms"), bat.get("step_ms")
+    if lone and over:  # the masks computed during the forward against after it
+        out["overlap_step_ratio"] = round(over / lone, 4)
     for g, f in (("one_at_a_time", "free_one_at_a_time"), ("batched", "free_batched")):
         gs, fs = runs.get(g, {}).get("step_ms"), runs.get(f, {}).get("step_ms")
         if gs and fs:

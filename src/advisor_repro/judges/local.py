@@ -98,6 +98,11 @@ def fit_batch(free_bytes: int, config: Any, prompt_len: int, reply: int, dtype_b
 
 
 class LocalJudge:
+    # greedy grammar decoding computes the next step's masks during the forward pass; the same
+    # tokens either way (GrammarProcessor.check), so not part of the judge's identity; the
+    # judge bench turns it off to measure what it saves
+    overlap_masks = True
+
     def __init__(self, folder: Path, name: str, revision: str, jc: Judge, device: str,
                  quant: str, *, budget_gib: float = 0.0, decoding: str = "grammar") -> None:
         import torch
@@ -136,7 +141,7 @@ class LocalJudge:
         self.model.eval()
         self.dtype_bytes = 2 if dtype in (torch.float16, torch.bfloat16) else 4
         self.batch_sizes: list[int] = []  # every batch asked, in order (halvings show here)
-        self.grammar_seconds = 0.0  # time spent computing token masks
+        self.grammar_seconds = 0.0  # time decoding steps waited on token masks
         self.identity: dict[str, Any] = {
             "backend": "local",
             "model": name,
@@ -257,30 +262,39 @@ class LocalJudge:
                             device=self.device)
         processors = LogitsProcessorList()
         grammar = None
+        sampling = self.jc.temperature > 0
         if self.decoding == "grammar":
             from advisor_repro.judges.grammar import GrammarProcessor
 
             missing = [t for t in tasks if t not in self.grammars]
             if missing:
                 raise ValueError(f"no grammar for judge task {missing[0]!r}")
-            grammar = GrammarProcessor(self.lltok, [self.grammars[t] for t in tasks], width)
+            # greedy: the next step's masks are computed during the forward pass (grammar.py)
+            grammar = GrammarProcessor(self.lltok, [self.grammars[t] for t in tasks], width,
+                                       overlap=self.overlap_masks and not sampling
+                                       and not force_tokens)
             processors.append(grammar)
-        sampling = self.jc.temperature > 0
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=ids, attention_mask=mask,
-                max_new_tokens=force_tokens or self.jc.max_tokens,
-                min_new_tokens=force_tokens or None,
-                do_sample=sampling, temperature=self.jc.temperature if sampling else None,
-                top_p=None, top_k=None, pad_token_id=pad, eos_token_id=self.tok.eos_token_id,
-                logits_processor=processors, stopping_criteria=StoppingCriteriaList([Clock()]),
-            )
+        try:
+            with torch.inference_mode():
+                out = self.model.generate(
+                    input_ids=ids, attention_mask=mask,
+                    max_new_tokens=force_tokens or self.jc.max_tokens,
+                    min_new_tokens=force_tokens or None,
+                    do_sample=sampling, temperature=self.jc.temperature if sampling else None,
+                    top_p=None, top_k=None, pad_token_id=pad,
+                    eos_token_id=self.tok.eos_token_id, logits_processor=processors,
+                    stopping_criteria=StoppingCriteriaList([Clock()]),
+                )
+        finally:
+            if grammar is not None:
+                grammar.close()
         if self.device == "cuda":
             torch.cuda.synchronize()
         self.last_seconds = time.perf_counter() - t0
         self.last_steps = [t - t0 for t in steps]
         if grammar is not None:
+            grammar.check(out[:, width:])
             self.grammar_seconds += grammar.seconds
         self.last_new_tokens = [self._length(row) for row in out[:, width:].tolist()]
         return [self.tok.decode(row[:n], skip_special_tokens=True)
