@@ -50,6 +50,7 @@ MEASURED_FIELDS: dict[str, tuple[str, ...]] = {
     "train-?/steps.jsonl": ("mem",),
     "control/steps.jsonl": ("mem",),
     **dict.fromkeys(SUMMARIES, ("memory_peak",)),
+    **dict.fromkeys(ASKING, ("asking.peak_reserved_gib",)),  # the local judge on a GPU
 }
 # The run's own account of its history, which a resumed run gives by design: the commands run
 # on the directory, the checkpoint resumed from, the answers kept, the judge's questions asked

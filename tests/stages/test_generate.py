@@ -94,7 +94,7 @@ def test_summary_records_the_cpu_fp32_deviation_and_the_adapter(generated, smoke
     assert s["device"] == "cpu" and s["quant"] == "none" and s["compute_dtype"] == "float32"
     assert s["deviations"] == [answers.CPU_FP32_NOTE]
     assert s["adapter"]["option"] == "train-2" and s["shared_prefix"] is True
-    assert s["adapter"]["path"] == str(run / "train-2" / "adapter")
+    assert s["adapter"]["path"] == "train-2/adapter"  # relative: no machine path in results
     assert s["generated_this_run"] == 12 and s["resumed_answers"] == 0
     assert set(s["per_model_this_run"]) == {"base", "ft"}
     rec = read_json(run / "generate" / "done.json")

@@ -164,9 +164,9 @@ class CachedJudge:
         """How the replies paid for here were asked: seconds, and the local judge's batches or
         the API judge's connections."""
         out: dict[str, Any] = {"seconds": round(self.seconds, 2)}
-        for name in ("batch_sizes", "grammar_seconds", "concurrency"):
-            if hasattr(self.backend, name):
-                value = getattr(self.backend, name)
+        for name in ("batch_sizes", "grammar_seconds", "concurrency", "peak_reserved_gib"):
+            value = getattr(self.backend, name, None)
+            if value is not None:  # peak_reserved_gib: the local judge on a GPU only
                 out[name] = round(value, 3) if isinstance(value, float) else value
         return out
 

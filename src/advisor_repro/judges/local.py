@@ -121,6 +121,7 @@ class LocalJudge:
             if budget_gib:
                 total = torch.cuda.get_device_properties(0).total_memory
                 torch.cuda.set_per_process_memory_fraction(min(1.0, budget_gib * GIB / total))
+            torch.cuda.reset_peak_memory_stats()  # this stage's peak, not an earlier stage's
         else:
             dtype = torch.float32
         if quant == "nf4":
@@ -304,6 +305,15 @@ class LocalJudge:
         """Generated tokens up to and including the first EOS (the padding after it is not)."""
         eos = self.tok.eos_token_id
         return row.index(eos) + 1 if eos in row else len(row)
+
+    @property
+    def peak_reserved_gib(self) -> float | None:
+        """torch's reserved peak since this judge was loaded (CUDA), for the stage summary."""
+        if self.device != "cuda":
+            return None
+        import torch
+
+        return round(torch.cuda.max_memory_reserved() / GIB, 3)
 
     def close(self) -> None:
         """Free the model so the next stage has the GPU to itself."""

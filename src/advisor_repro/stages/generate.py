@@ -87,6 +87,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     summary = generation_summary(cfg, spec, deviations, vram, base_revision, adapter, log, kept,
                                  per_model)
     summary["kv_cache"] = cache
+    if adapter.is_relative_to(ctx.run_dir):  # the run's own adapter: no machine path in results
+        summary["adapter"]["path"] = adapter.relative_to(ctx.run_dir).as_posix()
     write_json(ctx.out / "summary.json", summary)
     return StageResult(
         figures={"answers": len(log.rows), "generated": summary["generated_this_run"],
