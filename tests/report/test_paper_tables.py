@@ -260,3 +260,31 @@ def test_row_verdicts_prefer_the_variant_that_ran():
     assert rows.verdict(rows.Row("m", "1", None, missing="judge"), v) == (
         "not run: judge", "SKIP")
     assert rows.verdict(row, rows.Verdicts(None))[0] == "verify not run (repro verify)"
+
+
+def test_table2_gives_the_paper_and_the_verdict_to_the_pooled_figures_the_checks_read():
+    """The paper's Table 2 figures and the expected ranges (`all.*`) are of both splits pooled:
+    those rows carry them; each split's own figures are shown without either, but for the
+    test split's repeated answers, which has its own check on the pooled groups."""
+    from advisor_repro.config import load_config
+
+    def split(d1: float, groups: int, pooled_groups: int) -> dict:
+        return {"valid_rate": 1.0, "empty_fields": 0, "exact_duplicate_conversations": 0,
+                "repeated_answer_groups": groups, "repeated_answer_instances": 2 * groups,
+                "repeated_answer_groups_pooled": pooled_groups, "distinct_1": d1,
+                "distinct_2": 10 * d1, "turns_mean": 5.19, "turns_sd": 0.98}
+
+    doc = {"all": split(0.0054, 2, 2), "train": split(0.0061, 2, 2), "test": split(0.02, 0, 1)}
+    by_label = {r.label: r for r in data_tables.table2_rows(doc, load_config("paper"))}
+    pooled = by_label["distinct-1, both splits, 2,676"]
+    assert (pooled.paper, pooled.value, pooled.checks) == \
+        ("0.0054", "0.0054", (("", "table2.distinct_1"),))
+    train = by_label["distinct-1, train, 2,274"]
+    assert (train.paper, train.value) == ("-", "0.0061")
+    assert all(stem.startswith("-") for _, stem in train.checks)  # no verdict of its own
+    reps = by_label["repeated assistant turns, both splits, 2,676"]
+    assert reps.value == "2 grp / 4 turns" and dict(reps.checks)["groups"] == \
+        "table2.repeated_answer_groups"
+    in_test = by_label["repeated assistant answers with a turn in test (of the pooled groups)"]
+    assert in_test.value == "1 grp" and in_test.checks == (("", "table2.repeated_answers_in_test"),)
+    assert "repeated assistant turns, test, 402" not in by_label
