@@ -18,6 +18,7 @@ short keeps its points.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import random
@@ -101,6 +102,35 @@ def interleaved(points: list[KillPoint]) -> list[KillPoint]:
         by_signal.setdefault(p.signal, []).append(p)
     return [p for _, _, p in sorted((i / len(group), n, p) for n, group in
                                     enumerate(by_signal.values()) for i, p in enumerate(group))]
+
+
+def chains(points: list[KillPoint], ref: Reference, k: int) -> list[list[KillPoint]]:
+    """The schedule as replays of `k` points each (`--chain K`): consecutive points of the
+    interleaved schedule, ordered by where they fall in the reference (a write's index over
+    the writes, a time over the reference's seconds). A resumed run numbers its writes anew, so
+    a write point names the path the reference wrote at that index (the first write matching
+    it, in that phase); a time point is the seconds after the previous point, measured from
+    the start of the command it stops."""
+    if k <= 1:
+        return [[p] for p in points]
+
+    def position(p: KillPoint) -> float:
+        return p.write / max(1, ref.writes) if p.write else p.seconds / max(1.0, ref.seconds)
+
+    out = []
+    for i in range(0, len(points), k):
+        chain, before = [], 0.0
+        for p in sorted(points[i : i + k], key=position):
+            if p.write:
+                where = os.path.normpath(ref.run / ref.path_of(p.write))
+                chain.append(KillPoint(p.signal, path=glob.escape(where).replace(
+                    str(ref.run), "*"), phase=p.phase))
+            else:
+                gap = (position(p) - before) * ref.seconds
+                chain.append(KillPoint(p.signal, seconds=round(max(1.0, gap), 1)))
+            before = position(p)
+        out.append(chain)
+    return out
 
 
 # ---- running repro ---------------------------------------------------------------------------
@@ -234,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep OUT/reference from an earlier sweep of the same profile")
     parser.add_argument("--recompare", action="store_true",
                         help="compare the kept replays (OUT/points/*/run) again, run nothing")
+    parser.add_argument("--chain", type=int, default=1, metavar="K",
+                        help="K points in each replay, one after another, compared at its end "
+                             "(default 1: a fresh replay per point; see chains())")
     opts = parser.parse_args(argv)
     work = opts.out.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -246,27 +279,29 @@ def main(argv: list[str] | None = None) -> int:
         ref = run_reference(work, args)
     print(f"reference: {ref.writes} writes, {ref.seconds:.0f} s", flush=True)
     points = interleaved(schedule(opts.seed, opts.kills, opts.terms, ref.writes, ref.seconds))
+    groups = chains(points, ref, opts.chain)
     done = {json.loads(line)["point"] for line in _lines(work / "results.jsonl")}
     failed = 0
-    for n, point in enumerate(points, start=1):
-        if point.label() in done:
+    for n, group in enumerate(groups, start=1):
+        label = "; ".join(p.label() for p in group)
+        if label in done:
             continue
         folder = work / "points" / f"{n:03d}"
-        outcome = replay([point], ref, args, work / "rep" / "run", folder)
+        outcome = replay(group, ref, args, work / "rep" / "run", folder)
         outcome["folder"] = folder.relative_to(work).as_posix()
         if outcome["problems"]:  # kept for a look; an identical one is not needed again
             shutil.move(work / "rep" / "run", folder / "run")
-        if point.write:
-            outcome["write_path"] = ref.path_of(point.write)
+        if len(group) == 1 and group[0].write:
+            outcome["write_path"] = ref.path_of(group[0].write)
         with open(work / "results.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(outcome, sort_keys=True) + "\n")
         failed += bool(outcome["problems"])
-        stop = outcome["stops"][0]
         # a time past the end of a replay that ran faster than the reference stops nothing
-        where = stop["landed"] or "nowhere (the replay ended first)"
-        print(f"[{n}/{len(points)}] {point.label()} landed {where} rc {stop['rc']} "
-              f"resumes {outcome['resumes']} {outcome['seconds']} s: "
-              f"{outcome['problems'] or 'identical'}", flush=True)
+        where = ", ".join(f"{s['landed'] or 'nowhere (the command ended first)'} rc {s['rc']}"
+                          for s in outcome["stops"])
+        print(f"[{n}/{len(groups)}] {label}: landed {where}; resumes {outcome['resumes']} "
+              f"{outcome['seconds']} s: {outcome['problems'] or 'identical'}", flush=True)
+    print(tally(work), flush=True)
     return 1 if failed else 0
 
 
@@ -290,12 +325,14 @@ def tally(work: Path) -> str:
     """One line on results.jsonl: points run, landed, identical, by signal."""
     rows = [json.loads(line) for line in _lines(work / "results.jsonl")]
     parts = []
-    for sig in ("KILL", "TERM"):
-        mine = [r for r in rows if r["points"][0]["signal"] == sig]
-        landed = [r for r in mine if r["stops"][0]["landed"]]
-        same = [r for r in landed if not r["problems"]]
-        parts.append(f"SIG{sig}: {len(mine)} run, {len(landed)} landed, {len(same)} identical")
-    return "; ".join(parts)
+    for sig in ("KILL", "TERM"):  # each point of each replay (a chain holds several)
+        mine = [(p, stop, r) for r in rows for p, stop in zip(r["points"], r["stops"], strict=True)
+                if p["signal"] == sig]
+        landed = [m for m in mine if m[1]["landed"]]
+        same = [m for m in landed if not m[2]["problems"]]
+        parts.append(f"SIG{sig}: {len(mine)} run, {len(landed)} landed, {len(same)} in a "
+                     "replay identical to the reference")
+    return f"{len(rows)} replays; " + "; ".join(parts)
 
 
 def _lines(path: Path) -> list[str]:

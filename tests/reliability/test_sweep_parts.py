@@ -1,9 +1,11 @@
 """The crash sweep's parts that need no replay: the schedule and the comparison's rules."""
 
+import fnmatch
 import json
+from pathlib import Path
 
 from .compare import normalised
-from .sweep import interleaved, schedule
+from .sweep import KillPoint, Reference, chains, interleaved, schedule
 
 
 def test_the_schedule_is_seeded_and_splits_writes_and_times():
@@ -70,3 +72,22 @@ def test_a_folder_input_holding_a_timed_file_is_named_and_others_are_not():
     # handoff/bundle/handoff.json holds its `created` time: the bundle's tree hash follows it
     assert normalised(rel, rec("tree:a", "tree:c")) == normalised(rel, rec("tree:b", "tree:c"))
     assert normalised(rel, rec("tree:a", "tree:c")) != normalised(rel, rec("tree:a", "tree:d"))
+
+
+def test_chains_order_each_replays_points_and_name_writes_by_their_path():
+    run = Path("/w/ref/run")
+    trace = [(i, ph, f"stage{i}/out[{i}].json") for i in range(1, 11) for ph in ("before", "mid")]
+    ref = Reference(run, 100.0, trace)
+    points = [KillPoint("KILL", 8, "mid"), KillPoint("TERM", seconds=30.0),
+              KillPoint("KILL", 2, "before"), KillPoint("KILL", seconds=90.0),
+              KillPoint("KILL", 5, "after")]
+    assert chains(points, ref, 1) == [[p] for p in points]
+    first, second = chains(points, ref, 3)
+    # ordered by where they fall in the reference: write 2 (0.2), 30 s (0.3), write 8 (0.8)
+    assert [p.signal for p in first] == ["KILL", "TERM", "KILL"]
+    assert first[0] == KillPoint("KILL", path="*/stage2/out[[]2].json", phase="before")
+    assert first[1].seconds == 10.0  # 0.3 - 0.2 of the reference's 100 s after the first stop
+    # the pattern matches the replay's own path of that file, and no other file
+    assert fnmatch.fnmatch("/w/rep/run/stage8/out[8].json", first[2].path)
+    assert not fnmatch.fnmatch("/w/rep/run/stage8/out8.json", first[2].path)
+    assert [p.seconds or p.path for p in second] == ["*/stage5/out[[]5].json", 40.0]
