@@ -154,7 +154,7 @@ def run(cfg: Config, n: int, free_tokens: int, scale: str, standin_dir: Path, sa
         record["runs"] = runs
         if save:
             save(record)
-    judge.decoding, judge.overlap_masks = "grammar", True
+    judge.decoding, judge.overlap_masks = "grammar", LocalJudge.overlap_masks
     record.update(_ratios(runs))
     if on_gpu:
         record["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / GIB, 3)

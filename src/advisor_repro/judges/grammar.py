@@ -15,10 +15,11 @@ so a reply is the rubric's JSON whatever the model.
 
 The masks of the whole batch are computed together, in parallel, by llguidance's executor
 (`consume_token_par`, `fill_next_token_bitmask_par`: Rust threads, outside the GIL), not row
-after row. Under greedy decoding they are also computed while the GPU runs the next forward
-pass (`overlap`): the token `generate` will pick is the argmax of the masked scores this
-processor returns, so the processor takes that argmax itself, copies it to pinned host memory
-behind a CUDA event, and a worker thread feeds it to the matchers and writes the next step's
+after row. Under greedy decoding they can also be computed while the GPU runs the next forward
+pass (`overlap`; LocalJudge.overlap_masks, off in the stages until measured on a GPU): the
+token `generate` will pick is the argmax of the masked scores this processor returns, so the
+processor takes that argmax itself, copies it to pinned host memory behind a CUDA event, and a
+worker thread feeds it to the matchers and writes the next step's
 masks as soon as the event has passed, while `generate` launches the next forward. The next
 call only waits for the worker. `check` compares, after `generate`, every token the matchers
 were fed with the tokens `generate` emitted, so a prediction that ever differed is an error,

@@ -98,10 +98,10 @@ def fit_batch(free_bytes: int, config: Any, prompt_len: int, reply: int, dtype_b
 
 
 class LocalJudge:
-    # greedy grammar decoding computes the next step's masks during the forward pass; the same
-    # tokens either way (GrammarProcessor.check), so not part of the judge's identity; the
-    # judge bench turns it off to measure what it saves
-    overlap_masks = True
+    # greedy grammar decoding may compute the next step's masks during the forward pass; the
+    # same tokens either way (GrammarProcessor.check), so not part of the judge's identity.
+    # Off in the stages until the judge bench has measured it on a GPU (it runs both ways)
+    overlap_masks = False
 
     def __init__(self, folder: Path, name: str, revision: str, jc: Judge, device: str,
                  quant: str, *, budget_gib: float = 0.0, decoding: str = "grammar") -> None:
