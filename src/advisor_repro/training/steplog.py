@@ -229,3 +229,38 @@ class TerminationGuard(TrainerCallback):
             control.should_training_stop = True
             self.say(f"SIGTERM: saving checkpoint-{state.global_step} and stopping")
 
+
+
+# ---- checkpoints kept ----------------------------------------------------------------------------
+class CheckpointRotation(TrainerCallback):
+    """Keeps, after every save, the checkpoints an uninterrupted run keeps: the last two regular
+    ones (every `every` steps, and the last step, where the Trainer always saves) and the newest
+    of any kind. A SIGTERM or a session-limit pause saves one between the regular ones; the
+    Trainer's own rotation (save_total_limit) counted it as one of its two, so once the resumed
+    run had saved past it the folder held other checkpoints than the uninterrupted run's (the
+    crash sweep: control/checkpoints/checkpoint-1 left beside checkpoint-2). Resuming needs only
+    the newest, which is always kept."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        rotate_checkpoints(Path(args.output_dir), self.every, state.max_steps)
+
+
+def rotate_checkpoints(folder: Path, every: int, max_steps: int) -> list[str]:
+    """Remove what CheckpointRotation does not keep; returns the names removed."""
+    import re
+    import shutil
+
+    named = re.compile(r"^checkpoint-(\d+)$")
+    found = sorted((int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else ())
+                   if p.is_dir() and (m := named.match(p.name)))
+    regular = [p for step, p in found if step % every == 0 or step == max_steps]
+    keep = {*regular[-2:], *(p for _, p in found[-1:])}
+    removed = []
+    for _, p in found:
+        if p not in keep:
+            shutil.rmtree(p)
+            removed.append(p.name)
+    return removed

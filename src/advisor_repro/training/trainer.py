@@ -186,7 +186,7 @@ def sft_arguments(plan: SegmentPlan, shape: Shape, train: Train, device: str, dt
         "logging_steps": 1,
         "save_strategy": "steps",
         "save_steps": train.checkpoint_every,
-        "save_total_limit": 2,  # crash resume needs only the last one
+        "save_total_limit": None,  # steplog.CheckpointRotation keeps the uninterrupted set
         "report_to": train.report_to,  # train.report_to: tokens only from the environment
         "dataloader_num_workers": 0,
         **backend_kwargs,
@@ -202,6 +202,7 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
     from datasets import Dataset
 
     from advisor_repro.training.steplog import (
+        CheckpointRotation,
         MemoryProbe,
         SessionGuard,
         StepLog,
@@ -230,7 +231,8 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
     term.install()
     while True:
         guard = SessionGuard(limit, action, process_start, SAVE_MARGIN_S, say)
-        callbacks = [StepLog(out / "steps.jsonl", rows, probe, say), guard, term]
+        callbacks = [StepLog(out / "steps.jsonl", rows, probe, say), guard, term,
+                     CheckpointRotation(cfg.train.checkpoint_every)]
         trainer = build_trainer(model, tokenizer, dataset, plan, shape, cfg.train, spec,
                                 backend, out, callbacks)
         oom = False
