@@ -59,7 +59,7 @@ RESUME_FIELDS: dict[str, tuple[str, ...]] = {
     "manifest.json": ("invocations",),
     **dict.fromkeys(SUMMARIES, ("resumed_from",)),
     "generate/summary.json": ("resumed_answers", "generated_this_run", "dropped_partial_bytes"),
-    "generate/done.json": ("figures.resumed",),
+    "generate/done.json": ("figures.resumed", "figures.generated"),  # as generated_this_run
     **dict.fromkeys(ASKING, ("calls", "asking.batch_sizes")),
     # TRL's own token counter restarts at 0 in a resumed process (it is not in the checkpoint);
     # crash-resume state the package never reads (the step log counts num_input_tokens_seen,

@@ -91,3 +91,13 @@ def test_chains_order_each_replays_points_and_name_writes_by_their_path():
     assert fnmatch.fnmatch("/w/rep/run/stage8/out[8].json", first[2].path)
     assert not fnmatch.fnmatch("/w/rep/run/stage8/out8.json", first[2].path)
     assert [p.seconds or p.path for p in second] == ["*/stage5/out[[]5].json", 40.0]
+
+
+def test_generates_record_is_compared_without_the_counts_of_this_run():
+    # a resumed generate kept 16 answers and generated 16: its record's figures say so
+    rec = {"stage": "generate", "figures": {"answers": 32, "generated": 32, "resumed": 0}}
+    resumed = {"stage": "generate", "figures": {"answers": 32, "generated": 16, "resumed": 16}}
+    rel = "generate/done.json"
+    assert normalised(rel, _b(rec)) == normalised(rel, _b(resumed))
+    fewer = {"stage": "generate", "figures": {"answers": 30, "generated": 16, "resumed": 16}}
+    assert normalised(rel, _b(rec)) != normalised(rel, _b(fewer))
