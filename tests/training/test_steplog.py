@@ -1,12 +1,12 @@
-"""steplog.CheckpointRotation: the checkpoints folder ends as the uninterrupted run's, whatever
-pause or SIGTERM saved a checkpoint between the regular ones (the crash sweep found
+"""steplog.CheckpointRotation (trainer.rotate_checkpoints): the checkpoints folder ends as the
+uninterrupted run's, whatever pause or SIGTERM saved a checkpoint between the regular ones (the crash sweep found
 control/checkpoints/checkpoint-1 left beside checkpoint-2)."""
 
 from pathlib import Path
 
 import pytest
 
-from advisor_repro.training.steplog import rotate_checkpoints
+from advisor_repro.training.trainer import rotate_checkpoints
 
 
 def saves(folder: Path, steps: list[int], every: int, max_steps: int) -> list[int]:

@@ -148,18 +148,19 @@ class GrammarProcessor:
         t0 = time.perf_counter()
         pool = executor()
         if tokens is not None:
-            live = [(m, t) for m, t in zip(self.matchers, tokens, strict=True)
-                    if not m.is_stopped()]
-            for i, (m, t) in enumerate(zip(self.matchers, tokens, strict=True)):
-                if not m.is_stopped():
-                    self.fed[i].append(t)
-            ok = llguidance.torch.consume_token_par(pool, live) if live else []
+            live = [i for i, m in enumerate(self.matchers) if not m.is_stopped()]
+            for i in live:
+                self.fed[i].append(tokens[i])
+            pairs = [(self.matchers[i], tokens[i]) for i in live]
+            ok = llguidance.torch.consume_token_par(pool, pairs) if pairs else []
             if not all(ok):
-                bad = next(m for (m, _), good in zip(live, ok, strict=True) if not good)
+                bad = next(m for (m, _), good in zip(pairs, ok, strict=True) if not good)
                 raise RuntimeError(f"grammar refused a token it allowed ({bad.get_error()})")
-        live_rows = [(m, i) for i, m in enumerate(self.matchers) if not m.is_stopped()]
+        live_rows = []
         for i, m in enumerate(self.matchers):
-            if m.is_stopped():  # the reply is closed: end it (then generate pads the row)
+            if not m.is_stopped():
+                live_rows.append((m, i))
+            else:  # the reply is closed: end it (then generate pads the row)
                 self.words[i].zero_()
                 self.words[i, self.eos // 32] = _bit(self.eos % 32)
         if live_rows:
@@ -230,8 +231,6 @@ class GrammarProcessor:
         """Every token fed to a matcher is the token `generate` emitted in that row."""
         rows = generated.tolist()
         for i, fed in enumerate(self.fed):
-            if self.overlap and len(fed) > len(rows[i]):  # the step after the last one
-                fed = fed[: len(rows[i])]
             if rows[i][: len(fed)] != fed:
                 step = next(k for k, (a, b) in enumerate(zip(rows[i][: len(fed)], fed, strict=True))
                             if a != b)

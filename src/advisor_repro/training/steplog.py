@@ -245,22 +245,6 @@ class CheckpointRotation(TrainerCallback):
         self.every = every
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        from advisor_repro.training.trainer import rotate_checkpoints
+
         rotate_checkpoints(Path(args.output_dir), self.every, state.max_steps)
-
-
-def rotate_checkpoints(folder: Path, every: int, max_steps: int) -> list[str]:
-    """Remove what CheckpointRotation does not keep; returns the names removed."""
-    import re
-    import shutil
-
-    named = re.compile(r"^checkpoint-(\d+)$")
-    found = sorted((int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else ())
-                   if p.is_dir() and (m := named.match(p.name)))
-    regular = [p for step, p in found if step % every == 0 or step == max_steps]
-    keep = {*regular[-2:], *(p for _, p in found[-1:])}
-    removed = []
-    for _, p in found:
-        if p not in keep:
-            shutil.rmtree(p)
-            removed.append(p.name)
-    return removed

@@ -405,6 +405,20 @@ def checkpoint_step(path: Path) -> int:
     return int(_CKPT.match(path.name).group(1))  # type: ignore[union-attr]
 
 
+def rotate_checkpoints(folder: Path, every: int, max_steps: int) -> list[str]:
+    """Remove what steplog.CheckpointRotation does not keep (the last two regular checkpoints,
+    every `every` steps and the last step, and the newest of any kind); returns the names."""
+    found = sorted((p for p in folder.iterdir() if p.is_dir() and _CKPT.match(p.name)),
+                   key=checkpoint_step) if folder.is_dir() else []
+    regular = [p for p in found if checkpoint_step(p) % every == 0
+               or checkpoint_step(p) == max_steps]
+    keep = {*regular[-2:], *found[-1:]}
+    removed = [p.name for p in found if p not in keep]
+    for name in removed:
+        shutil.rmtree(folder / name)
+    return removed
+
+
 def last_complete_checkpoint(folder: Path, say: Callable[[str], None] | None = None
                              ) -> Path | None:
     """The newest Trainer checkpoint that was written to the end (trainer_state.json is saved
