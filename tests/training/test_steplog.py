@@ -1,6 +1,6 @@
 """steplog.CheckpointRotation (trainer.rotate_checkpoints): the checkpoints folder ends as the
-uninterrupted run's, whatever pause or SIGTERM saved a checkpoint between the regular ones (the crash sweep found
-control/checkpoints/checkpoint-1 left beside checkpoint-2)."""
+uninterrupted run's, whatever pause or SIGTERM saved a checkpoint between the regular ones (the
+crash sweep found control/checkpoints/checkpoint-1 left beside checkpoint-2)."""
 
 from pathlib import Path
 
