@@ -179,6 +179,11 @@ class Train:
     weight_decay: float = 0.0
     seed: int = 42
     gradient_checkpointing: bool = True
+    # With gradient_checkpointing on, which decoder layers recompute their forward: "all", as
+    # the notebooks; "auto" = on a GPU, only as many as the memory model needs to fit the VRAM
+    # budget at the micro-batch in force (the others keep their activations: the same losses,
+    # less recomputation). See training/checkpointing.py.
+    checkpoint_layers: Literal["all", "auto"] = "all"
     # unsloth backend: "standard" = use_gradient_checkpointing=True, as the released notebooks;
     # "unsloth" = Unsloth's offloaded checkpointing (activations held in CPU RAM: less VRAM)
     unsloth_checkpointing: Literal["standard", "unsloth"] = "standard"

@@ -182,6 +182,13 @@ def test_table3_shows_the_resolved_recipe_and_the_phase_table_the_shape():
     phase = {r.label: r.value for r in data_tables.phase_rows({"train-2": packed}, cfg)}
     assert phase["segment 2: micro-batch x grad-accum"] == (
         "2 x 8 = 16; padding-free (each micro-batch one unpadded row)")
+    partial = {**summary, "checkpointing": {"mode": "auto", "layers": 32, "checkpointed": 25}}
+    phase = {r.label: r.value for r in data_tables.phase_rows({"train-2": partial}, cfg)}
+    assert phase["segment 2: micro-batch x grad-accum"] == (
+        "2 x 8 = 16; gradient checkpointing on 25 of 32 layers (auto)")
+    auto = load_config("paper", ["train.checkpoint_layers='auto'"])
+    row = {r.label: r for r in data_tables.table3_rows(auto, "fp16")}["gradient checkpointing"]
+    assert (row.paper, row.value) == ("enabled", "enabled, layers: auto")
 
 
 def test_training_audit_rates_print_as_the_paper():

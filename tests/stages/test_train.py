@@ -21,6 +21,7 @@ import pytest
 
 from advisor_repro.cli import main
 from advisor_repro.files import read_json, read_jsonl, sha256_file
+from advisor_repro.training import checkpointing
 from advisor_repro.training.handoff import safetensors_param_count
 from advisor_repro.training.microbatch import CPU_REASON
 
@@ -51,7 +52,7 @@ def handoff_run(tmp_path_factory) -> Path:
     process, through the CLI."""
     run = tmp_path_factory.mktemp("train") / "run"
     for args in (("preflight",), ("data",), ("train", "--segment", "1"), ("handoff",),
-                 ("train", "--segment", "2")):
+                 ("train", "--segment", "2", "--set", "train.checkpoint_layers='auto'")):
         assert repro(run, *args) == 0, args
     return run
 
@@ -79,10 +80,17 @@ def test_segment1_logs_steps_and_saves_a_loadable_adapter(handoff_run: Path) -> 
     # the split in force and how it was chosen (the report's phase table reads these keys)
     assert (s["micro_batch"], s["grad_accum"], s["effective_batch"]) == (2, 1, 2)
     assert s["micro_batch_choice"] == {"mode": "auto", "probe": None, "reason": CPU_REASON}
+    # every decoder layer checkpointed (train.checkpoint_layers = "all"), SmolLM2's 30
+    assert {k: s["checkpointing"][k] for k in ("mode", "layers", "checkpointed", "in_force")} \
+        == {"mode": "all", "layers": 30, "checkpointed": 30, "in_force": None}
     assert s["padding"]["longest_tokens"] == 64 and set(s["padding"]["padded_share"]) == {
         "1", "2"}
     s2 = read_json(handoff_run / "train-2/summary.json")
     assert s2["micro_batch_choice"]["mode"] == "fixed" and s2["effective_batch"] == 2
+    # checkpoint_layers = "auto" on the CPU: every layer, said so, and held through training
+    assert {k: s2["checkpointing"][k] for k in ("mode", "checkpointed", "reason", "in_force")} \
+        == {"mode": "auto", "checkpointed": 30, "reason": checkpointing.CPU_REASON,
+            "in_force": [30]}
     adapter = handoff_run / "train-1/adapter"
     assert safetensors_param_count(adapter / "adapter_model.safetensors") == SMOKE_TRAINABLE
     _load_adapter_and_score(Path(s["base_folder"]), adapter)
@@ -317,7 +325,7 @@ def test_segments_and_handoff_on_gpu(tiny_base: Path, tmp_path: Path, backend: s
     run = tmp_path / "run"
     extra = (*FAST, *TINY, "--set", f"model.backend='{backend}'")
     for args in (("preflight",), ("data",), ("train", "--segment", "1"), ("handoff",),
-                 ("train", "--segment", "2")):
+                 ("train", "--segment", "2", "--set", "train.checkpoint_layers='auto'")):
         assert repro(run, *args, extra=extra) == 0, args
     for stage in ("train-1", "train-2"):
         s = read_json(run / f"{stage}/summary.json")

@@ -52,11 +52,15 @@ def test_bad_split_lists_are_refused(text):
 def test_splits_parse():
     assert bench_split.parse_splits("fixed, auto,8") == ["fixed", "auto", "8"]
     assert bench_split.parse_splits("fixed,auto:length") == ["fixed", "auto:length"]
-    assert bench_split.parse_name("auto:length:pad64") == ("auto", "length", 64, False)
-    assert bench_split.parse_name("8:pad8") == ("8", "sampled", 8, False)
-    assert bench_split.parse_name("fixed") == ("fixed", "sampled", 0, False)
-    assert bench_split.parse_name("auto:pf") == ("auto", "sampled", 0, True)
-    assert bench_split.parse_name("fixed:pf:length") == ("fixed", "length", 0, True)
+    assert bench_split.parse_name("auto:length:pad64") == ("auto", "length", 64, False, None)
+    assert bench_split.parse_name("8:pad8") == ("8", "sampled", 8, False, None)
+    assert bench_split.parse_name("fixed") == ("fixed", "sampled", 0, False, None)
+    assert bench_split.parse_name("auto:pf") == ("auto", "sampled", 0, True, None)
+    assert bench_split.parse_name("fixed:pf:length") == ("fixed", "length", 0, True, None)
+    assert bench_split.parse_name("auto:pf:gcauto").layers == "auto"
+    assert bench_split.parse_name("1:gc0") == ("1", "sampled", 0, False, 0)
+    with pytest.raises(ConfigError, match="gcauto"):
+        bench_split.parse_name("auto:gcsome")
 
 
 def test_segments_parse():
@@ -159,3 +163,47 @@ def test_a_cpu_record_has_no_utilisation_table():
     bench_split.utilisation.annotate_lengths(record)
     assert record["runs"]["train-1"]["fixed"]["utilisation"] is None
     assert "MFU" not in bench_split.markdown(record)
+
+
+def test_a_partly_checkpointed_run_counts_its_share_and_an_oom_run_compares_to_nothing():
+    partial = lengths_row(8, 1, 0.6, 9000.0, None)
+    partial["checkpointing"] = {"mode": "auto", "layers": 32, "checkpointed": 24, "share": 0.75}
+    oom = {**lengths_row(8, 1, 0.0, 0.0, None), "step_s": None, "tokens_per_s": None,
+           "losses": [1.2], "oom": True,
+           "checkpointing": {"mode": "explicit", "layers": 32, "checkpointed": 0, "share": 0.0}}
+    record = {"device": {"name": "NVIDIA H100 80GB HBM3", "capability": "9.0",
+                         "total_gib": 79.19},
+              "dtype": "fp16", "budget_gib": 14.74, "steps": 4, "params": 7_248_023_552,
+              "gradient_checkpointing": True,
+              "data": {"conversations": 2274, "mean_tokens": 612.3, "longest_tokens": 1843},
+              "splits": ["auto", "auto:gcauto", "auto:gc0"],
+              "runs": {"train-1": {"auto": lengths_row(8, 1, 0.64, 8000.0, None),
+                                   "auto:gcauto": partial, "auto:gc0": oom}}}
+    record["comparison"] = bench_split.compare(record["runs"], record["splits"])
+    bench_split.utilisation.annotate_lengths(record)
+    u = partial["utilisation"]
+    assert u["mfu"] == pytest.approx(4 * 7_248_023_552 * 9000.0 / 989.4e12, abs=1e-4)
+    # 4 + 2 x 0.75 = 5.5 FLOP per parameter and token
+    assert u["hfu"] == pytest.approx(5.5 * 7_248_023_552 * 9000.0 / 989.4e12, abs=1e-4)
+    assert oom["utilisation"] is None
+    gone = record["comparison"]["train-1 auto:gc0 vs auto"]
+    assert gone["step_ratio"] is None and gone["loss_diff_max"] is None
+    md = bench_split.markdown(record)
+    assert "| train-1 | auto:gcauto: 8 x 1, 24 of 32 layers checkpointed | 0.6 |" in md
+    assert "| train-1 | auto:gc0: 8 x 1, 0 of 32 layers checkpointed | out of memory |" in md
+
+
+def test_the_layer_cost_comes_from_micro_batch_one_runs_on_the_same_sample():
+    def run(checkpointed: int, peak: float, mb: int = 1, oom: bool = False) -> dict:
+        return {"micro_batch": mb, "peak_reserved_gib": peak, "oom": oom,
+                "sample_longest_tokens": 1000,
+                "checkpointing": {"layers": 32, "checkpointed": checkpointed}}
+
+    runs = {"train-1": {"1": run(32, 5.0), "1:gc16": run(16, 6.6), "1:gc0": run(0, 8.0),
+                        "2:gc0": run(0, 13.0, mb=2), "1:gc8": run(8, 0.0, oom=True)}}
+    cal = bench_split.layer_cost(runs)
+    # 16 layers out: 1.6 GiB / (16 x 1,000); 32 out: 3.0 / 32,000; the larger is kept
+    assert cal["gib_per_layer_token"] == 0.0001
+    assert sorted(p["left_out"] for p in cal["pairs"]) == [16, 32]
+    assert bench_split.layer_cost({"train-1": {"1": run(32, 5.0), "8": run(32, 9.0, mb=8)}}) \
+        is None

@@ -86,14 +86,16 @@ def mfu(params: int, tokens_per_s: float, peak_tflops: float) -> float:
     return MODEL_FLOP_PER_PARAM * params * tokens_per_s / (peak_tflops * 1e12)
 
 
-def hfu(params: int, tokens_per_s: float, peak_tflops: float, checkpointing: bool) -> float:
-    """Hardware FLOPs utilisation: MFU plus the forward that checkpointing recomputes."""
-    per = MODEL_FLOP_PER_PARAM + (RECOMPUTE_FLOP_PER_PARAM if checkpointing else 0)
+def hfu(params: int, tokens_per_s: float, peak_tflops: float,
+        checkpointing: bool | float) -> float:
+    """Hardware FLOPs utilisation: MFU plus the forward that checkpointing recomputes
+    (`checkpointing`: on / off, or the share of the layers checkpointed)."""
+    per = MODEL_FLOP_PER_PARAM + RECOMPUTE_FLOP_PER_PARAM * float(checkpointing)
     return per * params * tokens_per_s / (peak_tflops * 1e12)
 
 
 def utilisation(params: int | None, tokens_per_s: float | None, device_name: str,
-                checkpointing: bool) -> dict[str, Any] | None:
+                checkpointing: bool | float) -> dict[str, Any] | None:
     """The record fragment a benchmark stores beside its tokens/s; None where there is no
     peak to measure against (the CPU, an unlisted GPU) or nothing was measured."""
     peak = peak_for(device_name or "")

@@ -176,7 +176,10 @@ def table3_rows(cfg: Config, used: str = "") -> list[Row]:
         ("weight decay", "0.0", f"{t.weight_decay:g}", ""),
         ("mixed precision", "bfloat16", prec, "named option train.precision (deviations: "
          "precision)"),
-        ("gradient checkpointing", "enabled", "enabled" if t.gradient_checkpointing else "off", ""),
+        ("gradient checkpointing", "enabled", "off" if not t.gradient_checkpointing else
+         "enabled" if t.checkpoint_layers == "all" else "enabled, layers: auto",
+         "" if t.checkpoint_layers == "all" else "train.checkpoint_layers (deviations: "
+         "checkpoint-layers)"),
         ("max sequence length", "2,048", f"{t.max_seq_length:,}", ""),
         ("padding", "right", t.padding_side, ""),
         ("EOS token", "</s>", cfg.data.eos_text, ""),
@@ -243,6 +246,9 @@ def phase_rows(summaries: dict[str, Any], cfg: Config) -> list[Row]:
             batch += f"; padded to a multiple of {at(s, 'padding.pad_to_multiple_of')} tokens"
         if batch and at(s, "padding.padding_free"):  # beyond the paper: the same losses
             batch += "; padding-free (each micro-batch one unpadded row)"
+        if batch and at(s, "checkpointing.mode") == "auto":  # beyond the paper: same losses
+            batch += (f"; gradient checkpointing on {at(s, 'checkpointing.checkpointed')} of "
+                      f"{at(s, 'checkpointing.layers')} layers (auto)")
         lr = at(s, "plan.lr")
         mem = at(s, "memory_peak") or {}
         mem_text = (f"{mem['nvml_used_gib']:.2f} GiB NVML peak"

@@ -36,13 +36,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError, ResourceError, StageInputError
 from advisor_repro.files import read_json, read_jsonl, write_json
 from advisor_repro.hardware.utilisation import dense_params
-from advisor_repro.training import utilisation
+from advisor_repro.training import checkpointing, utilisation
 from advisor_repro.training.segments import Shape
 
 SEGMENTS = ("train-1", "train-2")
@@ -51,13 +51,22 @@ GIB = 2**30
 WORKER_TIMEOUT_S = 1500
 
 
-def parse_name(item: str) -> tuple[str, str, int, bool]:
-    """(split, step_order, pad_to_multiple_of, padding_free) of one --splits item: "fixed"
-    (the split as written), "auto", or a micro-batch K (grad-accum = effective / K), then
-    optionally ":length" (train.step_order = "length"), ":padN" (train.pad_to_multiple_of = N)
-    and ":pf" (train.padding_free)."""
+class Variant(NamedTuple):
+    """One --splits item."""
+    split: str  # "fixed", "auto" or a micro-batch K
+    order: str  # train.step_order
+    multiple: int  # train.pad_to_multiple_of
+    free: bool  # train.padding_free
+    layers: int | str | None = None  # checkpointed layers: N, "auto", None = as configured
+
+
+def parse_name(item: str) -> Variant:
+    """One --splits item: "fixed" (the split as written), "auto", or a micro-batch K
+    (grad-accum = effective / K), then optionally ":length" (train.step_order = "length"),
+    ":padN" (train.pad_to_multiple_of = N), ":pf" (train.padding_free) and ":gcN" (N decoder
+    layers checkpointed) or ":gcauto" (train.checkpoint_layers = "auto")."""
     split, *opts = item.split(":")
-    order, multiple, free = "sampled", 0, False
+    order, multiple, free, layers = "sampled", 0, False, None
     ok = split in ("fixed", "auto") or (split.isdigit() and int(split) > 0)
     for opt in opts:
         if opt in ("length", "sampled"):
@@ -66,14 +75,19 @@ def parse_name(item: str) -> tuple[str, str, int, bool]:
             multiple = int(opt[3:])
         elif opt == "pf":
             free = True
+        elif opt == "gcauto":
+            layers = "auto"
+        elif opt.startswith("gc") and opt[2:].isdigit():
+            layers = int(opt[2:])
         else:
             ok = False
     if not ok:
         raise ConfigError(f"--splits: {item!r} is not 'fixed', 'auto' or a micro-batch, "
-                          "optionally followed by ':length', ':padN' and ':pf'",
-                          "write e.g. --splits fixed,auto,auto:pf,auto:length:pad64 or "
+                          "optionally followed by ':length', ':padN', ':pf' and ':gcN' or "
+                          "':gcauto'",
+                          "write e.g. --splits fixed,auto,auto:pf,auto:pf:gcauto or "
                           "--splits fixed,1")
-    return split, order, multiple, free
+    return Variant(split, order, multiple, free, layers)
 
 
 def parse_segments(text: str) -> list[str]:
@@ -126,6 +140,7 @@ def run(cfg: Config, run_dir: Path, out: Path, splits: list[str], steps: int, dt
     record = read_json(res_file)
     res_file.unlink()
     record["comparison"] = compare(record["runs"], splits)
+    record["layer_calibration"] = layer_cost(record["runs"])
     utilisation.annotate_lengths(record)
     write_json(out, record)
     return record
@@ -140,8 +155,9 @@ def compare(runs: dict[str, Any], splits: list[str]) -> dict[str, Any]:
             r = by_split[other]
             ratio = (None if not ref["step_s"] or r["step_s"] is None
                      else round(r["step_s"] / ref["step_s"], 3))
-            diff = max((abs(a - b) for a, b in zip(ref["losses"], r["losses"], strict=True)),
-                       default=None)
+            diff = (None if ref.get("oom") or r.get("oom") else
+                    max((abs(a - b) for a, b in zip(ref["losses"], r["losses"], strict=True)),
+                        default=None))
             seen_ref, seen = ref.get("seen") or {}, r.get("seen") or {}
             ratio_seen = (round(seen["step_s"] / seen_ref["step_s"], 3)
                           if seen.get("step_s") and seen_ref.get("step_s") else None)
@@ -154,6 +170,34 @@ def compare(runs: dict[str, Any], splits: list[str]) -> dict[str, Any]:
                        "memory": (None if r["peak_reserved_gib"] is None
                                   else r["peak_reserved_gib"] <= r["budget_gib"])}}
     return out
+
+
+def layer_cost(runs: dict[str, Any]) -> dict[str, Any] | None:
+    """What one layer left un-checkpointed adds to the peak per token of the micro-batch
+    (microbatch.CALIBRATIONS' gib_per_layer_token), from runs at micro-batch 1 on the same
+    sample, every layer checkpointed against fewer: (peak - peak all) / (layers left out x the
+    sample's longest sequence, which is the largest micro-batch at 1). The largest such figure
+    (the conservative one); None without such a pair."""
+    found = []
+    for stage, by_split in runs.items():
+        ones = [r for r in by_split.values() if r["micro_batch"] == 1 and not r.get("oom")
+                and r.get("peak_reserved_gib") and r.get("checkpointing")]
+        full = [r for r in ones if r["checkpointing"]["checkpointed"]
+                == r["checkpointing"]["layers"]]
+        for ref in full:
+            for r in ones:
+                gc = r["checkpointing"]
+                left_out = gc["layers"] - gc["checkpointed"]
+                if left_out and r["sample_longest_tokens"] == ref["sample_longest_tokens"]:
+                    cost = ((r["peak_reserved_gib"] - ref["peak_reserved_gib"])
+                            / (left_out * r["sample_longest_tokens"]))
+                    found.append({"stage": stage, "left_out": left_out,
+                                  "tokens": r["sample_longest_tokens"],
+                                  "gib_per_layer_token": round(cost, 8)})
+    if not found:
+        return None
+    return {"gib_per_layer_token": max(f["gib_per_layer_token"] for f in found),
+            "pairs": found}
 
 
 def markdown(record: dict[str, Any]) -> str:
@@ -171,10 +215,20 @@ def markdown(record: dict[str, Any]) -> str:
             r = by_split[name]
             losses = ", ".join(f"{x:.4f}" for x in r["losses"])
             seen = (r.get("seen") or {}).get("step_s", "-")
-            lines.append(f"| {stage} | {name}: {r['micro_batch']} x {r['grad_accum']} | "
-                         f"{r['step_s']} | {seen} | {r['tokens_per_s']} | "
+            gc = r.get("checkpointing") or {}
+            layers = (f", {gc['checkpointed']} of {gc['layers']} layers checkpointed"
+                      if gc.get("mode") in ("auto", "explicit") else "")
+            lines.append(f"| {stage} | {name}: {r['micro_batch']} x {r['grad_accum']}{layers} | "
+                         f"{'out of memory' if r.get('oom') else r['step_s']} | {seen} | "
+                         f"{r['tokens_per_s']} | "
                          f"{r['peak_reserved_gib']} | {r['padded_share']} | {losses} |")
     lines += utilisation.lengths_table(record)
+    cal = record.get("layer_calibration")
+    if cal:
+        lines += ["", f"A layer left un-checkpointed adds {cal['gib_per_layer_token']:.6g} GiB "
+                  "per token of the micro-batch to the peak reserved (the largest of "
+                  + ", ".join(f"{p['stage']} {p['left_out']} layers out at {p['tokens']} tokens"
+                              for p in cal["pairs"]) + ")."]
     lines += ["", "| comparison | s / step ratio, new lengths (<= 0.6) | ratio, seen | max loss "
               "diff (<= 1e-3) | peak reserved within cap |", "|---|---:|---:|---:|---|"]
     for name, c in record["comparison"].items():
@@ -237,7 +291,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             _restore(model, fresh)
             runs[stage][split] = one_run(cfg, stage, split, model, tokenizer, texts, lengths,
                                          load, backend, spec)
-            if device == "cuda" and spec.get("seen", True):  # the same sequences again
+            if device == "cuda" and spec.get("seen", True) and not runs[stage][split]["oom"]:
                 _restore(model, fresh)
                 again = one_run(cfg, stage, split, model, tokenizer, texts, lengths, load,
                                 backend, spec)
@@ -273,7 +327,7 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
     written, effective = plan.shape, plan.shape.effective
     n = effective * spec["steps"]
     pick = sample(len(texts), n, cfg.train.seed, warm)
-    split, order, multiple, free = parse_name(name)
+    split, order, multiple, free, layers_opt = parse_name(name)
     train_cfg = dataclasses.replace(cfg.train, step_order=order, pad_to_multiple_of=multiple,
                                     padding_free=free)
     # the stage decides at the whole data's longest, padded up: so does the bench
@@ -292,6 +346,10 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
                               f"name one of {microbatch.candidates(effective)}")
         shape = Shape(int(split), effective // int(split))
         choice = {"mode": "explicit", "probe": None, "reason": f"--splits {split}"}
+    layers = _layers(model, train_cfg, layers_opt, shape, lengths, longest, backend.NAME,
+                     spec["budget_gib"], load.device)
+    keep = (checkpointing.keeper(model, layers["checkpointed"], backend.NAME)
+            if layers["checkpointed"] != layers["layers"] else None)
     cuda = load.device == "cuda"
     if cuda:
         torch.cuda.empty_cache()
@@ -299,18 +357,32 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
     timer = _timer(cuda)
     data = Dataset.from_list([{"text": texts[i]} for i in pick])
     print(f"[bench {stage}] {name}{' (warm-up, untimed)' if warm else ''}: {shape.micro_batch} "
-          f"x {shape.grad_accum}, {spec['steps']} steps of {effective} sequences (data's "
-          f"longest: {longest} tokens)", flush=True)
+          f"x {shape.grad_accum}, {layers['checkpointed']} of {layers['layers']} layers "
+          f"checkpointed, {spec['steps']} steps of {effective} sequences (data's longest: "
+          f"{longest} tokens)", flush=True)
+    oom = False
     with tempfile.TemporaryDirectory() as tmp:
         trainer = build_trainer(model, tokenizer, data, plan, shape, train_cfg, load, backend,
-                                Path(tmp), [timer], extra={"save_strategy": "no"})
-        trainer.train()
+                                Path(tmp), [timer, *([keep] if keep else [])],
+                                extra={"save_strategy": "no"})
+        try:
+            trainer.train()
+        except torch.OutOfMemoryError:  # recorded: a setting that does not fit is a result
+            oom = True
         del trainer
-    timed = timer.rows[1:]
+    if keep:
+        keep.restore()
+    if oom:
+        model.zero_grad(set_to_none=True)
+        torch.cuda.empty_cache()
+        print(f"[bench {stage}] {name}: out of memory", flush=True)
+    timed = [] if oom else timer.rows[1:]
     seconds = sum(r["seconds"] for r in timed)
     tokens = sum(r["tokens"] for r in timed)
     return {"micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
-            "effective_batch": effective, "choice": choice, "step_order": order,
+            "effective_batch": effective, "choice": choice, "oom": oom,
+            "checkpointing": {**layers, "in_force": sorted(keep.seen) if keep else None},
+            "sample_longest_tokens": max(lengths[i] for i in pick), "step_order": order,
             "pad_to_multiple_of": multiple, "padding_free": free,
             "step_s": round(seconds / len(timed), 4) if timed else None,
             "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
@@ -324,6 +396,26 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
             "losses": [r["loss"] for r in timer.rows],
             "grad_norms": [r["grad_norm"] for r in timer.rows],
             "steps": timer.rows}
+
+
+def _layers(model: Any, train: Any, wanted: int | str | None, shape: Shape, lengths: list[int],
+            longest: int, backend: str, budget_gib: float, device: str) -> dict[str, Any]:
+    """The checkpointed layers of one run: as configured, "auto" (the memory model at this
+    run's micro-batch) or an explicit number."""
+    import dataclasses
+
+    from advisor_repro.training import microbatch
+
+    n = len(checkpointing.decoder_layers(model))
+    if isinstance(wanted, int):
+        k = min(wanted, n)
+        return {"mode": "explicit", "layers": n, "checkpointed": k, "share": round(k / n, 4),
+                "predicted_peak_gib": None, "reason": f"--splits ...:gc{wanted}"}
+    if wanted == "auto":
+        train = dataclasses.replace(train, checkpoint_layers="auto")
+    tokens = checkpointing.worst_tokens(lengths, shape.micro_batch, longest, train.padding_free)
+    cal = microbatch.calibration(backend, model.config, train.gradient_checkpointing)
+    return checkpointing.choose(train, cal, n, tokens, budget_gib, device)
 
 
 def sample(n_texts: int, n: int, seed: int, warm: bool) -> list[int]:

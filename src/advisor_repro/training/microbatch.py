@@ -185,6 +185,12 @@ MISTRAL_7B = {"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size":
 CALIBRATIONS: list[dict[str, Any]] = [
     {"backend": "unsloth", "shape": MISTRAL_7B, "gradient_checkpointing": True,
      "base_gib": 4.45, "gib_per_token": 0.000419,
+     # train.checkpoint_layers = "auto": what one layer left un-checkpointed adds per token of
+     # the micro-batch (its activations kept for the backward): repro bench train --mode
+     # lengths at micro-batch 1, 32 / 16 / 0 layers checkpointed, the sample's longest 962
+     # tokens, H100 2026-12-06: 5.098 / 6.402 / 7.869 GiB reserved -> 8.5e-05 and 9.0e-05 (the
+     # larger kept)
+     "gib_per_layer_token": 9.001e-05,
      "source": "repro bench train (seq 2048, micro-batch 2 and 4) on the H100 and H200; "
                "issue 19's H200 runs at the stand-in's lengths"},
 ]

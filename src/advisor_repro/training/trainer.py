@@ -30,7 +30,7 @@ from advisor_repro.config import Config, Train
 from advisor_repro.errors import ConfigError, ResourceError, SessionLimitReached, Terminated
 from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json, write_jsonl
 from advisor_repro.models import hub as models
-from advisor_repro.training import microbatch, padding_free, segments
+from advisor_repro.training import checkpointing, microbatch, padding_free, segments
 from advisor_repro.training.backends import LoadSpec, count_trainable, get_backend, torch_dtype
 from advisor_repro.training.segments import SegmentPlan, Shape
 
@@ -214,8 +214,11 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
     start_step = checkpoint_step(ckpt) if ckpt else 0
     lengths = microbatch.longest_tokens(tokenizer, texts, spec.max_seq_length)
     longest = microbatch.rounded(max(lengths), cfg.train.pad_to_multiple_of)
-    shape, changes, choice = _split(model, plan, cfg, spec, ckpt, out / SHAPE_FILE, longest,
-                                    backend.NAME, say)
+    shape, changes, choice = _split(model, plan, cfg, spec, ckpt, out / SHAPE_FILE,
+                                    (lengths, longest), backend.NAME, say)
+    layers = choice.pop("checkpointing")  # kept in the shape file; the summary has its own
+    keep = (checkpointing.keeper(model, layers["checkpointed"], backend.NAME)
+            if layers["mode"] == "auto" else None)
     rows = kept_rows(out / "steps.jsonl", start_step)
     write_jsonl(out / "steps.jsonl", rows)
     if ckpt:
@@ -232,7 +235,7 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
     while True:
         guard = SessionGuard(limit, action, process_start, SAVE_MARGIN_S, say)
         callbacks = [StepLog(out / "steps.jsonl", rows, probe, say), guard, term,
-                     CheckpointRotation(cfg.train.checkpoint_every)]
+                     CheckpointRotation(cfg.train.checkpoint_every), *([keep] if keep else [])]
         trainer = build_trainer(model, tokenizer, dataset, plan, shape, cfg.train, spec,
                                 backend, out, callbacks)
         oom = False
@@ -256,6 +259,7 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
                "padding_free": cfg.train.padding_free}  # then no micro-batch pads at all
     return {"rows": rows, "shape": shape, "changes": changes, "resumed_from": ckpt and ckpt.name,
             "choice": choice, "padding": padding, "terminated_at": term.stopped_at,
+            "checkpointing": {**layers, "in_force": sorted(keep.seen) if keep else None},
             "backend": backend.NAME,
             "global_step": trainer.state.global_step, "epoch": float(trainer.state.epoch or 0),
             "max_steps": trainer.state.max_steps, "train_seconds": seconds,
@@ -264,24 +268,49 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
 
 
 def _split(model: Any, plan: SegmentPlan, cfg: Config, spec: LoadSpec, ckpt: Path | None,
-           shape_file: Path, longest: int, backend_name: str, say: Callable[[str], None]
-           ) -> tuple[Shape, list, dict[str, Any]]:
+           shape_file: Path, lengths: tuple[list[int], int], backend_name: str,
+           say: Callable[[str], None]) -> tuple[Shape, list, dict[str, Any]]:
     """(shape, changes, choice): a resumed run keeps the split it started with (the checkpoint's
     data position counts its micro-batches); a new one takes the written split, or under
-    split = "auto" the memory model's choice, saved for a resume."""
+    split = "auto" the memory model's choice, saved for a resume. `lengths`: every
+    conversation's training length and the longest as the run pads it. The choice names the
+    layers checkpointed (choice["checkpointing"]; train.checkpoint_layers = "auto" decides at
+    the split chosen)."""
     if ckpt and shape_file.is_file():
         saved = read_json(shape_file)
-        return Shape(**saved["shape"]), saved["changes"], saved.get("choice") or microbatch.fixed()
-    if plan.split != "auto":
-        return plan.shape, [], microbatch.fixed()
-    shape, choice = microbatch.auto(plan.shape, spec.device, cfg.hardware.vram_budget_gib,
-                                    longest, backend_name, model.config,
-                                    cfg.train.gradient_checkpointing,
-                                    lambda m: say(f"[{plan.stage}] {m}"))
-    write_json(shape_file, {"shape": {"micro_batch": shape.micro_batch,
-                                      "grad_accum": shape.grad_accum},
-                            "changes": [], "choice": choice})
+        choice = saved.get("choice") or microbatch.fixed()
+        choice.setdefault("checkpointing", _layers(model, cfg, spec, Shape(**saved["shape"]),
+                                                   lengths, backend_name, say))
+        return Shape(**saved["shape"]), saved["changes"], choice
+    if plan.split == "auto":
+        shape, choice = microbatch.auto(plan.shape, spec.device, cfg.hardware.vram_budget_gib,
+                                        lengths[1], backend_name, model.config,
+                                        cfg.train.gradient_checkpointing,
+                                        lambda m: say(f"[{plan.stage}] {m}"))
+    else:
+        shape, choice = plan.shape, microbatch.fixed()
+    choice["checkpointing"] = _layers(model, cfg, spec, shape, lengths, backend_name,
+                                      lambda m: say(f"[{plan.stage}] {m}"))
+    if plan.split == "auto" or choice["checkpointing"]["mode"] == "auto":
+        write_json(shape_file, {"shape": {"micro_batch": shape.micro_batch,
+                                          "grad_accum": shape.grad_accum},
+                                "changes": [], "choice": choice})
     return shape, [], choice
+
+
+def _layers(model: Any, cfg: Config, spec: LoadSpec, shape: Shape,
+            lengths: tuple[list[int], int], backend_name: str,
+            say: Callable[[str], None]) -> dict[str, Any]:
+    """Which decoder layers this run checkpoints (training/checkpointing.py)."""
+    n = len(checkpointing.decoder_layers(model))
+    tokens = checkpointing.worst_tokens(lengths[0], shape.micro_batch, lengths[1],
+                                        cfg.train.padding_free)
+    cal = microbatch.calibration(backend_name, model.config, cfg.train.gradient_checkpointing)
+    layers = checkpointing.choose(cfg.train, cal, n, tokens, cfg.hardware.vram_budget_gib,
+                                  spec.device)
+    if layers["mode"] == "auto":
+        say(f"checkpointing auto: {layers['checkpointed']} of {n} layers; {layers['reason']}")
+    return layers
 
 
 def build_trainer(model: Any, tokenizer: Any, dataset: Any, plan: SegmentPlan, shape: Shape,
@@ -546,7 +575,7 @@ def build_summary(cfg: Config, plan: SegmentPlan, spec: LoadSpec, result: dict, 
         # the split in force (issue 16's phase table reads these four keys)
         "micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
         "effective_batch": shape.effective, "micro_batch_choice": result["choice"],
-        "padding": result["padding"],
+        "padding": result["padding"], "checkpointing": result["checkpointing"],
         "warmup_steps": result["warmup_steps"],
         "optimizer": f"fresh {cfg.train.optimizer}, {cfg.train.lr_scheduler} schedule from "
                      f"warmup (nothing carried from another run)",

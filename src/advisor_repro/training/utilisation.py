@@ -42,10 +42,11 @@ def annotate_lengths(record: dict[str, Any]) -> None:
     name, ckpt = record["device"]["name"], bool(record.get("gradient_checkpointing"))
     for by_split in record["runs"].values():
         for r in by_split.values():
+            share = (r.get("checkpointing") or {}).get("share", ckpt)  # partial: its share
             for row in (r, r.get("seen") or {}):
                 if row:
                     row["utilisation"] = hw.utilisation(record.get("params"),
-                                                        row.get("tokens_per_s"), name, ckpt)
+                                                        row.get("tokens_per_s"), name, share)
 
 
 def lengths_table(record: dict[str, Any]) -> list[str]:
@@ -61,7 +62,8 @@ def lengths_table(record: dict[str, Any]) -> list[str]:
                         f"{hw.percent(new.get('hfu'))} | {hw.percent(seen.get('hfu'))} |")
     if first is None:
         return []
-    recompute = ("6 x (with the forward gradient checkpointing recomputes)"
+    recompute = ("6 x (with the forward gradient checkpointing recomputes; 4 + 2 x the "
+                 "checkpointed share of the layers where only some are)"
                  if first["checkpointing"] else "4 x (no checkpointing: nothing recomputed)")
     note = f" ({first['note']})" if first.get("note") else ""
     return ["", f"Distance to the hardware: MFU = 4 x {first['params']:,} parameters x real "
