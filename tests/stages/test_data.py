@@ -5,10 +5,10 @@ import json
 
 import pytest
 
+from advisor_repro import data
 from advisor_repro.config import load_config
 from advisor_repro.errors import DataError
 from advisor_repro.smokedata import standin_dataset, write_splits
-from advisor_repro import data
 
 
 def conv(*turns):

@@ -1,4 +1,5 @@
-"""Stage `metrics`: reference metrics of both models' answers, per cap, with bootstrap CIs.
+"""Stage `metrics`: reference metrics of both models' answers, per cap, with bootstrap CIs; a
+door into evaluation/scoring.py.
 
 Reads data/eval_prompts.jsonl (references) and generate/answers.jsonl. Writes:
 - metrics/per_item.jsonl: one line per (sample_id, model, cap): rouge_l_f1, bertscore_p,
@@ -17,112 +18,17 @@ from typing import Any
 from advisor_repro.config import Config
 from advisor_repro.errors import DataError
 from advisor_repro.evaluation import metrics as m
+from advisor_repro.evaluation.scoring import (
+    cap_summary,
+    pair_answers,
+    per_item_rows,
+    references,
+    score_all,
+    settings,
+)
 from advisor_repro.files import read_jsonl, write_json, write_jsonl
 from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
-
-MODELS = ("base", "ft")
-
-
-def pair_answers(
-    answers: list[dict[str, Any]], prompts: dict[Any, dict[str, Any]], source: str
-) -> dict[int, list[tuple[Any, dict[str, Any], dict[str, Any]]]]:
-    """cap -> [(sample_id, base answer, ft answer)] in the prompts' order; refuses a cap where
-    an answer is missing or belongs to no prompt."""
-    by_key = {(a["sample_id"], a["model"], int(a["cap"])): a for a in answers}
-    unknown = sorted({str(a["sample_id"]) for a in answers} - {str(s) for s in prompts})
-    if unknown:
-        raise DataError(
-            f"{source}: answers for sample_id {', '.join(unknown[:5])} have no prompt in "
-            "data/eval_prompts.jsonl",
-            "rerun `repro generate` (the prompts changed after generation)",
-        )
-    out = {}
-    for cap in sorted({int(a["cap"]) for a in answers}):
-        missing = [f"{s}/{mod}" for s in prompts for mod in MODELS if (s, mod, cap) not in by_key]
-        if missing:
-            raise DataError(
-                f"{source}: cap {cap} lacks answers for {', '.join(missing[:5])}"
-                + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
-                "rerun `repro generate` to complete the answers",
-            )
-        out[cap] = [(s, by_key[(s, "base", cap)], by_key[(s, "ft", cap)]) for s in prompts]
-    return out
-
-
-def references(prompts: dict[Any, dict[str, Any]]) -> dict[Any, str]:
-    missing = [str(s) for s, p in prompts.items() if not isinstance(p.get("reference"), str)]
-    if missing:
-        raise DataError(
-            f"data/eval_prompts.jsonl has no reference answer for sample_id "
-            f"{', '.join(missing[:5])} (an imported release holds none: the paper did not "
-            "release its reference file)",
-            "run `repro data` for this profile's dataset, then `repro generate` and "
-            "`repro metrics`; an imported run's metrics come from the released BERTScore file",
-        )
-    return {s: p["reference"] for s, p in prompts.items()}
-
-
-def score_all(cfg: Config, pairs: dict[int, list[Any]], refs: dict[Any, str]) -> dict[str, Any]:
-    """Every metric for every (cap, model); BERTScore in one call (one model load)."""
-    mc = cfg.metrics
-    items = [(cap, mod, s, m.normalise(a["text"]), m.normalise(refs[s]))
-             for cap, rows in pairs.items() for s, b, f in rows
-             for mod, a in (("base", b), ("ft", f))]  # fmt: skip
-    bs = m.bertscore([i[3] for i in items], [i[4] for i in items], mc.bertscore_model,
-                     mc.bertscore_layers, mc.bertscore_lang, mc.bertscore_rescale)
-    rouge = m.rouge_l_f1([i[3] for i in items], [i[4] for i in items], mc.rouge_stemmer)
-    scores = {(cap, mod, s): {"rouge_l_f1": rouge[k], "bertscore_p": bs["p"][k],
-                              "bertscore_r": bs["r"][k], "bertscore_f1": bs["f1"][k]}
-              for k, (cap, mod, s, _, _) in enumerate(items)}  # fmt: skip
-    bleu = {(cap, mod): m.sacrebleu_corpus([i[3] for i in items if i[:2] == (cap, mod)],
-                                           [i[4] for i in items if i[:2] == (cap, mod)])
-            for cap in pairs for mod in MODELS}  # fmt: skip
-    return {"items": scores, "bleu": bleu, "bertscore_hash": bs["hash"]}
-
-
-def cap_summary(cfg: Config, cap: int, rows: list[Any], scored: dict[str, Any]) -> dict[str, Any]:
-    mc = cfg.metrics
-    out: dict[str, Any] = {"n": len(rows)}
-    b, f = scored["bleu"][(cap, "base")], scored["bleu"][(cap, "ft")]
-    out["sacrebleu"] = {"base": b["score"], "ft": f["score"], "delta": f["score"] - b["score"],
-                        "signature": b["signature"]}
-    for key in ("rouge_l_f1", "bertscore_f1", "bertscore_p", "bertscore_r"):
-        per = {mod: [scored["items"][(cap, mod, s)][key] for s, _, _ in rows] for mod in MODELS}
-        out[key] = m.compare(per["base"], per["ft"], mc.bootstrap_resamples, mc.bootstrap_seed)
-    answers = {mod: [r[1] if mod == "base" else r[2] for r in rows] for mod in MODELS}
-    out["truncation_rate"] = {mod: sum(bool(a["truncated"]) for a in answers[mod]) / len(rows)
-                              for mod in MODELS}  # fmt: skip
-    out["mean_chars"] = {mod: sum(len(a["text"]) for a in answers[mod]) / len(rows)
-                         for mod in MODELS}  # fmt: skip
-    out["mean_tokens"] = {mod: sum(a["new_tokens"] for a in answers[mod]) / len(rows)
-                          for mod in MODELS}  # fmt: skip
-    return out
-
-
-def per_item_rows(pairs: dict[int, list[Any]], scored: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for cap, triples in pairs.items():
-        for s, b, f in triples:
-            for mod, a in (("base", b), ("ft", f)):
-                rows.append({"sample_id": s, "model": mod, "cap": cap,
-                             **scored["items"][(cap, mod, s)], "chars": len(a["text"]),
-                             "new_tokens": a["new_tokens"], "truncated": bool(a["truncated"])})
-    return rows
-
-
-def settings(cfg: Config, bertscore_hash: str | None) -> dict[str, Any]:
-    mc = cfg.metrics
-    return {
-        "bertscore": {"model": mc.bertscore_model, "num_layers": mc.bertscore_layers or None,
-                      "lang": mc.bertscore_lang, "rescale_with_baseline": mc.bertscore_rescale,
-                      "hash": bertscore_hash},
-        "rouge": {"variant": "rougeL F1 (rouge_score)", "use_stemmer": mc.rouge_stemmer},
-        "bootstrap": {"resamples": mc.bootstrap_resamples, "seed": mc.bootstrap_seed,
-                      "percentiles": [2.5, 97.5], "method": m.BOOTSTRAP_METHOD},
-        "normalisation": m.NORMALISATION,
-        "versions": m.library_versions(),
-    }  # fmt: skip
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
@@ -131,11 +37,11 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     pairs = pair_answers(answers, prompts, "generate/answers.jsonl")
     if not pairs:
         raise DataError("generate/answers.jsonl holds no answers", "rerun `repro generate`")
-    scored = score_all(cfg, pairs, references(prompts))
+    scored = score_all(cfg.metrics, pairs, references(prompts))
     summary: dict[str, Any] = {"origin": "run", "caps": sorted(pairs), "n_items": len(prompts)}
     for cap, rows in pairs.items():
-        summary[str(cap)] = cap_summary(cfg, cap, rows, scored)
-    summary.update(settings(cfg, scored["bertscore_hash"]))
+        summary[str(cap)] = cap_summary(cfg.metrics, cap, rows, scored)
+    summary.update(settings(cfg.metrics, scored["bertscore_hash"]))
     write_jsonl(ctx.out / "per_item.jsonl", per_item_rows(pairs, scored))
     write_json(ctx.out / "summary.json", summary)
     top = str(max(pairs))
