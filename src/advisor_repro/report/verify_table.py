@@ -2,7 +2,8 @@
 section, FAIL before PASS; the skipped ones folded by reason with a count; the paper's numbers
 in its words with GB converted to GiB (the one memory unit of this package).
 
-Shared by the verify stage (console and verify.md) and the report, so both say the same.
+Shared by the verify stage (its console table and verify.md, rendered here: `console`,
+`markdown`) and the report, so both say the same.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from advisor_repro.expected import with_unit
+from advisor_repro.expected import FAIL, PASS, SKIP, with_unit
 from advisor_repro.report.rows import with_range_unit
 
 # The paper's order; a location that names none of these goes last under its own first words
@@ -85,3 +86,59 @@ def reason_words(why: str) -> str:
 
 def skipped_line(reason: str, ids: list[str]) -> str:
     return f"{len(ids)} skipped: {reason}: " + ", ".join(ids)
+
+
+# ---- verify's own files: the console table and verify.md ------------------------------------
+def summary_lines(record: dict[str, Any]) -> list[str]:
+    """The state (REPRODUCED / PARTIAL / MECHANISM ONLY / FAIL), then one line per claim."""
+    n = record["counts"]
+    head = record.get("headline") or {}
+    lines = [f"verify: {n[PASS]} pass, {n[FAIL]} fail, {n[SKIP]} skip "
+             f"({'strict, ' if record['strict'] else ''}expected ranges: {record['expected']})",
+             head.get("line", "")]  # fmt: skip
+    lines += [f"  claim {c['text']}" for c in head.get("claims", [])]
+    return lines
+
+
+def console(record: dict[str, Any]) -> str:
+    rows = [[c for i, c in enumerate(cells(c)) if i != 1] for c in record["checks"]
+            if c["status"] != SKIP]  # fmt: skip
+    ids = [c["id"] for c in record["checks"] if c["status"] != SKIP]
+    table = [["status", "check", "paper", "this run", "range", "note"]]
+    table += [[r[0], i, *r[1:]] for r, i in zip(rows, ids, strict=True)]
+    order = {FAIL: 0, PASS: 1}
+    table[1:] = sorted(table[1:], key=lambda r: order.get(r[0].split()[0], 2))
+    caps = (22, 40, 24, 16, 24)
+    widths = [min(max(len(r[i]) for r in table), cap) for i, cap in enumerate(caps)]
+    lines = ["  ".join(r[i][: widths[i]].ljust(widths[i]) for i in range(5)) + "  " + r[5]
+             for r in table]  # fmt: skip
+    lines += [skipped_line(why, skipped)
+              for why, skipped in folded(record)]  # fmt: skip
+    return "\n".join(lines + summary_lines(record))
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " — ")
+
+
+def markdown(record: dict[str, Any]) -> str:
+    head = record.get("headline") or {}
+    lines = ["# Verify: this run against the paper", "", f"**{head.get('line', '')}**", ""]
+    lines += [f"- claim {c['text']}" for c in head.get("claims", [])]
+    lines += ["", summary_lines(record)[0].removeprefix("verify: ").capitalize() + ".", ""]
+    for name, checks in grouped(record):
+        lines += [f"## {name}", "", "| " + " | ".join(HEADER) + " |",
+                  "|---" * len(HEADER) + "|"]  # fmt: skip
+        lines += ["| " + " | ".join(_md(x) for x in cells(c)) + " |" for c in checks]
+        lines.append("")
+    lines += ["## Skipped checks, by reason", ""]
+    lines += [f"- {_md(skipped_line(w, ids))}"
+              for w, ids in folded(record)] or ["- none"]  # fmt: skip
+    lines += ["", "## Tolerance classes", ""]
+    lines += [f"- `{k}`: {v}" for k, v in record["classes"].items()]
+    lines += ["", "## How each value is read, and why each range", ""]
+    lines += [
+        f"- `{c['id']}` ({c['class']}, reads `{c['read']}`): {c['reason']}"
+        for c in record["checks"]
+    ]
+    return "\n".join(lines) + "\n"

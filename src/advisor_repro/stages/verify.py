@@ -17,7 +17,6 @@ Examples:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from advisor_repro.config import Config
 from advisor_repro.errors import VerifyFailed
@@ -99,8 +98,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     }
     record["headline"] = headline(cfg, record).to_dict()
     write_json(ctx.out / "verify.json", record)
-    atomic_write_text(ctx.out / "verify.md", render_markdown(record))
-    print(render_console(record), flush=True)
+    atomic_write_text(ctx.out / "verify.md", verify_table.markdown(record))
+    print(verify_table.console(record), flush=True)
     if failing:
         raise VerifyFailed(failure_text(failing, cfg.verify.strict), fix_text(ctx.run_dir))
     return StageResult(figures={"pass": counts[PASS], "fail": counts[FAIL], "skip": counts[SKIP]})
@@ -120,62 +119,6 @@ def fix_text(run_dir: Path) -> str:
         f"read {run_dir}/verify/verify.md (each check gives its range and why); "
         f"`repro report --run-dir {run_dir}` renders the full report with this table"
     )
-
-
-# ---- rendering ------------------------------------------------------------------------------
-def summary_lines(record: dict[str, Any]) -> list[str]:
-    """The state (REPRODUCED / PARTIAL / MECHANISM ONLY / FAIL), then one line per claim."""
-    n = record["counts"]
-    head = record.get("headline") or {}
-    lines = [f"verify: {n[PASS]} pass, {n[FAIL]} fail, {n[SKIP]} skip "
-             f"({'strict, ' if record['strict'] else ''}expected ranges: {record['expected']})",
-             head.get("line", "")]  # fmt: skip
-    lines += [f"  claim {c['text']}" for c in head.get("claims", [])]
-    return lines
-
-
-def render_console(record: dict[str, Any]) -> str:
-    rows = [[c for i, c in enumerate(verify_table.cells(c)) if i != 1] for c in record["checks"]
-            if c["status"] != SKIP]  # fmt: skip
-    ids = [c["id"] for c in record["checks"] if c["status"] != SKIP]
-    table = [["status", "check", "paper", "this run", "range", "note"]]
-    table += [[r[0], i, *r[1:]] for r, i in zip(rows, ids, strict=True)]
-    order = {FAIL: 0, PASS: 1}
-    table[1:] = sorted(table[1:], key=lambda r: order.get(r[0].split()[0], 2))
-    caps = (22, 40, 24, 16, 24)
-    widths = [min(max(len(r[i]) for r in table), cap) for i, cap in enumerate(caps)]
-    lines = ["  ".join(r[i][: widths[i]].ljust(widths[i]) for i in range(5)) + "  " + r[5]
-             for r in table]  # fmt: skip
-    lines += [verify_table.skipped_line(why, skipped)
-              for why, skipped in verify_table.folded(record)]  # fmt: skip
-    return "\n".join(lines + summary_lines(record))
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " — ")
-
-
-def render_markdown(record: dict[str, Any]) -> str:
-    head = record.get("headline") or {}
-    lines = ["# Verify: this run against the paper", "", f"**{head.get('line', '')}**", ""]
-    lines += [f"- claim {c['text']}" for c in head.get("claims", [])]
-    lines += ["", summary_lines(record)[0].removeprefix("verify: ").capitalize() + ".", ""]
-    for name, checks in verify_table.grouped(record):
-        lines += [f"## {name}", "", "| " + " | ".join(verify_table.HEADER) + " |",
-                  "|---" * len(verify_table.HEADER) + "|"]  # fmt: skip
-        lines += ["| " + " | ".join(_md(x) for x in verify_table.cells(c)) + " |" for c in checks]
-        lines.append("")
-    lines += ["## Skipped checks, by reason", ""]
-    lines += [f"- {_md(verify_table.skipped_line(w, ids))}"
-              for w, ids in verify_table.folded(record)] or ["- none"]  # fmt: skip
-    lines += ["", "## Tolerance classes", ""]
-    lines += [f"- `{k}`: {v}" for k, v in record["classes"].items()]
-    lines += ["", "## How each value is read, and why each range", ""]
-    lines += [
-        f"- `{c['id']}` ({c['class']}, reads `{c['read']}`): {c['reason']}"
-        for c in record["checks"]
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def external_inputs(cfg: Config) -> dict[str, str]:
