@@ -19,6 +19,7 @@ from typing import Any
 from advisor_repro import __version__
 from advisor_repro.config import Config
 from advisor_repro.files import read_json, write_json
+from advisor_repro.hardware.gpu import GIB
 
 LIBRARIES = (
     "torch",
@@ -140,7 +141,7 @@ def hardware() -> dict[str, Any]:
             info["gpu"] = {
                 "name": p.name,
                 "capability": f"{p.major}.{p.minor}",
-                "total_gib": round(p.total_memory / 2**30, 3),
+                "total_gib": round(p.total_memory / GIB, 3),
             }
     except ImportError:
         pass

@@ -45,6 +45,7 @@ from advisor_repro.files import (
     sha256_text,
     write_json,
 )
+from advisor_repro.hardware.gpu import GIB
 from advisor_repro.stages.contract import Stage, StageContext, StageResult
 
 RECORD = "done.json"
@@ -203,7 +204,7 @@ def precheck(stage: Stage, cfg: Config, run_dir: Path) -> None:
     if need > free:
         raise ResourceError(
             f"not enough disk for stage '{stage.name}' at {run_dir}: it writes about "
-            f"{need / 2**30:.2f} GiB, {free / 2**30:.2f} GiB are free; nothing was changed",
+            f"{need / GIB:.2f} GiB, {free / GIB:.2f} GiB are free; nothing was changed",
             "free disk there, or put the run elsewhere with --run-dir")
     if stage.check:
         stage.check(cfg, _context(stage, cfg, run_dir))

@@ -21,10 +21,9 @@ from pathlib import Path
 
 from advisor_repro.config import Config
 from advisor_repro.errors import PrerequisitesMissing, ReproError, ResourceError
+from advisor_repro.hardware.gpu import GIB
 from advisor_repro.pipeline import check_cache_writable, nearest_existing
 from advisor_repro.stages.contract import Stage
-
-GIB = 2**30
 
 
 def stages_to_run(stages: list[Stage], states: dict[str, str], forced: Iterable[str]

@@ -18,6 +18,7 @@ import argparse
 from advisor_repro import pipeline
 from advisor_repro.cli.common import add_run_options, say, select
 from advisor_repro.hardware import projection
+from advisor_repro.hardware.gpu import GIB
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
         action = KEPT.get(state, f"run ({state})")
         say(
             f"  {name:<12} {action:<22} ~{fmt_seconds(est.seconds):>9}  "
-            f"disk {est.disk_bytes / 2**30:6.2f} GiB  VRAM {est.vram_gib:5.1f} GiB"
+            f"disk {est.disk_bytes / GIB:6.2f} GiB  VRAM {est.vram_gib:5.1f} GiB"
             + (f"  {detail}" if detail else "")
         )
         if state not in KEPT:
@@ -75,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
             disk += est.disk_bytes
         vram = max(vram, est.vram_gib)
     say(
-        f"  total to run: ~{fmt_seconds(todo_s)}, new disk ~{disk / 2**30:.2f} GiB, "
+        f"  total to run: ~{fmt_seconds(todo_s)}, new disk ~{disk / GIB:.2f} GiB, "
         f"peak VRAM ~{vram:.1f} GiB (budget {sel.cfg.hardware.vram_budget_gib} GiB)"
     )
     return 0

@@ -27,8 +27,8 @@ from typing import Any
 
 from advisor_repro.errors import DataError
 from advisor_repro.files import canonical_json
+from advisor_repro.hardware.gpu import GIB
 
-GIB = 2**30
 MODELS = ("base", "ft")
 RESERVE_GIB = 1.0  # CUDA context + allocator slack kept free when fitting the batch
 KV_GROWTH = 1.25  # the dynamic KV cache grows by concatenation: slack for the copies

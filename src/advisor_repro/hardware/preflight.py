@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from advisor_repro.errors import ConfigError, PreflightError, ResourceError
+from advisor_repro.hardware.gpu import GIB
 
-GIB = 1024**3  # torch and Unsloth report GPU memory in GiB ("14.741 GB" on a T4)
 GB = 1000**3  # disk sizes are quoted in decimal GB, as `df -H` and cloud consoles do
 
 # "16 GB class": a T4 reports 14.74 GiB and a P100 15.89 GiB; both ran the paper's recipe.

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor_repro.config import Config
+from advisor_repro.hardware.gpu import GIB
 from advisor_repro.manifest import bench_environment
 
 LIBS = ("torch", "transformers", "bitsandbytes", "llguidance")  # the libraries a record names
@@ -41,7 +42,6 @@ LIBS = ("torch", "transformers", "bitsandbytes", "llguidance")  # the libraries 
 OTHER = {False: "batched_overlap", True: "batched_step_by_step"}
 TARGET_BATCH_SPEEDUP = 5.0
 TARGET_GRAMMAR_OVERHEAD = 0.10
-GIB = 2**30
 TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 16064,
         "max_position_embeddings": 4096, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,

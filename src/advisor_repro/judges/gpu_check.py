@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from advisor_repro.hardware.gpu import GIB
+
 QWEN25_14B = {  # config.json of Qwen/Qwen2.5-14B-Instruct (architecture only)
     "hidden_size": 5120, "intermediate_size": 13824, "num_hidden_layers": 48,
     "num_attention_heads": 40, "num_key_value_heads": 8, "vocab_size": 152064,
@@ -32,7 +34,6 @@ CHATML = (
     "message['content'] + '<|im_end|>\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-GIB = 2**30
 
 
 def build_standin(

@@ -29,10 +29,10 @@ from typing import Any
 
 from advisor_repro.config import Config, Judge
 from advisor_repro.errors import ConfigError
+from advisor_repro.hardware.gpu import GIB
 from advisor_repro.judges import settings
 from advisor_repro.judges.rubric import Messages
 
-GIB = 2**30
 RESERVE_GIB = 1.0  # CUDA context and allocator slack kept free when fitting the batch
 KV_GROWTH = 1.25  # the dynamic KV cache grows by concatenation: slack for the copies
 CPU_BATCH = 8  # judge.batch_size = 0 on the CPU: latency, not memory, is the limit

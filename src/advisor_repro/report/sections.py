@@ -14,9 +14,9 @@ from advisor_repro.expected import fmt
 from advisor_repro.report import curves, data_tables, eval_tables, glance, plots, verify_table
 from advisor_repro.report.render import Figure, Folded, NotRun, Pre, Section, Table, Text
 from advisor_repro.report.rows import Verdicts, table
+from advisor_repro.report.verify_table import GB_PER_GIB
 
 SEGMENTS = ("train-1", "train-2")
-GB_PER_GIB = 2**30 / 1e9
 Reader = Callable[[str], Any]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from advisor_repro.config import Config
 from advisor_repro.errors import PreflightError
 from advisor_repro.files import write_json
+from advisor_repro.hardware.gpu import GIB
 from advisor_repro.hardware.preflight import (
     Requirement,
     arch_fix,
@@ -24,8 +25,6 @@ from advisor_repro.hardware.preflight import (
 )
 from advisor_repro.manifest import update_manifest
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
-
-GIB = 2**30
 
 
 def disk_needed(cfg: Config, plan_bytes: int) -> int:

@@ -34,13 +34,13 @@ from typing import Any
 from advisor_repro.config import Config
 from advisor_repro.errors import OfflineError, PreflightError, ResourceError
 from advisor_repro.files import read_json, write_json
+from advisor_repro.hardware.gpu import GIB
 from advisor_repro.hardware.utilisation import dense_params, percent
 from advisor_repro.training import utilisation
 
 PATHS = {"a": "package", "b": "unsloth", "c": "hf"}
 TARGETS = {"a/b": 0.97, "a/c": 3.0}
 RESERVED_TARGET_GIB = {2: 6.0, 4: 7.0}  # peak reserved at micro-batch 2 and 4
-GIB = 2**30
 WORKER_TIMEOUT_S = 900
 
 

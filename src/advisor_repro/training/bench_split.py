@@ -41,13 +41,13 @@ from typing import Any, NamedTuple
 from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError, ResourceError, StageInputError
 from advisor_repro.files import read_json, read_jsonl, write_json
+from advisor_repro.hardware.gpu import GIB
 from advisor_repro.hardware.utilisation import dense_params
 from advisor_repro.training import checkpointing, utilisation
 from advisor_repro.training.segments import Shape
 
 SEGMENTS = ("train-1", "train-2")
 TARGETS = {"step_ratio_max": 0.6, "loss_diff_max": 1e-3}
-GIB = 2**30
 WORKER_TIMEOUT_S = 1500
 
 

@@ -37,7 +37,6 @@ from typing import Any
 
 from advisor_repro.training.segments import Shape
 
-GIB = 2**30
 # Kept free beyond the probe's peak: the 8-bit AdamW state of the LoRA weights (2 bytes a
 # parameter: 84 MB for the 7B's 41.9 M) and allocator fragmentation over varying lengths.
 HEADROOM_GIB = 0.5

@@ -18,9 +18,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from advisor_repro.hardware.gpu import GIB
 from advisor_repro.training import segments
 
-GIB = 2**30
 PROJECT_AFTER = 3  # optimizer steps measured before the wall-clock projection
 
 

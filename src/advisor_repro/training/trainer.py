@@ -29,12 +29,12 @@ from typing import Any
 from advisor_repro.config import Config, Train
 from advisor_repro.errors import ConfigError, ResourceError, SessionLimitReached, Terminated
 from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json, write_jsonl
+from advisor_repro.hardware.gpu import GIB
 from advisor_repro.models import hub as models
 from advisor_repro.training import checkpointing, microbatch, padding_free, segments
 from advisor_repro.training.backends import LoadSpec, count_trainable, get_backend, torch_dtype
 from advisor_repro.training.segments import SegmentPlan, Shape
 
-GIB = 2**30
 SHAPE_FILE = ".shape.json"  # a micro-batch change survives a crash-resume (not an output)
 SAVE_MARGIN_S = 120.0  # time kept for saving the adapter before a session limit
 LIBS = ("torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "unsloth")
