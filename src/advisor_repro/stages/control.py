@@ -19,8 +19,7 @@ from advisor_repro.config import Config
 from advisor_repro.files import read_json, read_jsonl, write_json
 from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Stage, StageContext, StageResult
-from advisor_repro.training import segments
-from advisor_repro.training.process import (
+from advisor_repro.stages.train import (
     COMMON,
     DECISION,
     TEST_TEXT,
@@ -30,6 +29,7 @@ from advisor_repro.training.process import (
     prerequisites_for,
     result_of,
 )
+from advisor_repro.training import segments
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
