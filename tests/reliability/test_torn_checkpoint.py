@@ -20,7 +20,7 @@ import pytest
 
 from advisor_repro.cli import main
 from advisor_repro.files import read_json, read_jsonl
-from advisor_repro.training.trainer import last_complete_checkpoint
+from advisor_repro.training.checkpoints import last_complete_checkpoint
 
 from .conftest import (
     PROFILE,

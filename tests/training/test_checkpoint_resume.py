@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from advisor_repro.training.trainer import last_complete_checkpoint
+from advisor_repro.training.checkpoints import last_complete_checkpoint
 
 
 def checkpoint(folder, step: int):

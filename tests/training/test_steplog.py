@@ -1,4 +1,4 @@
-"""steplog.CheckpointRotation (trainer.rotate_checkpoints): the checkpoints folder ends as the
+"""steplog.CheckpointRotation (checkpoints.rotate_checkpoints): the checkpoints folder ends as the
 uninterrupted run's, whatever pause or SIGTERM saved a checkpoint between the regular ones (the
 crash sweep found control/checkpoints/checkpoint-1 left beside checkpoint-2)."""
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor_repro.training.trainer import rotate_checkpoints
+from advisor_repro.training.checkpoints import rotate_checkpoints
 
 
 def saves(folder: Path, steps: list[int], every: int, max_steps: int) -> list[int]:

@@ -20,6 +20,7 @@ from transformers import TrainerCallback
 
 from advisor_repro.hardware.gpu import GIB
 from advisor_repro.training import segments
+from advisor_repro.training.checkpoints import rotate_checkpoints
 
 PROJECT_AFTER = 3  # optimizer steps measured before the wall-clock projection
 
@@ -245,6 +246,5 @@ class CheckpointRotation(TrainerCallback):
         self.every = every
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        from advisor_repro.training.trainer import rotate_checkpoints
 
         rotate_checkpoints(Path(args.output_dir), self.every, state.max_steps)
