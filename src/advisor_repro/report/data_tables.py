@@ -238,7 +238,7 @@ def phase_rows(summaries: dict[str, Any], cfg: Config) -> list[Row]:
                  f"{effective or shape['micro_batch'] * shape['grad_accum']}"
                  if {"micro_batch", "grad_accum"} <= set(shape) else None)  # fmt: skip
         mode = at(s, "micro_batch_choice.mode")
-        if batch and mode == "auto":  # issue 19: the split the memory model chose
+        if batch and mode == "auto":  # the split the memory model chose
             batch += f" (split auto: {at(s, 'micro_batch_choice.reason')})"
         if batch and at(s, "padding.step_order") == "length":  # beyond the paper: same steps
             batch += "; each step's sequences cut into micro-batches by length"

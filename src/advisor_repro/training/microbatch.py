@@ -176,8 +176,8 @@ class StepOrder:
 # Peak reserved GiB = base_gib + gib_per_token x (micro-batch x longest sequence), measured
 # with this package's trainer under the 14.74 GiB cap (fp16, NF4 double quant, LoRA r 16 on 7
 # modules, gradient checkpointing): `repro bench train` at seq 2048 (micro-batch 2: 6.17 GiB,
-# 4: 7.88 GiB; BENCHMARKS.md) on the H100 and again on the H200, and the H200 runs of issue 19
-# at the stand-in's lengths (longest 1,057: 2 x 4 5.43-5.53 GiB, 4 x 8 6.30-6.41, 8 x 1 7.85,
+# 4: 7.88 GiB; BENCHMARKS.md) on the H100 and again on the H200, and the H200 lengths-bench
+# runs at the stand-in's lengths (longest 1,057: 2 x 4 5.43-5.53 GiB, 4 x 8 6.30-6.41, 8 x 1 7.85,
 # 16 x 2 11.27). The line through the seq-2048 pair predicts the others within 0.3 GiB.
 MISTRAL_7B = {"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336,
               "vocab_size": 32768}
@@ -191,7 +191,7 @@ CALIBRATIONS: list[dict[str, Any]] = [
      # larger kept)
      "gib_per_layer_token": 9.001e-05,
      "source": "repro bench train (seq 2048, micro-batch 2 and 4) on the H100 and H200; "
-               "issue 19's H200 runs at the stand-in's lengths"},
+               "the H200 lengths-bench runs at the stand-in's lengths"},
 ]
 SAFETY = 1.05  # on the predicted peak: the calibration's largest miss was 4 %
 

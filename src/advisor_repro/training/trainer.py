@@ -487,7 +487,7 @@ def build_summary(cfg: Config, plan: SegmentPlan, spec: LoadSpec, result: dict, 
         "shape": {"micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
                   "effective": shape.effective},
         "shape_changes": result["changes"],
-        # the split in force (issue 16's phase table reads these four keys)
+        # the split in force (the report's phase table reads these four keys)
         "micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
         "effective_batch": shape.effective, "micro_batch_choice": result["choice"],
         "padding": result["padding"], "checkpointing": result["checkpointing"],
