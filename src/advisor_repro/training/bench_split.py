@@ -404,18 +404,14 @@ def _layers(model: Any, train: Any, wanted: int | str | None, shape: Shape, leng
     run's micro-batch) or an explicit number."""
     import dataclasses
 
-    from advisor_repro.training import microbatch
-
-    n = len(checkpointing.decoder_layers(model))
     if isinstance(wanted, int):
-        k = min(wanted, n)
-        return {"mode": "explicit", "layers": n, "checkpointed": k, "share": round(k / n, 4),
-                "predicted_peak_gib": None, "reason": f"--splits ...:gc{wanted}"}
+        n = len(checkpointing.decoder_layers(model))
+        return checkpointing.Decision(n, min(wanted, n), None, f"--splits ...:gc{wanted}",
+                                      "explicit").to_dict()
     if wanted == "auto":
         train = dataclasses.replace(train, checkpoint_layers="auto")
     tokens = checkpointing.worst_tokens(lengths, shape.micro_batch, longest, train.padding_free)
-    cal = microbatch.calibration(backend, model.config, train.gradient_checkpointing)
-    return checkpointing.choose(train, cal, n, tokens, budget_gib, device)
+    return checkpointing.for_model(model, train, backend, tokens, budget_gib, device)
 
 
 def sample(n_texts: int, n: int, seed: int, warm: bool) -> list[int]:

@@ -35,13 +35,14 @@ class Decision:
     checkpointed: int  # of them, how many recompute their forward
     predicted_peak_gib: float | None  # the memory model's peak with that many (x SAFETY)
     reason: str
+    mode: str = "auto"  # "off", "all", "auto" or "explicit" (the benchmark's :gcN)
 
     @property
     def share(self) -> float:
         return self.checkpointed / self.layers if self.layers else 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mode": "auto", "layers": self.layers, "checkpointed": self.checkpointed,
+        return {"mode": self.mode, "layers": self.layers, "checkpointed": self.checkpointed,
                 "share": round(self.share, 4), "predicted_peak_gib": self.predicted_peak_gib,
                 "reason": self.reason}
 
@@ -84,13 +85,19 @@ def choose(train: Train, cal: dict[str, Any] | None, layers: int, tokens: int,
            budget_gib: float, device: str) -> dict[str, Any]:
     """The record of which layers a run checkpoints (`decide` under "auto")."""
     if not train.gradient_checkpointing:
-        return {"mode": "off", "layers": layers, "checkpointed": 0, "share": 0.0,
-                "predicted_peak_gib": None, "reason": "train.gradient_checkpointing = false"}
+        return Decision(layers, 0, None, "train.gradient_checkpointing = false", "off").to_dict()
     if train.checkpoint_layers == "all":
-        return {"mode": "all", "layers": layers, "checkpointed": layers, "share": 1.0,
-                "predicted_peak_gib": None,
-                "reason": "train.checkpoint_layers = 'all': every layer, as the notebooks"}
+        return Decision(layers, layers, None, "train.checkpoint_layers = 'all': every layer, "
+                        "as the notebooks", "all").to_dict()
     return decide(cal, layers, tokens, budget_gib, device).to_dict()
+
+
+def for_model(model: Any, train: Train, backend: str, tokens: int, budget_gib: float,
+              device: str) -> dict[str, Any]:
+    """`choose` for this model (its decoder layers, the calibration of its backend and shape)
+    at a largest micro-batch of `tokens` tokens."""
+    cal = microbatch.calibration(backend, model.config, train.gradient_checkpointing)
+    return choose(train, cal, len(decoder_layers(model)), tokens, budget_gib, device)
 
 
 # ---- on the model ------------------------------------------------------------------------------

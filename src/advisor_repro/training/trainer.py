@@ -301,14 +301,13 @@ def _layers(model: Any, cfg: Config, spec: LoadSpec, shape: Shape,
             lengths: tuple[list[int], int], backend_name: str,
             say: Callable[[str], None]) -> dict[str, Any]:
     """Which decoder layers this run checkpoints (training/checkpointing.py)."""
-    n = len(checkpointing.decoder_layers(model))
     tokens = checkpointing.worst_tokens(lengths[0], shape.micro_batch, lengths[1],
                                         cfg.train.padding_free)
-    cal = microbatch.calibration(backend_name, model.config, cfg.train.gradient_checkpointing)
-    layers = checkpointing.choose(cfg.train, cal, n, tokens, cfg.hardware.vram_budget_gib,
-                                  spec.device)
+    layers = checkpointing.for_model(model, cfg.train, backend_name, tokens,
+                                     cfg.hardware.vram_budget_gib, spec.device)
     if layers["mode"] == "auto":
-        say(f"checkpointing auto: {layers['checkpointed']} of {n} layers; {layers['reason']}")
+        say(f"checkpointing auto: {layers['checkpointed']} of {layers['layers']} layers; "
+            f"{layers['reason']}")
     return layers
 
 
