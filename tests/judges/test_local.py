@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 
+from advisor_repro.bench.judge import TINY
 from advisor_repro.config import load_config
 from advisor_repro.errors import ConfigError
 from advisor_repro.judges import CachedJudge, Question, ask, ask_all
-from advisor_repro.judges.bench import TINY
 from advisor_repro.judges.gpu_check import build_standin, pairs
 from advisor_repro.judges.local import LocalJudge
 from advisor_repro.judges.rubric import claim_messages, pair_messages, parse_claim, parse_pair

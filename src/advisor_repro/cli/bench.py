@@ -10,6 +10,21 @@ Examples:
   repro data --profile rehearsal --run-dir runs/bench-data    # then, at the data's lengths:
   repro bench train --mode lengths --profile rehearsal --run-dir runs/bench-data --markdown
                                       # segments 1 and 2: the written split against auto
+
+`repro bench generate`: batched generation vs one prompt at a time on the 7B shape (GPU).
+
+Examples:
+  repro bench generate                                  # 100 answers x 512 tokens, JSON
+  repro bench generate --markdown                       # also print the BENCHMARKS.md table
+  repro bench generate --answers 100 --new-tokens 512 --sequential 3 --variants dynamic,static
+
+`repro bench judge`: the local judge batched vs one question at a time, under the rubric's
+grammar vs free decoding, on the paper's judge shape (Qwen2.5-14B, random weights, NF4, GPU).
+
+Examples:
+  repro bench judge --markdown                          # 8 questions on the GPU, JSON + table
+  repro bench judge --questions 12 --free-tokens 64
+  repro bench judge --scale tiny --markdown             # 2 small layers on the CPU (code path)
 """
 
 from __future__ import annotations
@@ -20,15 +35,15 @@ from typing import Any
 
 from advisor_repro.cli.common import add_run_options, say, select
 from advisor_repro.errors import ConfigError
+from advisor_repro.files import write_json
+
+VARIANTS = ("dynamic", "static")  # KV cache of the batched runs (transformers' names)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from advisor_repro.cli import bench_generate, bench_judge
-
     p = sub.add_parser("bench", help="GPU benchmarks: `repro bench train`, `repro bench "
                        "generate`, `repro bench judge`",
-                       description=__doc__ + "\n" + bench_generate.__doc__ + "\n"
-                       + bench_judge.__doc__,
+                       description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=("train", "generate", "judge"), help="what to benchmark")
     add_run_options(p)
@@ -56,8 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-gib", type=float,
                    help="per-process VRAM cap (default: the profile's hardware.vram_budget_gib)")
     p.add_argument("--markdown", action="store_true", help="print the BENCHMARKS.md table")
-    bench_generate.add_options(p)
-    bench_judge.add_options(p)
+    _generate_options(p)
+    _judge_options(p)
     p.set_defaults(func=main)
 
 
@@ -70,15 +85,12 @@ def _list(text: str, allowed: tuple[str, ...] | None = None) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from advisor_repro.training import bench as bench_train
+    from advisor_repro.bench import train as bench_train
+
     if args.what == "generate":
-        from advisor_repro.cli import bench_generate
-
-        return bench_generate.main(args)
+        return _generate(args)
     if args.what == "judge":
-        from advisor_repro.cli import bench_judge
-
-        return bench_judge.main(args)
+        return _judge(args)
     args.profile = args.profile or "paper"
     sel = select(args)
     if args.mode == "lengths":
@@ -101,16 +113,87 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _lengths(args: argparse.Namespace, sel: Any) -> int:
-    from advisor_repro.training import bench_split
+    from advisor_repro.bench import lengths
 
-    splits = bench_split.parse_splits(args.splits)
+    splits = lengths.parse_splits(args.splits)
     out = Path(args.out or "runs/bench/train-lengths.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     budget = args.budget_gib or sel.cfg.hardware.vram_budget_gib
-    segments = bench_split.parse_segments(args.segments)
-    record = bench_split.run(sel.cfg, sel.run_dir, out, splits, args.steps or 4, args.dtype,
+    segments = lengths.parse_segments(args.segments)
+    record = lengths.run(sel.cfg, sel.run_dir, out, splits, args.steps or 4, args.dtype,
                              budget, say, segments=segments, seen=not args.no_seen)
     if args.markdown:
-        say(bench_split.markdown(record))
+        say(lengths.markdown(record))
     say(f"wrote {out}")
+    return 0
+
+def _generate_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("bench generate")
+    g.add_argument("--answers", type=int, default=100, help="answers generated batched")
+    g.add_argument("--new-tokens", type=int, default=512, help="new tokens per answer (forced)")
+    g.add_argument("--sequential", type=int, default=3,
+                   help="prompts generated one at a time (tokens/s extrapolated to all)")
+    g.add_argument("--variants", default="dynamic,static",
+                   help=f"batched runs by KV cache, comma-separated subset of {VARIANTS}")
+    g.add_argument("--scale", choices=("full", "tiny"), default="full",
+                   help="tiny = 2 small layers on the CPU (a code-path check, no GPU)")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from advisor_repro.bench import generate as bench_generate
+    args.profile = args.profile or "paper"
+    sel = select(args)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not variants or any(v not in VARIANTS for v in variants):
+        raise ConfigError(f"--variants {args.variants!r}", f"use a subset of {VARIANTS}")
+    if min(args.answers, args.new_tokens, args.sequential) < 1 or args.sequential > args.answers:
+        raise ConfigError("--answers, --new-tokens and --sequential must be >= 1, and "
+                          "--sequential <= --answers", "e.g. --answers 100 --sequential 3")
+    cfg = sel.cfg
+    if args.budget_gib:
+        from dataclasses import replace
+
+        cfg = replace(cfg, hardware=replace(cfg.hardware, vram_budget_gib=args.budget_gib))
+    out = Path(args.out or "runs/bench/generate.json")
+    record = bench_generate.run(cfg, args.answers, args.new_tokens, args.sequential, variants,
+                                args.scale, say, save=lambda r: write_json(out, r))
+    if args.markdown:
+        say(bench_generate.markdown(record))
+    say(f"wrote {out}")
+    return 0
+
+
+def _judge_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("bench judge")
+    g.add_argument("--questions", type=int, default=8, help="pair questions judged")
+    g.add_argument("--free-tokens", type=int, default=64,
+                   help="tokens each row decodes without the grammar (the per-token baseline)")
+    g.add_argument("--standin-dir", default="",
+                   help="where the random-weight judge is written once (default: "
+                        "/tmp/advisor-repro-judge-standin, or -tiny with --scale tiny)")
+
+
+def _judge(args: argparse.Namespace) -> int:
+    from advisor_repro.bench import judge as bench
+
+    args.profile = args.profile or "paper"
+    sel = select(args)
+    if args.questions < 2 or args.free_tokens < 2:
+        raise ConfigError("--questions and --free-tokens must be >= 2",
+                          "e.g. --questions 8 --free-tokens 64")
+    cfg = sel.cfg
+    if args.budget_gib:
+        from dataclasses import replace
+
+        cfg = replace(cfg, hardware=replace(cfg.hardware, vram_budget_gib=args.budget_gib))
+    standin = Path(args.standin_dir or "/tmp/advisor-repro-judge-standin"
+                   + ("-tiny" if args.scale == "tiny" else ""))
+    out = Path(args.out or "runs/bench/judge.json")
+    record = bench.run(cfg, args.questions, args.free_tokens, args.scale, standin, say,
+                       save=lambda r: write_json(out, r))
+    table = bench.markdown(record)
+    out.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
+    if args.markdown:
+        say(table)
+    say(f"wrote {out} and {out.with_suffix('.md')}")
     return 0

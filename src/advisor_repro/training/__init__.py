@@ -6,7 +6,6 @@ with a fresh LoRA or the handed-off adapter, under the VRAM budget and the sessi
 `steplog` writes the per-step log and crash-resume checkpoints; `handoff` builds and verifies
 the adapter-only bundle that is all that crosses from segment 1 (the P100) to segment 2 (the
 T4); `backends/` loads the model through Unsloth (the paper's) or plain transformers + PEFT;
-`microbatch` splits a segment's effective batch to fit the VRAM budget (`split = "auto"`);
-`bench` measures training speed and memory (`repro bench train`), `bench_split` the written
-split against auto at the data's lengths (`repro bench train --mode lengths`).
+`microbatch` splits a segment's effective batch to fit the VRAM budget (`split = "auto"`).
+The benchmarks of this recipe live in the `bench` wing.
 """

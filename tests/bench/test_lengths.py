@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from advisor_repro.bench import lengths
 from advisor_repro.cli import main
 from advisor_repro.errors import ConfigError
 from advisor_repro.files import read_json
-from advisor_repro.training import bench_split
 
 
 def run_record(step_s: float, losses: list[float], reserved: float | None) -> dict:
@@ -25,7 +25,7 @@ def test_compare_against_the_targets():
                         "auto": run_record(1.183, [10.41, 10.40, 10.3805], 7.85)},
             "train-2": {"fixed": run_record(5.135, [10.4, 10.39], 6.30),
                         "auto": run_record(2.964, [10.4, 10.3], 15.1)}}
-    out = bench_split.compare(runs, ["fixed", "auto"])
+    out = lengths.compare(runs, ["fixed", "auto"])
     one, two = out["train-1 auto vs fixed"], out["train-2 auto vs fixed"]
     assert one["step_ratio"] == pytest.approx(0.521) and one["ok"]["step_ratio"] is True
     assert one["loss_diff_max"] == pytest.approx(5e-4) and one["ok"]["loss"] is True
@@ -37,7 +37,7 @@ def test_compare_against_the_targets():
 def test_cpu_comparison_has_no_memory_verdict():
     runs = {"train-1": {"fixed": run_record(8.0, [4.1], None),
                         "1": run_record(6.4, [4.1], None)}}
-    c = bench_split.compare(runs, ["fixed", "1"])["train-1 1 vs fixed"]
+    c = lengths.compare(runs, ["fixed", "1"])["train-1 1 vs fixed"]
     assert c["ok"] == {"step_ratio": False, "loss": True, "memory": None}
 
 
@@ -46,37 +46,37 @@ def test_cpu_comparison_has_no_memory_verdict():
                                   "fixed,auto:pf2", "fixed,pf"])
 def test_bad_split_lists_are_refused(text):
     with pytest.raises(ConfigError):
-        bench_split.parse_splits(text)
+        lengths.parse_splits(text)
 
 
 def test_splits_parse():
-    assert bench_split.parse_splits("fixed, auto,8") == ["fixed", "auto", "8"]
-    assert bench_split.parse_splits("fixed,auto:length") == ["fixed", "auto:length"]
-    assert bench_split.parse_name("auto:length:pad64") == ("auto", "length", 64, False, None)
-    assert bench_split.parse_name("8:pad8") == ("8", "sampled", 8, False, None)
-    assert bench_split.parse_name("fixed") == ("fixed", "sampled", 0, False, None)
-    assert bench_split.parse_name("auto:pf") == ("auto", "sampled", 0, True, None)
-    assert bench_split.parse_name("fixed:pf:length") == ("fixed", "length", 0, True, None)
-    assert bench_split.parse_name("auto:pf:gcauto").layers == "auto"
-    assert bench_split.parse_name("1:gc0") == ("1", "sampled", 0, False, 0)
+    assert lengths.parse_splits("fixed, auto,8") == ["fixed", "auto", "8"]
+    assert lengths.parse_splits("fixed,auto:length") == ["fixed", "auto:length"]
+    assert lengths.parse_name("auto:length:pad64") == ("auto", "length", 64, False, None)
+    assert lengths.parse_name("8:pad8") == ("8", "sampled", 8, False, None)
+    assert lengths.parse_name("fixed") == ("fixed", "sampled", 0, False, None)
+    assert lengths.parse_name("auto:pf") == ("auto", "sampled", 0, True, None)
+    assert lengths.parse_name("fixed:pf:length") == ("fixed", "length", 0, True, None)
+    assert lengths.parse_name("auto:pf:gcauto").layers == "auto"
+    assert lengths.parse_name("1:gc0") == ("1", "sampled", 0, False, 0)
     with pytest.raises(ConfigError, match="gcauto"):
-        bench_split.parse_name("auto:gcsome")
+        lengths.parse_name("auto:gcsome")
 
 
 def test_segments_parse():
-    assert bench_split.parse_segments("train-2") == ["train-2"]
+    assert lengths.parse_segments("train-2") == ["train-2"]
     for bad in ("", "train-3", "train-1,control"):
         with pytest.raises(ConfigError):
-            bench_split.parse_segments(bad)
+            lengths.parse_segments(bad)
 
 
 def test_the_warm_up_sample_is_disjoint_from_the_measured_one_where_the_data_allows():
-    measured = bench_split.sample(2274, 128, 42, warm=False)
-    warm = bench_split.sample(2274, 128, 42, warm=True)
+    measured = lengths.sample(2274, 128, 42, warm=False)
+    warm = lengths.sample(2274, 128, 42, warm=True)
     assert len(measured) == len(warm) == 128 and not set(measured) & set(warm)
-    assert measured == bench_split.sample(2274, 128, 42, warm=False)  # seeded
+    assert measured == lengths.sample(2274, 128, 42, warm=False)  # seeded
     # too little data for two samples (the smoke set): the warm-up draws from all of it
-    small = bench_split.sample(100, 64, 42, warm=True)
+    small = lengths.sample(100, 64, 42, warm=True)
     assert len(small) == 64 and len(set(small)) == 64
 
 
@@ -138,13 +138,13 @@ def test_utilisation_of_a_constructed_h100_record_and_its_table():
               "splits": ["fixed", "auto"],
               "runs": {"train-2": {"fixed": lengths_row(4, 8, 3.09, 6000.0, None),
                                    "auto": lengths_row(16, 2, 2.412, 8400.0, 9260.0)}}}
-    record["comparison"] = bench_split.compare(record["runs"], record["splits"])
-    bench_split.utilisation.annotate_lengths(record)
+    record["comparison"] = lengths.compare(record["runs"], record["splits"])
+    lengths.utilisation.annotate_lengths(record)
     auto = record["runs"]["train-2"]["auto"]
     assert auto["seen"]["utilisation"]["mfu"] == 0.2713  # 4 x 7.248e9 x 9,260 / 989.4e12
     assert auto["seen"]["utilisation"]["hfu"] == 0.407  # x 6: the recomputed forward
     assert record["runs"]["train-2"]["fixed"]["utilisation"]["mfu"] == 0.1758
-    md = bench_split.markdown(record)
+    md = lengths.markdown(record)
     assert "| train-2 | fixed: 4 x 8 | 17.6% | - | 26.4% | - |" in md
     assert "| train-2 | auto: 16 x 2 | 24.6% | 27.1% | 36.9% | 40.7% |" in md
     assert "MFU = 4 x 7,248,023,552 parameters x real tokens/s, HFU = 6 x" in md
@@ -159,10 +159,10 @@ def test_a_cpu_record_has_no_utilisation_table():
               "splits": ["fixed", "1"],
               "runs": {"train-1": {"fixed": lengths_row(2, 1, 8.0, 10.0, None),
                                    "1": lengths_row(1, 2, 6.0, 12.0, None)}}}
-    record["comparison"] = bench_split.compare(record["runs"], record["splits"])
-    bench_split.utilisation.annotate_lengths(record)
+    record["comparison"] = lengths.compare(record["runs"], record["splits"])
+    lengths.utilisation.annotate_lengths(record)
     assert record["runs"]["train-1"]["fixed"]["utilisation"] is None
-    assert "MFU" not in bench_split.markdown(record)
+    assert "MFU" not in lengths.markdown(record)
 
 
 def test_a_partly_checkpointed_run_counts_its_share_and_an_oom_run_compares_to_nothing():
@@ -179,8 +179,8 @@ def test_a_partly_checkpointed_run_counts_its_share_and_an_oom_run_compares_to_n
               "splits": ["auto", "auto:gcauto", "auto:gc0"],
               "runs": {"train-1": {"auto": lengths_row(8, 1, 0.64, 8000.0, None),
                                    "auto:gcauto": partial, "auto:gc0": oom}}}
-    record["comparison"] = bench_split.compare(record["runs"], record["splits"])
-    bench_split.utilisation.annotate_lengths(record)
+    record["comparison"] = lengths.compare(record["runs"], record["splits"])
+    lengths.utilisation.annotate_lengths(record)
     u = partial["utilisation"]
     assert u["mfu"] == pytest.approx(4 * 7_248_023_552 * 9000.0 / 989.4e12, abs=1e-4)
     # 4 + 2 x 0.75 = 5.5 FLOP per parameter and token
@@ -188,7 +188,7 @@ def test_a_partly_checkpointed_run_counts_its_share_and_an_oom_run_compares_to_n
     assert oom["utilisation"] is None
     gone = record["comparison"]["train-1 auto:gc0 vs auto"]
     assert gone["step_ratio"] is None and gone["loss_diff_max"] is None
-    md = bench_split.markdown(record)
+    md = lengths.markdown(record)
     assert "| train-1 | auto:gcauto: 8 x 1, 24 of 32 layers checkpointed | 0.6 |" in md
     assert "| train-1 | auto:gc0: 8 x 1, 0 of 32 layers checkpointed | out of memory |" in md
 
@@ -201,9 +201,9 @@ def test_the_layer_cost_comes_from_micro_batch_one_runs_on_the_same_sample():
 
     runs = {"train-1": {"1": run(32, 5.0), "1:gc16": run(16, 6.6), "1:gc0": run(0, 8.0),
                         "2:gc0": run(0, 13.0, mb=2), "1:gc8": run(8, 0.0, oom=True)}}
-    cal = bench_split.layer_cost(runs)
+    cal = lengths.layer_cost(runs)
     # 16 layers out: 1.6 GiB / (16 x 1,000); 32 out: 3.0 / 32,000; the larger is kept
     assert cal["gib_per_layer_token"] == 0.0001
     assert sorted(p["left_out"] for p in cal["pairs"]) == [16, 32]
-    assert bench_split.layer_cost({"train-1": {"1": run(32, 5.0), "8": run(32, 9.0, mb=8)}}) \
+    assert lengths.layer_cost({"train-1": {"1": run(32, 5.0), "8": run(32, 9.0, mb=8)}}) \
         is None

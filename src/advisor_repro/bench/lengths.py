@@ -25,7 +25,7 @@ auto / written time per step and the largest per-step loss difference, against t
 On the CPU it runs too (the smoke model, the hf backend): auto keeps the split there, so a
 test names an explicit micro-batch ("1") to compare instead.
 
-Worker (run by the parent): python -m advisor_repro.training.bench_split SPEC_JSON OUT_JSON
+Worker (run by the parent): python -m advisor_repro.bench.lengths SPEC_JSON OUT_JSON
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from advisor_repro.bench import utilisation
 from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError, ResourceError, StageInputError
 from advisor_repro.files import read_json, read_jsonl, write_json
 from advisor_repro.hardware.gpu import GIB
 from advisor_repro.hardware.utilisation import dense_params
-from advisor_repro.training import checkpointing, utilisation
+from advisor_repro.training import checkpointing
 from advisor_repro.training.segments import Shape
 
 SEGMENTS = ("train-1", "train-2")
@@ -130,7 +131,7 @@ def run(cfg: Config, run_dir: Path, out: Path, splits: list[str], steps: int, dt
     write_json(spec_file, spec)
     say(f"bench lengths: {', '.join(spec['segments'])} x splits {', '.join(splits)}, {steps} "
         f"optimizer steps each, cap {budget_gib} GiB, data {train_text.name}")
-    cmd = [sys.executable, "-m", "advisor_repro.training.bench_split", str(spec_file),
+    cmd = [sys.executable, "-m", "advisor_repro.bench.lengths", str(spec_file),
            str(res_file)]
     proc = subprocess.run(cmd, timeout=WORKER_TIMEOUT_S, check=False)
     spec_file.unlink(missing_ok=True)

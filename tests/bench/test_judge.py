@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from advisor_repro.bench.judge import _ratios, markdown, questions
 from advisor_repro.cli import main
-from advisor_repro.judges.bench import _ratios, markdown, questions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -3,9 +3,9 @@ same code path the GPU run takes, answers forced to full length, the record and 
 
 import pytest
 
+from advisor_repro.bench import generate as bench_generate
 from advisor_repro.config import load_config
 from advisor_repro.errors import PreflightError
-from advisor_repro.evaluation import bench as bench_generate
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

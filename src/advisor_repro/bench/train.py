@@ -18,7 +18,7 @@ and NVML used, model and hardware FLOPs utilisation against the GPU's dense FP16
 (hardware/utilisation.py; every path checkpoints, so HFU = 1.5 x MFU), and the ratios (a)/(b)
 and (a)/(c) against the targets.
 
-Worker (run by the parent): python -m advisor_repro.training.bench PATH BASE SPEC_JSON OUT_JSON
+Worker (run by the parent): python -m advisor_repro.bench.train PATH BASE SPEC_JSON OUT_JSON
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from advisor_repro.bench import utilisation
 from advisor_repro.config import Config
 from advisor_repro.errors import OfflineError, PreflightError, ResourceError
 from advisor_repro.files import read_json, write_json
 from advisor_repro.hardware.gpu import GIB
 from advisor_repro.hardware.utilisation import dense_params, percent
-from advisor_repro.training import utilisation
 
 PATHS = {"a": "package", "b": "unsloth", "c": "hf"}
 TARGETS = {"a/b": 0.97, "a/c": 3.0}
@@ -93,7 +93,7 @@ def _need_gpu() -> None:
 
 
 def _subprocess(args: list[str], say: Any) -> None:
-    cmd = [sys.executable, "-m", "advisor_repro.training.bench", *args]
+    cmd = [sys.executable, "-m", "advisor_repro.bench.train", *args]
     proc = subprocess.run(cmd, timeout=WORKER_TIMEOUT_S, check=False)
     if proc.returncode != 0:
         raise ResourceError(f"bench worker {' '.join(args[:1])} failed (exit {proc.returncode}); "

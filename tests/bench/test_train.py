@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import copy
 
-from advisor_repro.training import utilisation
-from advisor_repro.training.bench import markdown, ratios
+from advisor_repro.bench import utilisation
+from advisor_repro.bench.train import markdown, ratios
 
 # The reference figures (H100, 15 GiB cap, fp16): Unsloth 8,625 and 10,968 tok/s,
 # plain HF 2,705 tok/s at micro-batch 2 and out of memory at 4.
