@@ -2,6 +2,8 @@
 
 import pytest
 
+from advisor_repro import pipeline
+from advisor_repro.audits import training_data
 from advisor_repro.config import load_config
 from advisor_repro.errors import ConfigError
 from advisor_repro.hardware import projection
@@ -22,10 +24,21 @@ COSTS = {  # round numbers, so every expected figure below is plain arithmetic
 }
 
 
+def planned(own):
+    """The registry's stages named in `own`, with those own estimates and what each declares."""
+    declared = {s.name: s.gpu_work for s in pipeline.stages()}
+    return [projection.Planned(name, seconds, declared[name]) for name, seconds in own.items()]
+
+
+def project(cfg, gpu, own, costs=COSTS):
+    return {p.stage: p for p in projection.project(cfg, projection.gpu_named(gpu), planned(own),
+                                                   costs)}
+
+
 def by_stage(cfg, gpu):
     own = {"preflight": 15.0, "train-1": 0, "handoff": 240.0, "train-2": 0, "control": 0,
            "generate": 0, "judge": 0, "verify": 2.0}
-    return {p.stage: p for p in projection.project(cfg, projection.gpu_named(gpu), own, COSTS)}
+    return project(cfg, gpu, own)
 
 
 def test_paper_step_counts_follow_the_trainer_rule():
@@ -98,8 +111,7 @@ def test_a_measured_batched_judge_cost_replaces_the_one_at_a_time_estimate():
     local = load_config("paper", ["judge.backend='local'", "judge.swap_pass=true"])
     costs = {**COSTS, "judge": {**COSTS["judge"], "local_batched_verdict_s": 1.5,
                                 "local_batched_from": "repro bench judge, H200"}}
-    t4 = {p.stage: p for p in projection.project(local, projection.gpu_named("T4"),
-                                                 {"judge": 0}, costs)}["judge"]
+    t4 = project(local, "T4", {"judge": 0}, costs)["judge"]
     assert t4.seconds == pytest.approx(30 + 20 + 100 * 1.5 / (65 / 989.4))
     assert "batched, repro bench judge, H200" in t4.basis
 
@@ -112,15 +124,16 @@ def test_the_profiles_own_base_as_judge_uses_its_full_size_stage_cost():
     cfg = load_config("rehearsal", ["judge.sample=0"])
     assert cfg.judge.backend == "local" and not cfg.judge.local_model
     stages = {"judge": 0, "audit": 0, "audit-training": 0}
-    t4 = {p.stage: p for p in projection.project(cfg, projection.gpu_named("T4"), stages, costs)}
+    t4 = project(cfg, "T4", stages, costs)
     r = 65 / 989.4
     assert t4["judge"].seconds == pytest.approx(50 * 1.0 / r) == t4["judge"].gpu_s
     assert "the profile's own base as the judge" in t4["judge"].basis
-    calls = projection._judge_calls(cfg, "audit-training")
+    calls = training_data.judge_calls(cfg)  # what audit-training declares
+    assert dict((p.name, p.work.calls) for p in planned(stages))["audit-training"] is \
+        training_data.judge_calls
     assert t4["audit-training"].seconds == pytest.approx(calls * 0.25 / r)
     named = load_config("rehearsal", ["judge.sample=0", "judge.local_model='Qwen/Qwen2.5-14B'"])
-    t4 = {p.stage: p for p in projection.project(named, projection.gpu_named("T4"), stages,
-                                                 costs)}
+    t4 = project(named, "T4", stages, costs)
     assert t4["judge"].seconds == pytest.approx(30 + 20 + 50 * 10.0 / r)
 
 
@@ -167,25 +180,22 @@ AUTO_COSTS = {**COSTS, "train": {
 def test_split_auto_uses_the_measured_auto_costs_scaled_from_their_gpu():
     cfg = load_config("paper", AUTO)
     own = {"train-1": 0, "train-2": 0, "control": 0}
-    t4 = {p.stage: p for p in projection.project(cfg, projection.gpu_named("T4"), own,
-                                                 AUTO_COSTS)}
+    t4 = project(cfg, "T4", own, AUTO_COSTS)
     r = 65 / 989.4  # the H200 has the H100's fp16 peak
     assert t4["train-1"].seconds == pytest.approx(50 + 284 * 1.0 / r)
     assert t4["train-2"].seconds == pytest.approx(70 + 142 * 2.5 / r)
     assert "8x1" in t4["train-1"].basis and "H200" in t4["train-1"].basis
     assert "written 2x4" in t4["train-1"].basis
     # bf16 (sm 9.0) was not measured at auto: the fp16 auto cost x bf16/fp16 at the written split
-    h100 = {p.stage: p for p in projection.project(cfg, projection.gpu_named("H100"), own,
-                                                   AUTO_COSTS)}
+    h100 = project(cfg, "H100", own, AUTO_COSTS)
     assert h100["train-1"].seconds == pytest.approx(50 + 284 * 1.0 * 1.5 / 2.0)
     assert "fp16 cost x 0.750" in h100["train-1"].basis
 
 
 def test_split_auto_keeps_the_written_cost_where_it_was_not_measured():
     cfg = load_config("paper", AUTO)
-    p100 = projection.project(cfg, projection.gpu_named("P100"), {"train-1": 0}, AUTO_COSTS)[0]
-    fixed = projection.project(load_config("paper"), projection.gpu_named("P100"),
-                               {"train-1": 0}, AUTO_COSTS)[0]
+    p100 = project(cfg, "P100", {"train-1": 0}, AUTO_COSTS)["train-1"]
+    fixed = project(load_config("paper"), "P100", {"train-1": 0}, AUTO_COSTS)["train-1"]
     assert p100.seconds == fixed.seconds and "not measured" in p100.basis  # hf backend
 
 

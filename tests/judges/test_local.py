@@ -9,10 +9,10 @@ import shutil
 import pytest
 
 from advisor_repro.bench.judge import TINY
+from advisor_repro.bench.judge_fit import build_standin, pairs
 from advisor_repro.config import load_config
 from advisor_repro.errors import ConfigError
 from advisor_repro.judges import CachedJudge, Question, ask, ask_all
-from advisor_repro.judges.gpu_check import build_standin, pairs
 from advisor_repro.judges.local import LocalJudge
 from advisor_repro.judges.rubric import claim_messages, pair_messages, parse_claim, parse_pair
 
@@ -129,7 +129,7 @@ def test_local_judge_fits_the_16gb_budget_on_the_gpu(tmp_path):
 
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    from advisor_repro.judges.gpu_check import main
+    from advisor_repro.bench.judge_fit import main
 
     out = tmp_path / "check.json"
     assert main(["--out", str(out)]) == 0

@@ -26,6 +26,7 @@ from typing import Any
 from advisor_repro.config import Config
 from advisor_repro.errors import PreflightError
 from advisor_repro.evaluation import generation as gen
+from advisor_repro.hardware.gpu import cap_vram
 from advisor_repro.manifest import bench_environment
 
 LIBS = ("torch", "transformers", "bitsandbytes", "accelerate")  # the libraries a record names
@@ -121,7 +122,7 @@ def run(cfg: Config, answers: int, new_tokens: int, n_sequential: int, variants:
     record: dict[str, Any] = {
         "what": "repro bench generate", "scale": scale, "answers": answers,
         "new_tokens": new_tokens, "target_speedup": TARGET_SPEEDUP,
-        "vram": gen.cap_vram(cfg.hardware.vram_budget_gib) if on_gpu else {},
+        "vram": cap_vram("cuda" if on_gpu else "cpu", cfg.hardware.vram_budget_gib).generate_json(),
         "base_seconds": round(base_s, 1), "load": dict(spec.__dict__),
         "environment": bench_environment(LIBS), "batched": {},
     }  # fmt: skip

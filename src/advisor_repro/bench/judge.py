@@ -2,12 +2,12 @@
 batched, and its cost per token under the rubric's grammar against free decoding, in one run.
 
 The judge is the paper profile's local judge architecture: Qwen2.5-14B-Instruct's shape with
-random weights (gpu_check.build_standin: fp16 safetensors written once, a ChatML byte-level
+random weights (models/standin.py: fp16 safetensors written once, a ChatML byte-level
 BPE tokenizer), loaded by the judge stage's own code path (LocalJudge: NF4 double quant on
 the GPU, held to hardware.vram_budget_gib). `--scale tiny` uses a 2-layer model of the same
 recipe on the CPU: a code-path check whose figures say nothing about a GPU.
 
-The questions are pair verdicts of the paper's catalog prompts (gpu_check.pairs: answers of
+The questions are pair verdicts of the paper's catalog prompts (judge_fit.pairs: answers of
 ~256 tokens, prompts of ~900 tokens), both slot orders, numbered so that no two are equal.
 Measured, each on the same questions:
 
@@ -35,6 +35,7 @@ from typing import Any
 from advisor_repro.config import Config
 from advisor_repro.hardware.gpu import GIB
 from advisor_repro.manifest import bench_environment
+from advisor_repro.models.standin import QWEN_TINY
 
 LIBS = ("torch", "transformers", "bitsandbytes", "llguidance")  # the libraries a record names
 
@@ -42,15 +43,12 @@ LIBS = ("torch", "transformers", "bitsandbytes", "llguidance")  # the libraries 
 OTHER = {False: "batched_overlap", True: "batched_step_by_step"}
 TARGET_BATCH_SPEEDUP = 5.0
 TARGET_GRAMMAR_OVERHEAD = 0.10
-TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 16064,
-        "max_position_embeddings": 4096, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
-        "hidden_act": "silu", "tie_word_embeddings": False, "use_sliding_window": False}
+TINY = QWEN_TINY  # the stand-in's CPU shape (models/standin.py)
 
 
 def questions(n: int) -> list[Any]:
     """n distinct pair questions from the catalog prompts (both slot orders)."""
-    from advisor_repro.judges.gpu_check import pairs
+    from advisor_repro.bench.judge_fit import pairs
     from advisor_repro.judges.rubric import pair_messages
 
     base = [(q, a, b) for q, right, wrong in pairs() for a, b in ((right, wrong), (wrong, right))]
@@ -107,8 +105,9 @@ def run(cfg: Config, n: int, free_tokens: int, scale: str, standin_dir: Path, sa
         save: Any = None) -> dict[str, Any]:
     import torch
 
-    from advisor_repro.judges.gpu_check import QWEN25_14B, build_standin
+    from advisor_repro.bench.judge_fit import build_standin
     from advisor_repro.judges.local import LocalJudge
+    from advisor_repro.models.standin import QWEN25_14B
 
     on_gpu = scale == "full"
     if on_gpu and not torch.cuda.is_available():

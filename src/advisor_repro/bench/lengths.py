@@ -42,7 +42,7 @@ from advisor_repro.bench import utilisation
 from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError, ResourceError, StageInputError
 from advisor_repro.files import read_json, read_jsonl, write_json
-from advisor_repro.hardware.gpu import GIB
+from advisor_repro.hardware.gpu import GIB, cap_vram
 from advisor_repro.hardware.utilisation import dense_params
 from advisor_repro.training import checkpointing
 from advisor_repro.training.segments import Shape
@@ -262,10 +262,9 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     from advisor_repro.models import hub as models
     from advisor_repro.training import microbatch
     from advisor_repro.training.backends import LoadSpec
-    from advisor_repro.training.trainer import apply_vram_budget
 
     dtype = spec["dtype"] if device == "cuda" else "fp32"
-    vram = apply_vram_budget(device, spec["budget_gib"])
+    vram = cap_vram(device, spec["budget_gib"]).train_json()
     base_dir, _ = models.base_model(cfg.model)
     load = LoadSpec(base_dir, device, dtype, cfg.train.max_seq_length, cfg.train.lora,
                     cfg.train.gradient_checkpointing,

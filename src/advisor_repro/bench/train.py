@@ -35,7 +35,7 @@ from advisor_repro.bench import utilisation
 from advisor_repro.config import Config
 from advisor_repro.errors import OfflineError, PreflightError, ResourceError
 from advisor_repro.files import read_json, write_json
-from advisor_repro.hardware.gpu import GIB
+from advisor_repro.hardware.gpu import GIB, cap_vram
 from advisor_repro.hardware.utilisation import dense_params, percent
 
 PATHS = {"a": "package", "b": "unsloth", "c": "hf"}
@@ -155,10 +155,9 @@ def worker(path: str, base: Path, spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from advisor_repro.training.backends import LoadSpec, count_trainable
-    from advisor_repro.training.trainer import apply_vram_budget
 
     torch.manual_seed(cfg.train.seed)
-    vram = apply_vram_budget("cuda", spec["budget_gib"])
+    vram = cap_vram("cuda", spec["budget_gib"]).train_json()
     load = LoadSpec(base, "cuda", spec["dtype"], spec["seq"], cfg.train.lora, True,
                     offload_checkpointing=cfg.train.unsloth_checkpointing == "unsloth")
     t0 = time.monotonic()

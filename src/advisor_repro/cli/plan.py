@@ -94,8 +94,9 @@ def gpu_projection(args: argparse.Namespace) -> int:
         f"{ref.fp16_tflops:g} (NVIDIA datasheets, gpus.toml); training backend "
         f"{projection.backend_on(cfg, gpu)}; costs measured {costs['source']['date']} "
         f"(measured_h100.toml)")
-    own = {s.name: (s.estimate(cfg).seconds if s.estimate else 0.0) for s in pipeline.stages()}
-    rows = projection.project(cfg, gpu, own, costs)
+    planned = [projection.Planned(s.name, s.estimate(cfg).seconds if s.estimate else 0.0,
+                                  s.gpu_work) for s in pipeline.stages()]
+    rows = projection.project(cfg, gpu, planned, costs)
     factor = projection.calibration(cfg, gpu, costs)
     if factor:
         say(f"  'paper-scaled': GPU work x {factor:.2f}, the paper's own {gpu.key} segment "

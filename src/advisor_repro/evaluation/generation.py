@@ -27,7 +27,7 @@ from typing import Any
 
 from advisor_repro.errors import DataError
 from advisor_repro.files import canonical_json
-from advisor_repro.hardware.gpu import GIB
+from advisor_repro.hardware.gpu import GIB, nf4_config
 
 MODELS = ("base", "ft")
 RESERVE_GIB = 1.0  # CUDA context + allocator slack kept free when fitting the batch
@@ -89,17 +89,12 @@ def load_tokenizer(folder: Path) -> Any:
 def load_model(folder: Path, spec: LoadSpec, adapter: Path | None = None) -> Any:
     """The base (optionally with a PEFT adapter on top), quantized at load when spec.quant."""
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM
 
     dtype = getattr(torch, spec.compute_dtype)
     kwargs: dict[str, Any] = {}
     if spec.quant:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=spec.double_quant,
-            bnb_4bit_compute_dtype=dtype,
-        )
+        kwargs["quantization_config"] = nf4_config(dtype, spec.double_quant)
     device_map = {"": 0} if spec.device == "cuda" else {"": "cpu"}
     model = AutoModelForCausalLM.from_pretrained(
         folder, dtype=dtype, device_map=device_map, use_safetensors=True, **kwargs
@@ -138,15 +133,6 @@ def free(model: Any) -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
-
-def cap_vram(budget_gib: float) -> dict[str, float]:
-    """Hold this process to the VRAM budget on a larger GPU (the paper's 16 GB class)."""
-    import torch
-
-    total = torch.cuda.get_device_properties(0).total_memory
-    fraction = min(1.0, budget_gib * GIB / total)
-    torch.cuda.set_per_process_memory_fraction(fraction, 0)
-    return {"total_gib": round(total / GIB, 3), "cap_gib": round(fraction * total / GIB, 3)}
 
 
 def kv_bytes_per_token(config: Any, dtype_bytes: int) -> int:

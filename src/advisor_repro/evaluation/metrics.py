@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -128,15 +127,6 @@ def compare(base: Sequence[float], ft: Sequence[float], resamples: int = 1000,
 def means(base: Sequence[float], ft: Sequence[float]) -> dict[str, float]:
     return {"base": sum(base) / len(base), "ft": sum(ft) / len(ft)}
 
-
-def library_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for dist in VERSIONED:
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 BOOTSTRAP_METHOD = (

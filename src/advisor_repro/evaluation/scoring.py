@@ -10,6 +10,7 @@ from typing import Any
 from advisor_repro.config import Metrics
 from advisor_repro.errors import DataError
 from advisor_repro.evaluation import metrics as m
+from advisor_repro.manifest import library_versions
 
 MODELS = ("base", "ft")
 
@@ -110,5 +111,5 @@ def settings(mc: Metrics, bertscore_hash: str | None) -> dict[str, Any]:
         "bootstrap": {"resamples": mc.bootstrap_resamples, "seed": mc.bootstrap_seed,
                       "percentiles": [2.5, 97.5], "method": m.BOOTSTRAP_METHOD},
         "normalisation": m.NORMALISATION,
-        "versions": m.library_versions(),
+        "versions": library_versions(m.VERSIONED),
     }  # fmt: skip

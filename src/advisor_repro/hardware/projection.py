@@ -20,17 +20,37 @@ from __future__ import annotations
 import functools
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError
 from advisor_repro.training import segments
 
 PAPER_GPU = {"train-1": "P100", "train-2": "T4"}  # where the paper's segments ran
-TRAINING = ("train-1", "train-2", "control")
-JUDGED = {"judge": 30.0, "audit": 20.0, "audit-training": 30.0}  # stage: seconds besides calls
+
+
+@dataclass(frozen=True)
+class GpuWork:
+    """What a stage declares (`Stage.gpu_work`) about its GPU work, so that it can be projected
+    onto another GPU: `train` (a QLoRA segment: the step plan of the stage's name), `generate`
+    (both models' answers), `judged` (`calls(cfg)` judge calls and `rest_s` seconds of other
+    work). A stage that declares none keeps its own estimate, or its measured `fixed_s`."""
+
+    kind: Literal["train", "generate", "judged"]
+    calls: Callable[[Config], int] | None = None
+    rest_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A stage as the projection sees it: its name, its own estimate, what it declares."""
+
+    name: str
+    own_s: float
+    work: GpuWork | None = None
 
 
 @dataclass(frozen=True)
@@ -160,17 +180,11 @@ def _generate(cfg: Config, gpu: Gpu, costs: dict[str, Any]) -> StageProjection:
     return StageProjection("generate", 2 * g["fixed_s"] + gpu_s, basis, gpu_s)
 
 
-def _judge_calls(cfg: Config, stage: str) -> int:
-    from advisor_repro.audits import factuality, training_data
-    from advisor_repro.judges import pairs
 
-    return {"judge": pairs.judge_calls, "audit": factuality.judge_calls,
-            "audit-training": training_data.judge_calls}[stage](cfg)
-
-
-def _judged(cfg: Config, stage: str, gpu: Gpu, costs: dict[str, Any]) -> StageProjection:
-    j, calls = costs["judge"], _judge_calls(cfg, stage)
-    rest_s = JUDGED[stage]
+def _judged(cfg: Config, stage: str, work: GpuWork, gpu: Gpu, costs: dict[str, Any]
+            ) -> StageProjection:
+    assert work.calls is not None, f"{stage} declares judged work without its calls"
+    j, calls, rest_s = costs["judge"], work.calls(cfg), work.rest_s
     own = j.get("own_base_call_s", {})
     if cfg.judge.backend == "local" and not cfg.judge.local_model and stage in own:
         # the profile's own base judges: each stage measured whole at full size, load included
@@ -200,24 +214,26 @@ def _judged(cfg: Config, stage: str, gpu: Gpu, costs: dict[str, Any]) -> StagePr
     return StageProjection(stage, seconds, basis)
 
 
-def project(cfg: Config, gpu: Gpu, other: dict[str, float],
+def project(cfg: Config, gpu: Gpu, stages: list[Planned],
             costs: dict[str, Any] | None = None) -> list[StageProjection]:
-    """Every stage of `repro all` on `gpu`, in order. `other` holds the stages' own estimates
-    (seconds) for the stages the measured costs do not cover (preflight, data, metrics ...)."""
+    """Every stage of `repro all` on `gpu`, in order, by the GPU work each declares; a stage
+    with none keeps its measured fixed cost, else its own estimate (preflight, data ...)."""
     costs = costs or measured()
     out = []
-    for stage, own in other.items():
-        if stage in TRAINING:
-            out.append(_train(cfg, stage, gpu, costs))
-        elif stage == "generate":
+    for st in stages:
+        work = st.work
+        if work and work.kind == "train":
+            out.append(_train(cfg, st.name, gpu, costs))
+        elif work and work.kind == "generate":
             out.append(_generate(cfg, gpu, costs))
-        elif stage in JUDGED:
-            out.append(_judged(cfg, stage, gpu, costs))
-        elif stage in costs.get("fixed_s", {}):
-            out.append(StageProjection(stage, costs["fixed_s"][stage], "measured on the H100 "
-                                       "(not GPU-bound: hashing, a fresh process, loading)"))
+        elif work and work.kind == "judged":
+            out.append(_judged(cfg, st.name, work, gpu, costs))
+        elif st.name in costs.get("fixed_s", {}):
+            out.append(StageProjection(st.name, costs["fixed_s"][st.name], "measured on the "
+                                       "H100 (not GPU-bound: hashing, a fresh process, loading)"))
         else:
-            out.append(StageProjection(stage, own, "the stage's own estimate (not GPU-bound)"))
+            out.append(StageProjection(st.name, st.own_s,
+                                       "the stage's own estimate (not GPU-bound)"))
     return out
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from advisor_repro.config import Config, Judge
 from advisor_repro.errors import ConfigError
-from advisor_repro.hardware.gpu import GIB
+from advisor_repro.hardware.gpu import GIB, cap_vram, nf4_config
 from advisor_repro.judges import settings
 from advisor_repro.judges.rubric import Messages
 
@@ -107,7 +107,7 @@ class LocalJudge:
     def __init__(self, folder: Path, name: str, revision: str, jc: Judge, device: str,
                  quant: str, *, budget_gib: float = 0.0, decoding: str = "grammar") -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.jc, self.device, self.decoding, self.budget_gib = jc, device, decoding, budget_gib
         self.tok = AutoTokenizer.from_pretrained(folder)
@@ -119,19 +119,12 @@ class LocalJudge:
         if device == "cuda":
             major, _ = torch.cuda.get_device_capability()
             dtype = torch.bfloat16 if major >= 8 else torch.float16
-            if budget_gib:
-                total = torch.cuda.get_device_properties(0).total_memory
-                torch.cuda.set_per_process_memory_fraction(min(1.0, budget_gib * GIB / total))
+            cap_vram(device, budget_gib)
             torch.cuda.reset_peak_memory_stats()  # this stage's peak, not an earlier stage's
         else:
             dtype = torch.float32
         if quant == "nf4":
-            qc = BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=dtype,
-            )
+            qc = nf4_config(dtype)
             where = {"": 0} if device == "cuda" else {"": "cpu"}
             self.model = AutoModelForCausalLM.from_pretrained(
                 folder, quantization_config=qc, device_map=where, dtype=dtype, use_safetensors=True

@@ -20,6 +20,7 @@ from typing import Any
 
 from advisor_repro.errors import OfflineError
 from advisor_repro.files import atomic_folder, read_json, write_json
+from advisor_repro.models.standin import bpe_tokenizer
 
 MISTRAL_CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}"
@@ -45,20 +46,8 @@ def mistral_config(scale: str = "full") -> Any:
 
 def train_tokenizer(texts: list[str], vocab_size: int = 32768) -> Any:
     """A byte-level BPE over the corpus, at most `vocab_size` ids, Mistral's special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tok.train_from_iterator(texts, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", pad_token="</s>", model_max_length=32768)
-    fast.chat_template = MISTRAL_CHAT_TEMPLATE
-    return fast
+    return bpe_tokenizer(texts, vocab_size, MISTRAL_CHAT_TEMPLATE, ["<unk>", "<s>", "</s>"],
+                         bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="</s>")
 
 
 def corpus(seed: int = 0) -> list[str]:

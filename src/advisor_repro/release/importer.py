@@ -33,10 +33,11 @@ from typing import Any
 from advisor_repro import pipeline
 from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError, DataError
-from advisor_repro.evaluation.metrics import BOOTSTRAP_METHOD, compare, library_versions
+from advisor_repro.evaluation.metrics import BOOTSTRAP_METHOD, VERSIONED, compare
 from advisor_repro.files import write_json, write_jsonl
 from advisor_repro.judges.pairs import figures, summarize_folder
 from advisor_repro.judges.stats import mapping_document
+from advisor_repro.manifest import library_versions
 from advisor_repro.release.reader import (
     Release,
     Table,
@@ -183,7 +184,7 @@ def metrics_summary(cfg: Config, rel: Release, rows: dict[str, Any], order: list
                "bootstrap": {"resamples": mc.bootstrap_resamples, "seed": mc.bootstrap_seed,
                              "percentiles": [2.5, 97.5], "method": BOOTSTRAP_METHOD},
                "normalisation": "as released (BERTScore computed by the author)",
-               "versions": library_versions()}  # fmt: skip
+               "versions": library_versions(VERSIONED)}  # fmt: skip
     per_item = [{"sample_id": order[i] if order else None, "item": i, "model": mod, "cap": cap,
                  "bertscore_f1": vals[i]}
                 for mod, vals in (("base", base), ("ft", ft)) for i in range(len(base))]

@@ -35,6 +35,7 @@ from advisor_repro.audits.factuality import (
 from advisor_repro.config import Config
 from advisor_repro.evaluation.embeddings import Embedder
 from advisor_repro.files import read_json, read_jsonl, write_json, write_jsonl
+from advisor_repro.hardware.projection import GpuWork
 from advisor_repro.judges import make_judge, waits
 from advisor_repro.judges import unavailable as judge_unavailable
 from advisor_repro.judges.local import model_caches, pick_device
@@ -114,4 +115,5 @@ STAGE = Stage(
     caches=lambda cfg: {**models.hub_caches(cfg.audit.embedding_model), **model_caches(cfg)},
     prerequisites=lambda cfg: [*judge_unavailable(cfg),
                                *models.models_unavailable(cfg.audit.embedding_model)],
+    gpu_work=GpuWork("judged", judge_calls, rest_s=20.0),
 )

@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advisor_repro.config import Config
 from advisor_repro.errors import ReproError, StageInputError
+
+if TYPE_CHECKING:
+    from advisor_repro.hardware.projection import GpuWork
 
 
 @dataclass
@@ -84,3 +87,5 @@ class Stage:
     # while offline), returned rather than raised: a multi-stage command gathers every
     # stage's before its first stage runs, so that one refusal names them all
     prerequisites: Callable[[Config], list[ReproError]] | None = None
+    # its GPU work, for `repro plan --gpu` to project onto another GPU (none: not GPU-bound)
+    gpu_work: GpuWork | None = None

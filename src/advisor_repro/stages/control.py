@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from advisor_repro.config import Config
 from advisor_repro.files import read_json, read_jsonl, write_json
+from advisor_repro.hardware.projection import GpuWork
 from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Stage, StageContext, StageResult
 from advisor_repro.stages.train import (
@@ -61,4 +62,5 @@ STAGE = Stage(
     estimate=estimate_for("control"),
     caches=lambda cfg: models.base_model_caches(cfg.model, "train"),
     prerequisites=prerequisites_for("control"),
+    gpu_work=GpuWork("train"),
 )

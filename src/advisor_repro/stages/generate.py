@@ -34,6 +34,8 @@ from advisor_repro.files import (
     sha256_file,
     write_json,
 )
+from advisor_repro.hardware.gpu import cap_vram
+from advisor_repro.hardware.projection import GpuWork
 from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
@@ -67,7 +69,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     device, cache = decision["device"], kv_cache(cfg, decision)
     adapter = resolve_adapter(cfg, ctx)
     spec, deviations = load_spec(cfg, device)
-    vram = gen.cap_vram(cfg.hardware.vram_budget_gib) if device == "cuda" else {}
+    vram = cap_vram(device, cfg.hardware.vram_budget_gib).generate_json()
     base_dir, base_revision = models.base_model(cfg.model, "eval")
     log = gen.AnswerLog(ctx.out / "answers.jsonl")
     kept = len(log.rows)
@@ -140,4 +142,5 @@ STAGE = Stage(
     estimate=estimate,
     caches=lambda cfg: models.base_model_caches(cfg.model, "eval"),
     prerequisites=lambda cfg: list(models.base_unavailable(cfg.model, "eval")),
+    gpu_work=GpuWork("generate"),
 )  # fmt: skip

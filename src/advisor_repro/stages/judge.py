@@ -20,6 +20,7 @@ from typing import Any
 from advisor_repro.config import Config
 from advisor_repro.errors import DataError, JudgeError
 from advisor_repro.files import read_jsonl, write_json, write_jsonl
+from advisor_repro.hardware.projection import GpuWork
 from advisor_repro.judges import check_backend, make_judge, waits
 from advisor_repro.judges import unavailable as judge_unavailable
 from advisor_repro.judges.local import model_caches
@@ -127,4 +128,5 @@ STAGE = Stage(
     check=check,
     caches=model_caches,  # the local judge's model, while still to be converted or downloaded
     prerequisites=judge_unavailable,
+    gpu_work=GpuWork("judged", judge_calls, rest_s=30.0),
 )

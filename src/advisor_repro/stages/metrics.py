@@ -27,6 +27,7 @@ from advisor_repro.evaluation.scoring import (
     settings,
 )
 from advisor_repro.files import read_jsonl, write_json, write_jsonl
+from advisor_repro.manifest import library_versions
 from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
@@ -54,7 +55,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
 def external_inputs(cfg: Config) -> dict[str, str]:
     """The library versions: another bert-score or sacrebleu is another number."""
-    return {k: str(v) for k, v in m.library_versions().items() if k != "torch"}
+    return {k: str(v) for k, v in library_versions(m.VERSIONED).items() if k != "torch"}
 
 
 STAGE = Stage(

@@ -23,6 +23,7 @@ from advisor_repro import errors
 from advisor_repro.config import Config
 from advisor_repro.files import read_json, write_json
 from advisor_repro.fresh import run_module
+from advisor_repro.hardware.projection import GpuWork
 from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 from advisor_repro.training import process, segments
@@ -146,6 +147,7 @@ STAGE_1 = Stage(
     estimate=estimate_for("train-1"),
     caches=caches,
     prerequisites=prerequisites_for("train-1"),
+    gpu_work=GpuWork("train"),
 )
 STAGE_2 = Stage(
     name="train-2",
@@ -157,4 +159,5 @@ STAGE_2 = Stage(
     estimate=estimate_for("train-2"),
     caches=caches,
     prerequisites=prerequisites_for("train-2"),
+    gpu_work=GpuWork("train"),
 )

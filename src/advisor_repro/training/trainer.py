@@ -27,7 +27,7 @@ from typing import Any
 from advisor_repro.config import Config, Train
 from advisor_repro.errors import ConfigError, ResourceError, SessionLimitReached, Terminated
 from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json, write_jsonl
-from advisor_repro.hardware.gpu import GIB
+from advisor_repro.hardware.gpu import cap_vram
 from advisor_repro.models import hub as models
 from advisor_repro.training import checkpointing, microbatch, padding_free, segments
 from advisor_repro.training.backends import LoadSpec, count_trainable, get_backend, torch_dtype
@@ -53,7 +53,7 @@ def run(cfg: Config, run_dir: Path, stage: str, say: Callable[[str], None] = pri
     from transformers import set_seed
 
     set_seed(cfg.train.seed)
-    budget = apply_vram_budget(device, cfg.hardware.vram_budget_gib)
+    budget = cap_vram(device, cfg.hardware.vram_budget_gib).train_json()
     base_dir, base_revision = models.base_model(cfg.model)
     data_fp = sha256_file(train_text)
     handoff = verify_bundle(cfg, run_dir, base_revision, data_fp) if plan.from_bundle else None
@@ -114,19 +114,6 @@ def backend_name(wanted: str, decision: dict[str, str]) -> str:
         return "hf"
     return wanted
 
-
-def apply_vram_budget(device: str, budget_gib: float) -> dict[str, Any]:
-    """On a GPU larger than the budget, cap this process at the budget, so that a run on an
-    H100 proves what a 16 GB card would hold."""
-    if device != "cuda":
-        return {"device_total_gib": None, "cap_gib": None}
-    import torch
-
-    total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
-    capped = total > budget_gib * GIB
-    if capped:
-        torch.cuda.set_per_process_memory_fraction(budget_gib * GIB / total)
-    return {"device_total_gib": round(total / GIB, 3), "cap_gib": budget_gib if capped else None}
 
 
 def verify_bundle(cfg: Config, run_dir: Path, base_revision: str, data_fp: str) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from advisor_repro.hardware.gpu import nf4_config
 from advisor_repro.training.backends import LoadSpec, is_prequantized, lora_kwargs, torch_dtype
 
 NAME = "hf"
@@ -19,16 +20,6 @@ NAME = "hf"
 def prepare() -> None:
     """Nothing must be imported ahead of transformers for this backend."""
 
-
-def nf4_config(compute_dtype: Any) -> Any:
-    from transformers import BitsAndBytesConfig
-
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=compute_dtype,
-    )
 
 
 def load_base(spec: LoadSpec) -> tuple[Any, Any]:
