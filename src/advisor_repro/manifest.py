@@ -14,12 +14,15 @@ import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from advisor_repro import __version__
 from advisor_repro.config import Config
 from advisor_repro.files import read_json, write_json
 from advisor_repro.hardware.gpu import GIB
+
+if TYPE_CHECKING:
+    from advisor_repro.data.source import Fingerprint
 
 LIBRARIES = (
     "torch",
@@ -97,11 +100,50 @@ def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None
     return out
 
 
-def bench_environment(names: tuple[str, ...]) -> dict[str, Any]:
+class GpuInfo(TypedDict):
+    name: str
+    capability: str  # "major.minor"
+    total_gib: float
+
+
+class HardwareInfo(TypedDict, total=False):
+    machine: str
+    cpus: int | None
+    torch_cuda: str | None  # torch's CUDA build; None for a CPU wheel
+    gpu: GpuInfo  # absent without a CUDA GPU
+
+
+class Invocation(TypedDict):
+    time: str  # UTC, ISO 8601
+    command: str
+    config_hash: str
+
+
+class Manifest(TypedDict):
+    """manifest.json: what ran, on what, with which config (the stages add `data` and
+    `warnings`; each command adds an invocation)."""
+
+    package: str
+    version: str
+    git_commit: str | None
+    profile: str
+    overrides: list[str]
+    config: dict[str, Any]  # the resolved Config, section by section (config.py types it)
+    config_hash: str
+    python: str
+    libraries: dict[str, str | None]
+    hardware: HardwareInfo
+    environment: dict[str, str]
+    data: Fingerprint | dict[str, str]  # {} until the data stage has run
+    warnings: list[str]
+    invocations: list[Invocation]
+
+
+def bench_environment(names: tuple[str, ...]) -> dict[str, str | None]:
     """What a benchmark record names: the libraries that set its speed, and the GPU."""
     import torch
 
-    env: dict[str, Any] = dict(library_versions(names))
+    env = library_versions(names)
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
     return env
@@ -130,19 +172,16 @@ def git_commit() -> str | None:
         return None
 
 
-def hardware() -> dict[str, Any]:
-    info: dict[str, Any] = {"machine": platform.machine(), "cpus": os.cpu_count()}
+def hardware() -> HardwareInfo:
+    info = HardwareInfo(machine=platform.machine(), cpus=os.cpu_count())
     try:
         import torch
 
         info["torch_cuda"] = torch.version.cuda
         if torch.cuda.is_available():
             p = torch.cuda.get_device_properties(0)
-            info["gpu"] = {
-                "name": p.name,
-                "capability": f"{p.major}.{p.minor}",
-                "total_gib": round(p.total_memory / GIB, 3),
-            }
+            info["gpu"] = GpuInfo(name=p.name, capability=f"{p.major}.{p.minor}",
+                                  total_gib=round(p.total_memory / GIB, 3))
     except ImportError:
         pass
     return info
@@ -155,16 +194,13 @@ def _looks_secret(name: str) -> bool:
 
 def write_manifest(
     run_dir: Path, cfg: Config, profile: str, overrides: list[str], command: str
-) -> dict[str, Any]:
+) -> Manifest:
     """Create or refresh manifest.json; earlier invocations are kept under `invocations`."""
     path = run_dir / "manifest.json"
     old = read_json(path) if path.is_file() else {}
-    invocation = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": command,
-        "config_hash": cfg.hash,
-    }
-    manifest = {
+    invocation = Invocation(time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            command=command, config_hash=cfg.hash)
+    manifest: Manifest = {
         "package": "advisor-repro",
         "version": __version__,
         "git_commit": git_commit(),

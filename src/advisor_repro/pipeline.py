@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from advisor_repro.config import Config
 from advisor_repro.errors import (
@@ -46,7 +46,7 @@ from advisor_repro.files import (
     write_json,
 )
 from advisor_repro.hardware.gpu import GIB
-from advisor_repro.stages.contract import Stage, StageContext, StageResult
+from advisor_repro.stages.contract import Figure, Stage, StageContext, StageResult
 
 RECORD = "done.json"
 STARTED = "started.json"
@@ -78,20 +78,55 @@ def get_stage(name: str) -> Stage:
 
 
 # ---- fingerprints ---------------------------------------------------------------------------
-def input_fingerprint(stage: Stage, cfg: Config, run_dir: Path) -> dict[str, Any]:
+class InputFingerprint(TypedDict):
+    """What a stage's result depends on, as started.json and done.json record it."""
+
+    config: str | None  # hash of the config sections the stage declares
+    files: dict[str, str | None]  # declared input -> sha256 ("tree:..." for a folder)
+    external: dict[str, str]  # inputs outside the run directory (Stage.external)
+
+
+class SourceFile(TypedDict):
+    kind: str
+    file: str
+    sha256: str
+
+
+class ImportedRecord(TypedDict, total=False):
+    """<stage>/imported.json: the released files, the hashes of what was written from them, and
+    what the importer adds (which release, which answers)."""
+
+    files: list[SourceFile]
+    outputs: dict[str, str]
+
+
+class DoneRecord(TypedDict, total=False):
+    """<stage>/done.json, the completion record (an imported stage's also names `imported`)."""
+
+    stage: str
+    seconds: float
+    finished: float  # time.time()
+    inputs: InputFingerprint
+    outputs: dict[str, str]  # file -> sha256, what the stage wrote
+    figures: dict[str, Figure]  # StageResult.figures
+    warnings: list[str]
+    imported: dict[str, Any]  # the importer's account of what it wrote
+
+
+def input_fingerprint(stage: Stage, cfg: Config, run_dir: Path) -> InputFingerprint:
     """Everything that, when changed, makes the stage's result stale."""
-    files = {}
+    files: dict[str, str | None] = {}
     for rel in (*stage.needs, *stage.optional):
         p = run_dir / rel
         if p.is_dir():  # a declared folder (e.g. an adapter bundle) hashes as a whole
             files[rel] = "tree:" + sha256_text(canonical_json(hash_tree(p)))
         else:
             files[rel] = sha256_file(p) if p.is_file() else None
-    return {
-        "config": cfg.section_hash(*stage.config) if stage.config else None,
-        "files": files,
-        "external": stage.external(cfg) if stage.external else {},
-    }
+    return InputFingerprint(
+        config=cfg.section_hash(*stage.config) if stage.config else None,
+        files=files,
+        external=stage.external(cfg) if stage.external else {},
+    )
 
 
 def output_hashes(folder: Path) -> dict[str, str]:
@@ -109,11 +144,11 @@ class StageState:
     name: str
     state: str  # done | imported | stale | partial | paused | failed | pending
     reason: str = ""
-    record: dict[str, Any] | None = None
-    sources: list[dict[str, str]] | None = None  # imported: the released files and sha256
+    record: DoneRecord | None = None
+    sources: list[SourceFile] | None = None  # imported: the released files and sha256
 
 
-def imported_record(folder: Path) -> dict[str, Any] | None:
+def imported_record(folder: Path) -> ImportedRecord | None:
     """<stage>/imported.json (the released files and the hashes of what was written from
     them), or None when the stage was not imported. An unreadable one still marks it."""
     try:
@@ -124,13 +159,13 @@ def imported_record(folder: Path) -> dict[str, Any] | None:
         return {"files": [{"kind": "?", "file": f"{IMPORTED} (unreadable)", "sha256": "?"}]}
 
 
-def imported_sources(folder: Path) -> list[dict[str, str]] | None:
+def imported_sources(folder: Path) -> list[SourceFile] | None:
     """The released files a stage folder was imported from, or None when it was not."""
     rec = imported_record(folder)
     return None if rec is None else list(rec.get("files", []))
 
 
-def describe_sources(sources: list[dict[str, str]]) -> str:
+def describe_sources(sources: list[SourceFile]) -> str:
     return ", ".join(f"{f.get('file')} sha256 {str(f.get('sha256'))[:12]}" for f in sources)
 
 
@@ -175,7 +210,8 @@ def stage_state(stage: Stage, cfg: Config, run_dir: Path) -> StageState:
     return StageState(stage.name, "pending")
 
 
-def _changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def _changed_inputs(old: InputFingerprint, new: InputFingerprint) -> list[str]:
+    """What differs between a record's inputs (possibly partial, from an older record) and now."""
     changed = []
     if old.get("config") != new["config"]:
         changed.append("config")
@@ -375,15 +411,15 @@ def run_stage(
     seconds = time.monotonic() - t0
     write_json(
         folder / RECORD,
-        {
-            "stage": stage.name,
-            "seconds": round(seconds, 3),
-            "finished": time.time(),
-            "inputs": fingerprint,
-            "outputs": output_hashes(folder),
-            "figures": result.figures,
-            "warnings": result.warnings,
-        },
+        DoneRecord(
+            stage=stage.name,
+            seconds=round(seconds, 3),
+            finished=time.time(),
+            inputs=fingerprint,
+            outputs=output_hashes(folder),
+            figures=result.figures,
+            warnings=result.warnings,
+        ),
     )
     (folder / STARTED).unlink(missing_ok=True)
     for w in result.warnings:
@@ -404,7 +440,7 @@ def _clear_keeping_cache(folder: Path) -> None:
             child.unlink()
 
 
-def _same_start(folder: Path, fingerprint: dict[str, Any]) -> bool:
+def _same_start(folder: Path, fingerprint: InputFingerprint) -> bool:
     try:
         return read_json(folder / STARTED).get("inputs") == fingerprint
     except (OSError, ValueError):

@@ -10,10 +10,10 @@ Examples:
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from advisor_repro import pipeline
 from advisor_repro.cli.common import add_run_options, say, select
+from advisor_repro.stages.contract import Figure
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def _figures(fig: dict[str, Any]) -> str:
+def _figures(fig: dict[str, Figure]) -> str:
     return ", ".join(f"{k}={v}" for k, v in fig.items())[:70]
 
 

@@ -15,6 +15,8 @@ from advisor_repro.data.records import (
     validate,
 )
 from advisor_repro.data.source import (
+    Fingerprint,
+    Provenance,
     check_source,
     ensure_available,
     eval_draw_indices,
@@ -24,6 +26,7 @@ from advisor_repro.data.source import (
     source_inputs,
 )
 
-__all__ = ["SPLITS", "check_sizes", "check_source", "draw_eval_prompts", "ensure_available",
-           "eval_draw_indices", "fingerprint", "load_splits", "record_problem",
-           "render_training_text", "source_caches", "source_inputs", "validate"]  # fmt: skip
+__all__ = ["SPLITS", "Fingerprint", "Provenance", "check_sizes", "check_source",
+           "draw_eval_prompts", "ensure_available", "eval_draw_indices", "fingerprint",
+           "load_splits", "record_problem", "render_training_text", "source_caches",
+           "source_inputs", "validate"]  # fmt: skip

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from advisor_repro.config import Data
 from advisor_repro.errors import DataError
@@ -15,12 +15,31 @@ from advisor_repro.files import canonical_json, hash_tree, sha256_text
 from advisor_repro.models import hub as models
 
 SPLITS = ("train", "test")
-Record = dict[str, Any]
+Record = dict[str, Any]  # one dataset record as read: its fields are the source's
+
+
+class Provenance(TypedDict, total=False):
+    source: str  # data.source, a local folder resolved
+    revision: str  # the hub commit, "builtin" or "local"
+    planted: list[Record]  # the smoke set's planted-error labels (the data stage writes them)
+
+
+class SplitHash(TypedDict):
+    n: int
+    sha256: str
+
+
+class Fingerprint(TypedDict):
+    """data/fingerprint.json, also the manifest's `data`."""
+
+    source: str
+    revision: str
+    splits: dict[str, SplitHash]
 
 
 def load_splits(
     data: Data, cache_dir: Path | None = None
-) -> tuple[dict[str, list[Record]], dict[str, Any]]:
+) -> tuple[dict[str, list[Record]], Provenance]:
     """Returns the splits and provenance (source, resolved revision, planted-error labels)."""
     if data.source == "builtin:smoke":
         from advisor_repro import smokedata
@@ -115,17 +134,17 @@ def _read_file(path: Path, split: str) -> list[Record]:
     return out
 
 
-def fingerprint(splits: dict[str, list[Record]]) -> dict[str, Any]:
+def fingerprint(splits: dict[str, list[Record]]) -> dict[str, SplitHash]:
     """Content hash per split, over the canonical JSON of the conversations only (of the whole
     record where it has no conversations, so an invalid record is hashed too)."""
     def conversations(r: Any) -> Any:
         return r.get("conversations") if isinstance(r, dict) and "conversations" in r else r
 
     return {
-        split: {
-            "n": len(recs),
-            "sha256": sha256_text("\n".join(canonical_json(conversations(r)) for r in recs)),
-        }
+        split: SplitHash(
+            n=len(recs),
+            sha256=sha256_text("\n".join(canonical_json(conversations(r)) for r in recs)),
+        )
         for split, recs in splits.items()
     }
 

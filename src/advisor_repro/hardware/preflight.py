@@ -14,7 +14,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from advisor_repro.errors import ConfigError, PreflightError, ResourceError
 from advisor_repro.hardware.gpu import GIB
@@ -86,6 +86,34 @@ class DeviceFacts:
         return d
 
 
+class Check(TypedDict):
+    """One line of preflight's verdict in decision.json / report.json."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+class KernelCheck(Check):
+    seconds: float
+
+
+class Refusal(TypedDict):
+    type: str
+    exit_code: int
+    problem: str
+    fix: str
+
+
+class DecisionJson(TypedDict):
+    ok: bool
+    device: str
+    dtype: str
+    checks: list[Check]
+    warnings: list[str]
+    refusal: Refusal | None
+
+
 @dataclass(frozen=True)
 class Requirement:
     needs_cuda: bool  # the paper profile needs a GPU; the smoke profile runs anywhere
@@ -99,20 +127,16 @@ class Decision:
     ok: bool
     device: str  # "cuda" or "cpu"
     dtype: str  # "bf16", "fp16" or "fp32"
-    checks: list[dict[str, Any]] = field(default_factory=list)  # {name, ok, detail}
+    checks: list[Check] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     refusal: PreflightError | ResourceError | None = None  # the first blocking problem
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in ("ok", "device", "dtype", "checks", "warnings")}
+    def to_dict(self) -> DecisionJson:
         r = self.refusal
-        d["refusal"] = r and {
-            "type": type(r).__name__,
-            "exit_code": r.exit_code,
-            "problem": r.problem,
-            "fix": r.fix,
-        }
-        return d
+        refusal: Refusal | None = r and Refusal(type=type(r).__name__, exit_code=r.exit_code,
+                                                problem=r.problem, fix=r.fix)
+        return DecisionJson(ok=self.ok, device=self.device, dtype=self.dtype,
+                            checks=self.checks, warnings=self.warnings, refusal=refusal)
 
 
 @dataclass(frozen=True)
@@ -307,7 +331,7 @@ def _pick_dtype(facts: DeviceFacts, device: str) -> str:
 
 def decide(facts: DeviceFacts, req: Requirement) -> Decision:
     """Can this machine run this requirement, on which device, in which dtype? Pure."""
-    checks: list[dict[str, Any]] = []
+    checks: list[Check] = []
     warnings: list[str] = []
     refusal: PreflightError | ResourceError | None = None
     gpu_usable = facts.kind == "cuda"
@@ -315,7 +339,7 @@ def decide(facts: DeviceFacts, req: Requirement) -> Decision:
         f = check(facts, req)
         if f is None:
             continue
-        checks.append({"name": f.name, "ok": f.ok, "detail": f.detail})
+        checks.append(Check(name=f.name, ok=f.ok, detail=f.detail))
         if f.warning:
             warnings.append(f.warning)
         if f.ok or f.error is None:
@@ -462,11 +486,11 @@ def _plain_words(exc: BaseException, device: str) -> str:
     return text
 
 
-def kernel_checks(device: str, dtype: str = "fp32") -> list[dict[str, Any]]:
+def kernel_checks(device: str, dtype: str = "fp32") -> list[KernelCheck]:
     """Run a tiny matmul and a bitsandbytes NF4 matmul on `device`; never raises."""
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, not {dtype!r}")
-    results = []
+    results: list[KernelCheck] = []
     for name, check in (("matmul", _matmul_check), ("nf4_matmul", _nf4_check)):
         start = time.perf_counter()
         try:
@@ -474,5 +498,5 @@ def kernel_checks(device: str, dtype: str = "fp32") -> list[dict[str, Any]]:
         except Exception as exc:  # a broken kernel is a finding, not a crash
             ok, detail = False, _plain_words(exc, device)
         seconds = round(time.perf_counter() - start, 4)
-        results.append({"name": name, "ok": ok, "detail": detail, "seconds": seconds})
+        results.append(KernelCheck(name=name, ok=ok, detail=detail, seconds=seconds))
     return results

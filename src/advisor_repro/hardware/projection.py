@@ -23,7 +23,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, cast
 
 from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError
@@ -51,6 +51,54 @@ class Planned:
     name: str
     own_s: float
     work: GpuWork | None = None
+
+
+class StepCost(TypedDict, total=False):
+    step_s: float  # one optimizer step
+    tokens: int  # tokens in it
+    gpu: str  # where it was measured (a gpus.toml key)
+    # (each row also says where it comes from, under the TOML key `from`)
+
+
+class TrainCosts(TypedDict, total=False):
+    step: dict[str, dict[str, StepCost]]  # precision -> "MBxGA" -> cost
+    auto: dict[str, str]  # effective batch -> the split the probe picked
+    fixed_s: dict[str, float]  # segment -> its seconds besides the steps
+    hf_slowdown: dict[str, float]  # micro-batch -> hf backend time over unsloth's
+
+
+class GenerateCosts(TypedDict):
+    fixed_s: float  # per model: load and quantize
+    step_s: float  # one decoding step of the batch
+    batch: int
+
+
+class JudgeCosts(TypedDict, total=False):
+    local_call_s: float
+    local_fixed_s: float
+    local_batched_verdict_s: float
+    local_batched_from: str
+    api_call_s: float
+    own_base_call_s: dict[str, float | str]  # stage -> seconds per call, and "from"
+
+
+class Costs(TypedDict, total=False):
+    """measured_h100.toml: what the projection scales (its comments say where each is from)."""
+
+    source: dict[str, str]  # gpu (a gpus.toml key), date, how
+    train: TrainCosts
+    generate: GenerateCosts
+    judge: JudgeCosts
+    fixed_s: dict[str, float]  # stages that are not GPU-bound, measured whole
+
+
+class PaperRow(TypedDict):
+    stage: str
+    gpu: str
+    backend: str
+    projected_s: float
+    paper_s: float
+    paper_over_projected: float
 
 
 @dataclass(frozen=True)
@@ -83,8 +131,8 @@ def gpus() -> dict[str, Gpu]:
 
 
 @functools.cache
-def measured() -> dict[str, Any]:
-    return _toml("measured_h100.toml")
+def measured() -> Costs:
+    return cast(Costs, _toml("measured_h100.toml"))
 
 
 def gpu_named(name: str) -> Gpu:
@@ -96,7 +144,7 @@ def gpu_named(name: str) -> Gpu:
     return table[key]
 
 
-def ratio(gpu: Gpu, costs: dict[str, Any] | None = None) -> float:
+def ratio(gpu: Gpu, costs: Costs | None = None) -> float:
     """The GPU's FP16 throughput as a fraction of the GPU the costs were measured on."""
     ref = gpus()[(costs or measured())["source"]["gpu"]]
     return gpu.fp16_tflops / ref.fp16_tflops
@@ -116,7 +164,7 @@ def precision_on(cfg: Config, gpu: Gpu) -> str:
     return "bf16" if p == "bf16" else "fp16"
 
 
-def _train(cfg: Config, stage: str, gpu: Gpu, costs: dict[str, Any]) -> StageProjection:
+def _train(cfg: Config, stage: str, gpu: Gpu, costs: Costs) -> StageProjection:
     n = cfg.data.expected_train or 100
     plan = segments.plan_for(cfg, stage, n)
     steps = segments.optimizer_steps(plan, n)
@@ -138,8 +186,8 @@ def _train(cfg: Config, stage: str, gpu: Gpu, costs: dict[str, Any]) -> StagePro
     return StageProjection(stage, fixed + gpu_s, basis, gpu_s)
 
 
-def _step_cost(costs: dict[str, Any], plan: segments.SegmentPlan, precision: str,
-               backend: str) -> tuple[str, dict[str, Any], str]:
+def _step_cost(costs: Costs, plan: segments.SegmentPlan, precision: str,
+               backend: str) -> tuple[str, StepCost, str]:
     """(shape "MBxGA", its cost per optimizer step, a note for the basis). Under split = "auto"
     the split the probe picked in the measured run ([train.auto]) and its cost; where that
     was measured in the other precision only, its cost scaled by the written split's
@@ -170,7 +218,7 @@ def _step_cost(costs: dict[str, Any], plan: segments.SegmentPlan, precision: str
     return shape, step, note
 
 
-def _generate(cfg: Config, gpu: Gpu, costs: dict[str, Any]) -> StageProjection:
+def _generate(cfg: Config, gpu: Gpu, costs: Costs) -> StageProjection:
     g, r = costs["generate"], ratio(gpu, costs)
     batches = math.ceil(cfg.data.eval_prompts / g["batch"])
     steps = batches * max(cfg.generate.caps)  # greedy, shared prefix: one pass to the top cap
@@ -181,7 +229,7 @@ def _generate(cfg: Config, gpu: Gpu, costs: dict[str, Any]) -> StageProjection:
 
 
 
-def _judged(cfg: Config, stage: str, work: GpuWork, gpu: Gpu, costs: dict[str, Any]
+def _judged(cfg: Config, stage: str, work: GpuWork, gpu: Gpu, costs: Costs
             ) -> StageProjection:
     assert work.calls is not None, f"{stage} declares judged work without its calls"
     j, calls, rest_s = costs["judge"], work.calls(cfg), work.rest_s
@@ -215,7 +263,7 @@ def _judged(cfg: Config, stage: str, work: GpuWork, gpu: Gpu, costs: dict[str, A
 
 
 def project(cfg: Config, gpu: Gpu, stages: list[Planned],
-            costs: dict[str, Any] | None = None) -> list[StageProjection]:
+            costs: Costs | None = None) -> list[StageProjection]:
     """Every stage of `repro all` on `gpu`, in order, by the GPU work each declares; a stage
     with none keeps its measured fixed cost, else its own estimate (preflight, data ...)."""
     costs = costs or measured()
@@ -237,7 +285,7 @@ def project(cfg: Config, gpu: Gpu, stages: list[Planned],
     return out
 
 
-def calibration(cfg: Config, gpu: Gpu, costs: dict[str, Any] | None = None) -> float | None:
+def calibration(cfg: Config, gpu: Gpu, costs: Costs | None = None) -> float | None:
     """paper / projected for the segment the paper ran on this GPU: the factor between what
     the datasheet ratio (and, on the P100, the hf backend's measured slowdown) projects and
     what the GPU sustained in the paper. None on a GPU the paper did not time.
@@ -253,8 +301,8 @@ def calibration(cfg: Config, gpu: Gpu, costs: dict[str, Any] | None = None) -> f
     return None
 
 
-def paper_comparison(cfg: Config, costs: dict[str, Any] | None = None
-                     ) -> list[dict[str, Any]]:
+def paper_comparison(cfg: Config, costs: Costs | None = None
+                     ) -> list[PaperRow]:
     """The paper's measured segments against this projection for the GPU each ran on. The
     steps are the paper's whatever `cfg` caps (a rehearsal's 10 steps compare with nothing);
     the backend and precision choices are `cfg`'s."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 MODEL_FLOP_PER_PARAM = 4  # forward + backward through activations
 RECOMPUTE_FLOP_PER_PARAM = 2  # the forward that gradient checkpointing runs again
@@ -94,17 +94,30 @@ def hfu(params: int, tokens_per_s: float, peak_tflops: float,
     return per * params * tokens_per_s / (peak_tflops * 1e12)
 
 
+class Utilisation(TypedDict, total=False):
+    gpu: str
+    peak_tflops: float
+    params: int
+    mfu: float
+    hfu: float
+    checkpointing: bool | float
+    note: str  # how the peak was chosen, where it needs saying
+
+
 def utilisation(params: int | None, tokens_per_s: float | None, device_name: str,
-                checkpointing: bool | float) -> dict[str, Any] | None:
+                checkpointing: bool | float) -> Utilisation | None:
     """The record fragment a benchmark stores beside its tokens/s; None where there is no
     peak to measure against (the CPU, an unlisted GPU) or nothing was measured."""
     peak = peak_for(device_name or "")
     if peak is None or not params or not tokens_per_s:
         return None
-    return {"gpu": peak.gpu, "peak_tflops": peak.tflops, "params": params,
-            "mfu": round(mfu(params, tokens_per_s, peak.tflops), 4),
-            "hfu": round(hfu(params, tokens_per_s, peak.tflops, checkpointing), 4),
-            "checkpointing": checkpointing, **({"note": peak.note} if peak.note else {})}
+    out = Utilisation(gpu=peak.gpu, peak_tflops=peak.tflops, params=params,
+                      mfu=round(mfu(params, tokens_per_s, peak.tflops), 4),
+                      hfu=round(hfu(params, tokens_per_s, peak.tflops, checkpointing), 4),
+                      checkpointing=checkpointing)
+    if peak.note:
+        out["note"] = peak.note
+    return out
 
 
 def percent(x: float | None) -> str:

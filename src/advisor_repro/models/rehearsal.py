@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from advisor_repro.errors import OfflineError
 from advisor_repro.files import atomic_folder, read_json, write_json
@@ -58,6 +58,18 @@ def corpus(seed: int = 0) -> list[str]:
     return [t["value"] for recs in splits.values() for r in recs for t in r["conversations"]]
 
 
+class BaseSource(TypedDict):
+    """source.json of the random-weight base: how it was made."""
+
+    kind: str  # "random-init"
+    scale: str
+    seed: int
+    params: int
+    dtype: str
+    device: str
+    tokenizer_vocab: int
+
+
 def random_base_dir(cache_root: Path, scale: str = "full", create: bool = False) -> Path:
     """Folder of the random-weight base. With create=False a missing one is an OfflineError
     whose fix is `repro fetch --profile rehearsal` (creating 14.5 GB is not done implicitly)."""
@@ -87,15 +99,15 @@ def _create(out: Path, scale: str, seed: int = 1234) -> None:
     model.save_pretrained(out, safe_serialization=True, max_shard_size="5GB")
     tok.save_pretrained(out)
     n = sum(p.numel() for p in model.parameters())
-    write_json(out / "source.json", {"kind": "random-init", "scale": scale, "seed": seed,
-                                     "params": n, "dtype": str(dtype), "device": device,
-                                     "tokenizer_vocab": len(tok)})
+    write_json(out / "source.json", BaseSource(kind="random-init", scale=scale, seed=seed,
+                                               params=n, dtype=str(dtype), device=device,
+                                               tokenizer_vocab=len(tok)))
     del model
     if device == "cuda":
         torch.cuda.empty_cache()
 
 
-def describe(folder: Path) -> dict[str, Any]:
+def describe(folder: Path) -> BaseSource:
     return read_json(Path(folder) / "source.json")
 
 

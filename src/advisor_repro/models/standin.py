@@ -10,13 +10,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-QWEN25_14B = {  # config.json of Qwen/Qwen2.5-14B-Instruct (architecture only)
+Shape = dict[str, int | float | str | bool]  # a transformers config's architecture fields
+
+QWEN25_14B: Shape = {  # config.json of Qwen/Qwen2.5-14B-Instruct (architecture only)
     "hidden_size": 5120, "intermediate_size": 13824, "num_hidden_layers": 48,
     "num_attention_heads": 40, "num_key_value_heads": 8, "vocab_size": 152064,
     "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
     "hidden_act": "silu", "tie_word_embeddings": False, "use_sliding_window": False,
 }
-QWEN_TINY = {  # the same architecture with 2 small layers, for the CPU tests
+QWEN_TINY: Shape = {  # the same architecture with 2 small layers, for the CPU tests
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
     "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 16064,
     "max_position_embeddings": 4096, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
@@ -49,7 +51,7 @@ def bpe_tokenizer(texts: list[str], vocab_size: int, template: str, specials: li
     return fast
 
 
-def judge_standin(out: Path, texts: list[str], shape: dict[str, Any] = QWEN25_14B,
+def judge_standin(out: Path, texts: list[str], shape: Shape = QWEN25_14B,
                   device: str = "cuda", seed: int = 0) -> Path:
     """Random fp16 weights of the Qwen2.5-14B shape (or `shape`) and a ChatML tokenizer learnt
     from `texts`, saved to `out` once (standin.json marks it complete)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from advisor_repro.config import Config
 from advisor_repro.errors import ReproError, StageInputError
@@ -22,9 +22,12 @@ if TYPE_CHECKING:
     from advisor_repro.hardware.projection import GpuWork
 
 
+Figure = int | float | str | bool | None  # one key figure, as `repro status` prints it
+
+
 @dataclass
 class StageResult:
-    figures: dict[str, Any] = field(default_factory=dict)  # key figures for `repro status`
+    figures: dict[str, Figure] = field(default_factory=dict)  # key figures for `repro status`
     warnings: list[str] = field(default_factory=list)
 
 

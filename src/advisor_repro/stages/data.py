@@ -13,6 +13,7 @@ from pathlib import Path
 from advisor_repro.config import Config
 from advisor_repro.data import (
     SPLITS,
+    Fingerprint,
     check_sizes,
     check_source,
     draw_eval_prompts,
@@ -47,7 +48,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     write_jsonl(out / "eval_prompts.jsonl", prompts)
     if "planted" in provenance:
         write_jsonl(out / "planted_errors.jsonl", provenance.pop("planted"))
-    fp = {**provenance, "splits": fingerprint(splits)}
+    fp = Fingerprint(source=provenance["source"], revision=provenance["revision"],
+                     splits=fingerprint(splits))
     write_json(out / "fingerprint.json", fp)
     update_manifest(ctx.run_dir, "data", fp)
     return StageResult(
