@@ -66,9 +66,10 @@ WORDS = {
 }  # a failed bound, in words
 
 
-Scalar = str | int | float | bool  # a TOML value of an expected entry
-Bound = Scalar | list[Scalar]  # a value, a reference ("file:path") or "config:KEY"
-Condition = Scalar | list[Scalar]  # the value a condition wants, or the allowed values
+Scalar = str | int | float | bool
+Value = Scalar | list[Scalar]  # a TOML value of an expected entry (the paper's, a bound...)
+Bound = Value  # a value, a reference ("file:path") or "config:KEY"
+Condition = Value  # the value a condition wants, or the allowed values
 # One check of verify.json, as Outcome.to_json writes it ("class" is a keyword: functional form)
 CheckRow = TypedDict("CheckRow", {
     "id": str, "status": str, "required": bool, "value": Any, "paper": Any, "range": str,
@@ -82,7 +83,7 @@ class Check:
     read: tuple[str, ...]
     cls: str
     reason: str
-    paper: Any = None
+    paper: Value | None = None  # the paper's number or words, shown
     where: str = ""
     combine: str = ""
     required: bool = True

@@ -227,7 +227,7 @@ def _per_item_panels(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[flo
 PAPER_JUDGE = {"domain": {"base": 2.14, "ft": 1.74}, "help": {"base": 2.14, "ft": 1.82}}
 
 
-def paper_means(panels: dict[str, Any]) -> dict[str, dict[str, float]]:
+def paper_means(panels: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
     """The paper's base / FT means for the panels it reports (a metric at 256 or 512 tokens),
     from repro/expected/paper.toml."""
     keys = {"BERTScore F1": "bertscore_f1", "ROUGE-L F1": "rouge_l_f1"}
