@@ -29,13 +29,15 @@ never FAIL.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
+from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError
 from advisor_repro.files import read_json, read_jsonl
 
@@ -64,21 +66,32 @@ WORDS = {
 }  # a failed bound, in words
 
 
+Scalar = str | int | float | bool
+Value = Scalar | list[Scalar]  # a TOML value of an expected entry (the paper's, a bound...)
+Bound = Value  # a value, a reference ("file:path") or "config:KEY"
+Condition = Value  # the value a condition wants, or the allowed values
+# One check of verify.json, as Outcome.to_json writes it ("class" is a keyword: functional form)
+CheckRow = TypedDict("CheckRow", {
+    "id": str, "status": str, "required": bool, "value": Any, "paper": Any, "range": str,
+    "class": str, "where": str, "read": str, "reason": str, "why": str, "unit": str,
+})
+
+
 @dataclass(frozen=True)
 class Check:
     id: str
     read: tuple[str, ...]
     cls: str
     reason: str
-    paper: Any = None
+    paper: Value | None = None  # the paper's number or words, shown
     where: str = ""
     combine: str = ""
     required: bool = True
     tol: float = 0.0
     unit: str = ""
-    bounds: dict[str, Any] = field(default_factory=dict)
-    when: dict[str, Any] = field(default_factory=dict)
-    when_not: dict[str, Any] = field(default_factory=dict)
+    bounds: dict[str, Bound] = field(default_factory=dict)
+    when: dict[str, Condition] = field(default_factory=dict)
+    when_not: dict[str, Condition] = field(default_factory=dict)
     when_reason: str = ""
     when_not_reason: str = ""
 
@@ -96,7 +109,7 @@ class Outcome:
     value: Any = None
     why: str = ""  # the reason of a SKIP or FAIL
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> CheckRow:
         c = self.check
         return {
             "id": c.id,
@@ -150,7 +163,7 @@ def load_expected(name_or_path: str, readable: tuple[str, ...] | None = None) ->
     return checks
 
 
-def _parse_check(entry: dict[str, Any], where: str) -> Check:
+def _parse_check(entry: dict[str, Condition], where: str) -> Check:
     def bad(problem: str, fix: str) -> ConfigError:
         return ConfigError(f"{where} ('{entry.get('id', '?')}'): {problem}", fix)
 
@@ -218,6 +231,10 @@ def split_ref(ref: str) -> tuple[str, str, str]:
     return file, path, reducer
 
 
+# a parsed JSON document of the run directory, read by reference: any shape
+JsonValue = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
+
+
 class Missing(Exception):
     """A value is not in the run: the message says why (the check is SKIP, never FAIL)."""
 
@@ -227,7 +244,7 @@ class RunFiles:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, JsonValue] = {}
 
     def load(self, rel: str) -> Any:
         if rel not in self._cache:
@@ -300,7 +317,7 @@ def reduce(values: Any, reducer: str, ref: str) -> Any:
 
 
 # ---- judging --------------------------------------------------------------------------------
-def evaluate(check: Check, run: RunFiles, config: dict[str, Any]) -> Outcome:
+def evaluate(check: Check, run: RunFiles, config: Config) -> Outcome:
     """PASS, FAIL or SKIP (with the reason) for one check against one run."""
     skip = _condition_skip(check, run, config)
     if skip:
@@ -323,7 +340,7 @@ def evaluate(check: Check, run: RunFiles, config: dict[str, Any]) -> Outcome:
     return Outcome(check, PASS, value)
 
 
-def _bound(bound: Any, run: RunFiles, config: dict[str, Any]) -> Any:
+def _bound(bound: Bound, run: RunFiles, config: Config) -> Any:
     if isinstance(bound, str) and bound.startswith(CONFIG):
         return _condition_value(bound.removeprefix(CONFIG), run, config)
     return run.value(bound) if isinstance(bound, str) else bound
@@ -348,7 +365,7 @@ def _number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _condition_skip(check: Check, run: RunFiles, config: dict[str, Any]) -> str:
+def _condition_skip(check: Check, run: RunFiles, config: Config) -> str:
     for key, allowed in check.when.items():
         have = _condition_value(key, run, config)
         if not _allowed(have, allowed):
@@ -364,7 +381,8 @@ def _skip_text(reason: str, detail: str) -> str:
     return f"{reason} ({detail})" if reason else detail
 
 
-def _condition_value(key: str, run: RunFiles, config: dict[str, Any]) -> Any:
+def _condition_value(key: str, run: RunFiles, config: Config) -> Any:
+    """A reference's value in the run, else the config value at a dotted key (None if none)."""
     if is_ref(key):
         try:
             return run.value(key)
@@ -372,8 +390,15 @@ def _condition_value(key: str, run: RunFiles, config: dict[str, Any]) -> Any:
             return None
     node: Any = config
     for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif dataclasses.is_dataclass(node) and not isinstance(node, type):
+            fields = {f.name for f in dataclasses.fields(node)}  # fields only, as to_dict
+            node = getattr(node, part) if part in fields else None
+        else:
+            node = None
+    # as Config.to_dict gives it: a section (a dataclass) compares as its dict
+    return dataclasses.asdict(node) if dataclasses.is_dataclass(node) else node
 
 
 def _allowed(have: Any, allowed: Any) -> bool:

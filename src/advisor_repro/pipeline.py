@@ -87,7 +87,9 @@ class InputFingerprint(TypedDict):
 
 
 class SourceFile(TypedDict):
-    kind: str
+    """A released file an import read (release/): its kind, name and sha256."""
+
+    kind: str  # prompts | outputs:base | outputs:ft | judge | bertscore
     file: str
     sha256: str
 

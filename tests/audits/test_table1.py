@@ -64,7 +64,9 @@ def test_topic_table_counts_both_methods_over_the_first_sample():
     vec = {q: [1.0 if i == j else 0.0 for j in range(10)] for i, q in enumerate(questions)}
     vec.update({label["description"]: [1.0 if i == j else 0.0 for j in range(10)]
                 for i, label in enumerate(LABELS)})  # fmt: skip
-    doc = table1.topic_table(train, fixed_encoder(vec), sample=3, margin=0.05)
+    table = table1.topic_table(train, fixed_encoder(vec), sample=3, margin=0.05)
+    doc = table.to_json()
+    assert table1.TopicTable.from_json(doc) == table
     assert doc["n"] == 3  # train[:3]: the fourth conversation is left out
     kw = doc["keyword"]["distribution"]
     assert kw["scholarships/funding"] == {"count": 1, "percent": pytest.approx(100 / 3)}
@@ -74,7 +76,7 @@ def test_topic_table_counts_both_methods_over_the_first_sample():
     assert doc["semantic"]["low_confidence"] == 0
     assert [i["keyword"] for i in doc["items"]] == ["scholarships/funding",
                                                     "accommodation/living costs", OTHER]
-    md = table1.render_markdown(doc)
+    md = table1.render_markdown(table)
     assert "| scholarships/funding | 1 | 33.3% | 1 | 33.3% |" in md
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from advisor_repro.audits import table2 as audit_table2
 from advisor_repro.audits.table2 import (
+    StructuralAudit,
     conversation_text,
     distinct_n,
     normalize_text,
@@ -39,11 +40,11 @@ def test_three_identical_copies_are_one_group_of_three_records() -> None:
     # The author counts groups of equal normalised text and every record in them, the first
     # copy included: three copies are 1 group and 3 records (not "2 duplicates").
     audit = structural_audit([A, A, A, B], [C])
-    assert (audit["train"]["exact_duplicate_groups"],
-            audit["train"]["exact_duplicate_conversations"]) == (1, 3)  # fmt: skip
-    assert (audit["all"]["exact_duplicate_groups"],
-            audit["all"]["exact_duplicate_conversations"]) == (1, 3)  # fmt: skip
-    assert audit["test"]["exact_duplicate_conversations"] == 0
+    assert (audit.train["exact_duplicate_groups"],
+            audit.train["exact_duplicate_conversations"]) == (1, 3)  # fmt: skip
+    assert (audit.all["exact_duplicate_groups"],
+            audit.all["exact_duplicate_conversations"]) == (1, 3)  # fmt: skip
+    assert audit.test["exact_duplicate_conversations"] == 0
 
 
 def test_duplicates_are_matched_on_normalised_text() -> None:
@@ -53,42 +54,42 @@ def test_duplicates_are_matched_on_normalised_text() -> None:
     assert normalize_text("Apply through UCAS!*") == "apply through ucas!"
     audit = structural_audit([A, conv("How do I apply to Oxford?", "Apply through UCAS!",
                                       "Deadline?", "October 15.")], [])  # fmt: skip
-    assert audit["train"]["exact_duplicate_groups"] == 0  # "." and "!" are both kept
+    assert audit.train["exact_duplicate_groups"] == 0  # "." and "!" are both kept
     audit = structural_audit([loud, conv("how do i apply to oxford?", "apply through ucas!",
                                          "deadline?", "october 15.")], [])  # fmt: skip
-    assert (audit["train"]["exact_duplicate_groups"],
-            audit["train"]["exact_duplicate_conversations"]) == (1, 2)  # fmt: skip
+    assert (audit.train["exact_duplicate_groups"],
+            audit.train["exact_duplicate_conversations"]) == (1, 2)  # fmt: skip
 
 
 def test_a_test_conversation_twice_in_train_is_one_overlap() -> None:
     # Overlap is the number of distinct normalised texts found in both splits: B twice in
     # train and once in test is 1, and pooled it is 1 group of 3 records.
     audit = structural_audit([B, B, A], [B, C])
-    assert audit["train_test"]["train_test_exact_overlap"] == 1
-    assert (audit["all"]["exact_duplicate_groups"],
-            audit["all"]["exact_duplicate_conversations"]) == (1, 3)  # fmt: skip
+    assert audit.train_test["train_test_exact_overlap"] == 1
+    assert (audit.all["exact_duplicate_groups"],
+            audit.all["exact_duplicate_conversations"]) == (1, 3)  # fmt: skip
     # The copy of B in test has cosine 1 to train: one near-duplicate, 1 of 2 test records.
-    assert audit["train_test"]["near_dup_test_conversations"] == 1
-    assert audit["train_test"]["near_dup_test_percent"] == pytest.approx(50.0)
-    assert audit["train_test"]["max_sim_max"] == pytest.approx(1.0)
+    assert audit.train_test["near_dup_test_conversations"] == 1
+    assert audit.train_test["near_dup_test_percent"] == pytest.approx(50.0)
+    assert audit.train_test["max_sim_max"] == pytest.approx(1.0)
 
 
 def test_two_answers_differing_only_in_case_are_one_repeated_group() -> None:
     train = [conv("q1", "Yes, the visa is free."), conv("q2", "YES, THE VISA IS FREE.")]
     test = [conv("q3", "Sure"), conv("q4", "sure "), conv("q5", "")]
     audit = structural_audit(train, test)
-    assert (audit["train"]["repeated_answer_groups"],
-            audit["train"]["repeated_answer_instances"]) == (1, 2)  # fmt: skip
+    assert (audit.train["repeated_answer_groups"],
+            audit.train["repeated_answer_instances"]) == (1, 2)  # fmt: skip
     # Pooled: 2 groups (the visa answer, "sure"), 4 instances; the empty answer is left out
     # of the responses (the author's `if norm`), so 2 unique responses.
-    assert (audit["all"]["repeated_answer_groups"],
-            audit["all"]["repeated_answer_instances"],
-            audit["all"]["unique_assistant_responses"]) == (2, 4, 2)  # fmt: skip
-    assert audit["test"]["repeated_answer_instances_pooled"] == 2
-    assert audit["test"]["repeated_answer_groups_pooled"] == 1
-    assert audit["all"]["repeated_answer_locations"] == [
+    assert (audit.all["repeated_answer_groups"],
+            audit.all["repeated_answer_instances"],
+            audit.all["unique_assistant_responses"]) == (2, 4, 2)  # fmt: skip
+    assert audit.test["repeated_answer_instances_pooled"] == 2
+    assert audit.test["repeated_answer_groups_pooled"] == 1
+    assert audit.all["repeated_answer_locations"] == [
         ["train[0].turn1", "train[1].turn1"], ["test[0].turn1", "test[1].turn1"]]
-    assert audit["test"]["empty_fields"] == 1
+    assert audit.test["empty_fields"] == 1
 
 
 def test_broken_role_alternation_and_schema_are_rates_not_errors() -> None:
@@ -137,9 +138,9 @@ def test_distinct_n_over_role_prefixed_conversations_by_hand() -> None:
     # unigrams 10, unique {human the cat sat assistant ran hello} = 7
     # bigrams 7 + 1 = 8, unique: (the cat) repeats once, so 7
     audit = structural_audit(records[:1], records[1:])
-    assert audit["all"]["distinct_1"] == pytest.approx(7 / 10)
-    assert audit["all"]["distinct_2"] == pytest.approx(7 / 8)
-    assert audit["train"]["distinct_1"] == pytest.approx(6 / 8)
+    assert audit.all["distinct_1"] == pytest.approx(7 / 10)
+    assert audit.all["distinct_2"] == pytest.approx(7 / 8)
+    assert audit.train["distinct_1"] == pytest.approx(6 / 8)
     assert distinct_n(["one"], 2) == 0.0  # no bigrams: 0.0, as the author
 
 
@@ -151,7 +152,7 @@ def test_role_labels_are_part_of_the_tfidf_document() -> None:
     train = [conv("oxford tuition", "visa permit")]
     test = [conv("football weather", "sunny beaches")]
     w = 1 + math.log(3 / 2)
-    cross = structural_audit(train, test)["train_test"]
+    cross = structural_audit(train, test).train_test
     assert cross["max_sim_mean"] == pytest.approx(2 / (2 + 9 * w * w))
     assert cross["max_sim_sd"] == 0.0
 
@@ -165,7 +166,7 @@ def test_max_similarity_sd_is_the_sample_sd() -> None:
     # df 2 (idf 1 + ln(4/3)), the last document's own terms df 1 (idf 1 + ln 2).
     w = 1 + math.log(2)
     c = 2 / (2 + 9 * w * w) ** 0.5 / (2 + 9 * (1 + math.log(4 / 3)) ** 2) ** 0.5
-    cross = structural_audit(train, test)["train_test"]
+    cross = structural_audit(train, test).train_test
     assert cross["max_sim_min"] == pytest.approx(c)
     assert cross["max_sim_sd"] == pytest.approx(abs(1 - c) / math.sqrt(2))
 
@@ -213,15 +214,16 @@ def test_tfidf_max_similarity_matches_brute_force(monkeypatch: pytest.MonkeyPatc
 def test_records_the_author_would_crash_on_are_counted_not_fatal() -> None:
     audit = structural_audit([{"bad": 1}, "x", {"conversations": ["turn that is not a dict"]}],
                              [])  # fmt: skip
-    assert audit["train"]["n_invalid"] == 3 and audit["train"]["schema_valid"] == 0
-    assert audit["test"]["valid_rate"] is None
-    assert audit["train_test"]["max_sim_mean"] is None
-    json.dumps(audit)  # must be JSON-serialisable as is
+    assert audit.train["n_invalid"] == 3 and audit.train["schema_valid"] == 0
+    assert audit.test["valid_rate"] is None
+    assert audit.train_test["max_sim_mean"] is None
+    json.dumps(audit.to_json())  # must be JSON-serialisable as is
 
 
 def test_render_markdown_and_json() -> None:
     audit = structural_audit([A, B], [C])
-    assert json.loads(json.dumps(audit)) == audit
+    assert json.loads(json.dumps(audit.to_json())) == audit.to_json()
+    assert StructuralAudit.from_json(audit.to_json()) == audit
     text = render_markdown(audit)
     assert text.startswith("Table 2 (structural dataset audit)\n")
     assert "| n_conversations | 2 | 1 | 3 |" in text

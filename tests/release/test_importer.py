@@ -43,7 +43,7 @@ def test_files_are_recognised_by_content_not_name(folder):
 
 def test_prompts_and_answers_are_written_as_the_stages_write_them(imported):
     run, _, done = imported
-    assert done["cap"] == rf.CAP and done["prompts"] == rf.N
+    assert done.cap == rf.CAP and done.prompts == rf.N
     prompts = read_jsonl(run / "data" / "eval_prompts.jsonl")
     assert prompts == [{**p, "reference": None} for p in rf.prompts()]
     answers = read_jsonl(run / "generate" / "answers.jsonl")
@@ -115,7 +115,7 @@ def test_a_second_import_needs_force(folder, imported):
     run, cfg, _ = imported
     with pytest.raises(ConfigError, match="already holds data, generate, metrics, judge"):
         import_release(folder, run, cfg)
-    assert import_release(folder, run, cfg, force=True)["cap"] == rf.CAP
+    assert import_release(folder, run, cfg, force=True).cap == rf.CAP
 
 
 def test_any_subset_imports(folder, tmp_path):
@@ -123,7 +123,7 @@ def test_any_subset_imports(folder, tmp_path):
         (folder / name).unlink()
     run = tmp_path / "only-bertscore"
     done = import_release(folder, run, load_config("paper"))
-    assert list(done["written"]) == ["metrics"] and done["prompts"] == 0
+    assert list(done.written) == ["metrics"] and done.prompts == 0
     assert sorted(p.name for p in run.iterdir()) == ["metrics"]
 
 
@@ -235,7 +235,7 @@ def test_output_files_that_do_not_say_which_model_need_base_and_ft(folder, tmp_p
         import_release(folder, tmp_path / "run", load_config("paper"))
     done = import_release(folder, tmp_path / "run", load_config("paper"),
                           base=folder / "x.csv", ft=folder / "y.csv")
-    kinds = {f["kind"]: f["file"] for f in done["files"]}
+    kinds = {f["kind"]: f["file"] for f in done.files}
     assert kinds["outputs:base"] == "x.csv" and kinds["outputs:ft"] == "y.csv"
 
 
@@ -252,4 +252,4 @@ def test_two_folders_as_the_author_keeps_them_and_other_tables_ignored(folder, t
                                            "bertscore"]
     assert "nlp-metrics-256.csv (not a release format)" in rel.ignored
     done = import_release([folder, docs], tmp_path / "run", load_config("paper"))
-    assert set(done["written"]) == {"generate", "metrics", "judge"}
+    assert set(done.written) == {"generate", "metrics", "judge"}

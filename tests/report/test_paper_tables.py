@@ -12,6 +12,7 @@ from advisor_repro.config import load_config
 from advisor_repro.files import read_json, write_json
 from advisor_repro.report import claims, data_tables, eval_tables, rows
 from advisor_repro.report.render import drop_paths
+from advisor_repro.report.verify_record import VerifyRecord
 
 RELEASED = Path(__file__).parent / "released"
 # an absolute POSIX path of two or more parts, outside URLs and tags
@@ -129,7 +130,7 @@ def test_claims_follow_the_checks(tmp_path, capsys):
     run = write_paper_run(tmp_path / "run")
     assert main(["verify", "--profile", "paper", "--run-dir", str(run)]) == 15  # PARTIAL
     cfg = load_config("paper", [])
-    record = read_json(run / "verify/verify.json")
+    record = VerifyRecord.from_json(read_json(run / "verify/verify.json"))
     verdicts = {c.id: claims.verdict(c, cfg, rows.Verdicts(record))[0] for c in claims.CLAIMS}
     assert verdicts["recipe"].startswith("tested and supported, 21 of 21 checks passed")
     assert verdicts["caution"].startswith("tested and supported")
@@ -140,7 +141,7 @@ def test_claims_follow_the_checks(tmp_path, capsys):
     counts["base"], counts["ft"] = 9, 23
     write_json(run / "judge/summary.json", judge)
     assert main(["verify", "--profile", "paper", "--run-dir", str(run)]) == 11
-    record = read_json(run / "verify/verify.json")
+    record = VerifyRecord.from_json(read_json(run / "verify/verify.json"))
     text, cls, _ = claims.verdict(claims.CLAIMS[1], cfg, rows.Verdicts(record))
     assert cls == "FAIL" and text.startswith("contradicted, judge.preference.base_over_ft")
     # another judge: not tested, whatever the checks say
@@ -251,7 +252,7 @@ def test_row_verdicts_prefer_the_variant_that_ran():
         check("a", "FAIL", why="above the maximum 3"), check("b", "FAIL", False, "below 1"),
         check("c", "SKIP", why="stage not run"),
     ]}  # fmt: skip
-    v = rows.Verdicts(record)
+    v = rows.Verdicts(VerifyRecord.from_json(record))
     row = rows.Row("n", "50", "50", (("", "judge.n"),))
     assert rows.verdict(row, v) == ("PASS", "PASS")
     assert rows.range_text(v.shown(row.checks)) == "= 50"

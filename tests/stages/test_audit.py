@@ -8,6 +8,7 @@ import pytest
 
 from advisor_repro import pipeline
 from advisor_repro.audits.core import abstained, load_catalog
+from advisor_repro.audits.factuality import FactualitySummary
 from advisor_repro.config import load_config
 from advisor_repro.files import read_json, read_jsonl, write_json, write_jsonl
 from advisor_repro.judges.stats import mapping_document
@@ -73,6 +74,7 @@ def test_factuality_audit_on_the_smoke_catalog(tmp_path):
                                 "audit.confirm_limit=0", "judge.parse_retries=1"])
     _, result = pipeline.run_stage(pipeline.get_stage("audit"), cfg, run, log=lambda m: None)
     s = read_json(run / "audit/summary.json")
+    assert FactualitySummary.from_json(s).to_json() == s  # the typed record, key for key
     # (b) divergent prompts 0 and 1: one confident fine-tuned error, one unparseable check
     assert s["confident_errors"] == {"base": 0, "ft": 1}
     assert s["divergent"]["n_prompts"] == 2 and s["divergent"]["not_ok"] == {"base": 0, "ft": 1}

@@ -10,6 +10,7 @@ import pytest
 
 from advisor_repro import pipeline
 from advisor_repro.audits.core import answer_pool, draw_training_sample, rate
+from advisor_repro.audits.training_data import TrainingAuditSummary
 from advisor_repro.config import load_config
 from advisor_repro.files import read_json, read_jsonl, write_jsonl
 from advisor_repro.smokedata import smoke_dataset
@@ -63,6 +64,7 @@ def test_replayed_labels_recover_the_planted_rate_exactly(tmp_path):
     _, result = pipeline.run_stage(pipeline.get_stage("audit-training"), cfg, run,
                                       log=lambda m: None)
     s = read_json(run / "audit-training/summary.json")
+    assert TrainingAuditSummary.from_json(s).to_json() == s  # the typed record, key for key
     picked = draw_training_sample(splits["train"], 20, [42, 43])
     k = sum((p["index"], p["turn"]) in labels for p in picked)
     assert 0 < k < 20

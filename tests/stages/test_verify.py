@@ -7,6 +7,7 @@ from advisor_repro.cli import main
 from advisor_repro.errors import VERIFY_PARTIAL, VerifyFailed
 from advisor_repro.files import read_json, write_json
 from advisor_repro.judges import stats as judge_stats
+from advisor_repro.report.verify_record import VerifyRecord
 from advisor_repro.stats import bootstrap_ci_numpy, bootstrap_ci_random
 
 from .conftest import PAPER_DRAW, bertscore_items, judge_verdicts
@@ -41,6 +42,7 @@ def test_smoke_run_verifies_and_prints_the_table(smoke_run, capsys):
     skipped = [c for c in record["checks"] if c["status"] == "SKIP"]
     assert all(c["why"].startswith(("stage not run", "stage ")) for c in skipped)
     assert record["headline"]["state"] == "MECHANISM ONLY"
+    assert VerifyRecord.from_json(record).to_json() == record  # the typed record, key for key
     md = (smoke_run / "verify/verify.md").read_text()
     assert md.startswith("# Verify") and "**MECHANISM ONLY" in md and "## Dataset" in md
     assert read_json(smoke_run / "verify/done.json")["figures"]["fail"] == 0

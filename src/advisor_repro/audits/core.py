@@ -13,10 +13,11 @@ import random
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from advisor_repro.errors import ConfigError
 from advisor_repro.files import canonical_json, sha256_text
+from advisor_repro.smokedata.generate import Record
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ABSTENTION_WINDOW = 300  # characters at the start of an answer searched for a refusal
@@ -25,6 +26,51 @@ DEFAULT_ABSTENTIONS = ("i am not sure", "i'm not sure", "i don't know", "i do no
 SEVERITY = {"admission_requirement": "high", "policy_eligibility": "high",
             "nonexistent_programme": "medium", "invented_scholarship": "medium",
             "wrong_figure": "low"}
+
+
+class Rate(TypedDict):
+    """k of n with the Wilson 95% interval; rate and interval None when n is 0."""
+
+    k: int
+    n: int
+    rate: float | None
+    wilson95: list[float] | None
+
+
+class PrecisionRecall(TypedDict):
+    n: int
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+    precision: float | None
+    recall: float | None
+
+
+class Prompt(TypedDict):
+    """An evaluation prompt as the audits read it (data/eval_prompts.jsonl)."""
+
+    sample_id: int | str
+    dataset_index: int
+    prompt: str
+    reference: str | None
+
+
+class Provenance(TypedDict):
+    """Who judged and embedded: keys of both audit summaries."""
+
+    judge: dict[str, Any]  # the judge backend's identity, as advisor_repro.judges gives it
+    calls: dict[str, int]  # paid / cached
+    asking: dict[str, Any]  # how the replies were asked (CachedJudge.asking)
+    embedding: dict[str, str | None]  # model, revision
+
+
+class Draw(TypedDict):
+    """One drawn training answer: the seed that drew it, its conversation and turn."""
+
+    seed: int
+    index: int
+    turn: int
 
 
 @dataclass(frozen=True)
@@ -136,7 +182,7 @@ def makes_marker(text: str, marker: str) -> bool:
     return bool(marker) and marker.lower() in text.lower()
 
 
-def rate(k: int, n: int) -> dict[str, Any]:
+def rate(k: int, n: int) -> Rate:
     """k of n with the Wilson 95% interval (None when n is 0)."""
     from advisor_repro.stats import wilson
 
@@ -146,7 +192,7 @@ def rate(k: int, n: int) -> dict[str, Any]:
     return {"k": k, "n": n, "rate": k / n, "wilson95": [lo, hi]}
 
 
-def precision_recall(predicted: list[bool], truth: list[bool]) -> dict[str, Any]:
+def precision_recall(predicted: list[bool], truth: list[bool]) -> PrecisionRecall:
     tp = sum(p and t for p, t in zip(predicted, truth, strict=True))
     fp = sum(p and not t for p, t in zip(predicted, truth, strict=True))
     fn = sum(t and not p for p, t in zip(predicted, truth, strict=True))
@@ -157,7 +203,7 @@ def precision_recall(predicted: list[bool], truth: list[bool]) -> dict[str, Any]
     }
 
 
-def answer_pool(train: list[dict[str, Any]]) -> list[tuple[int, int]]:
+def answer_pool(train: list[Record]) -> list[tuple[int, int]]:
     """(conversation index, turn index) of every assistant answer in the training split."""
     return [
         (i, t)
@@ -168,13 +214,13 @@ def answer_pool(train: list[dict[str, Any]]) -> list[tuple[int, int]]:
 
 
 def draw_training_sample(
-    train: list[dict[str, Any]], n: int, seeds: list[int]
-) -> list[dict[str, Any]]:
+    train: list[Record], n: int, seeds: list[int]
+) -> list[Draw]:
     """n answers in equal parts per seed: random.Random(seed).sample of the answers not drawn
     by an earlier seed, so the parts never overlap (the paper: 40 = two seeds of 20)."""
     pool = answer_pool(train)
     per_seed = n // len(seeds)
-    picked: list[dict[str, Any]] = []
+    picked: list[Draw] = []
     for seed in seeds:
         taken = {(p["index"], p["turn"]) for p in picked}
         left = [a for a in pool if a not in taken]

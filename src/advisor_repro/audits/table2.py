@@ -17,21 +17,128 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter, defaultdict
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 
 SPLITS = ("train", "test", "all")
+
+
+class TfidfParams(TypedDict):
+    lowercase: bool
+    ngram_range: tuple[int, int]
+    min_df: int
+    max_features: int
+    stop_words: str
+
+
 # evaluate_dataset.near_duplicate_analysis: the author's vectoriser, argument for argument
-TFIDF_PARAMS: dict[str, Any] = {
+TFIDF_PARAMS: TfidfParams = {
     "lowercase": True, "ngram_range": (1, 2), "min_df": 1, "max_features": 50000,
     "stop_words": "english",
 }  # fmt: skip
 SIM_CHUNK_ROWS = 512  # test rows per similarity block: bounds the dense block to 512 x n_train
 # evaluate_dataset.normalize_text: what survives normalisation
 _NOT_KEPT = re.compile(r"[^a-z0-9\s.,;:!?%$€£₹/\-]")
+
+
+# --- the records: one per split, then train/test, then Table 2 ---
+
+
+class RepeatedAnswers(TypedDict):
+    unique: int
+    groups: int
+    instances: int
+    locations: list[list[str]]  # the first 10 groups: "split[i].turnj" of each instance
+
+
+class SplitStats(TypedDict):
+    """Every per-split row of Table 2 (train, test or "all": both)."""
+
+    n_conversations: int
+    schema_valid: int
+    role_alternation_ok: int
+    schema_pass_rate: float | None
+    role_alternation_pass_rate: float | None
+    n_invalid: int
+    valid_rate: float | None
+    empty_fields: int
+    user_turns: int
+    assistant_turns: int
+    turns_mean: float | None
+    turns_sd: float | None
+    turns_min: float | None
+    turns_max: float | None
+    turns_histogram: dict[str, int]  # turn count (as text) -> conversations
+    exact_duplicate_groups: int
+    exact_duplicate_conversations: int
+    distinct_1: float
+    distinct_2: float
+    unique_assistant_responses: int
+    repeated_answer_groups: int
+    repeated_answer_instances: int
+    repeated_answer_locations: NotRequired[list[list[str]]]  # "all" only
+    repeated_answer_groups_pooled: NotRequired[int]
+    repeated_answer_instances_pooled: NotRequired[int]
+
+
+class NearDuplicates(TypedDict):
+    near_dup_threshold: float
+    near_dup_test_conversations: int
+    near_dup_test_percent: float | None
+    max_sim_mean: float | None
+    max_sim_sd: float | None
+    max_sim_min: float | None
+    max_sim_max: float | None
+
+
+class TemplateReuse(TypedDict):
+    test_prompts: int
+    test_prompts_in_train_first_human: int
+    test_prompts_in_train_any_human: int
+
+
+class TrainTest(NearDuplicates, TemplateReuse):
+    train_test_exact_overlap: int
+
+
+class StructuralAuditJson(TypedDict):
+    train: SplitStats
+    test: SplitStats
+    all: SplitStats
+    train_test: TrainTest
+    method: dict[str, str]
+    eval_prompts: NotRequired[TemplateReuse]
+
+
+@dataclass
+class StructuralAudit:
+    """table2.json: per-split structure, duplication, train/test leakage, answer diversity."""
+
+    train: SplitStats
+    test: SplitStats
+    all: SplitStats  # both splits pooled: the paper's numbers
+    train_test: TrainTest
+    method: dict[str, str]  # how each number is computed, after the author's script
+    eval_prompts: TemplateReuse | None = None  # the evaluation draw's prompts found in train
+
+    def split(self, name: str) -> SplitStats:
+        return {"train": self.train, "test": self.test, "all": self.all}[name]
+
+    def to_json(self) -> StructuralAuditJson:
+        out: StructuralAuditJson = {"train": self.train, "test": self.test, "all": self.all,
+                                    "train_test": self.train_test, "method": self.method}
+        if self.eval_prompts is not None:
+            out["eval_prompts"] = self.eval_prompts
+        return out
+
+    @classmethod
+    def from_json(cls, d: StructuralAuditJson) -> StructuralAudit:
+        return cls(train=d["train"], test=d["test"], all=d["all"], train_test=d["train_test"],
+                   method=d["method"], eval_prompts=d.get("eval_prompts"))
 
 
 # --- per-record views (evaluate_dataset.load_dataset_records) ---
@@ -155,7 +262,7 @@ def assistant_responses(records: list[Any], split: str) -> dict[str, list[str]]:
     return responses
 
 
-def repeated_answers(responses: dict[str, list[str]]) -> dict[str, Any]:
+def repeated_answers(responses: dict[str, list[str]]) -> RepeatedAnswers:
     """Groups of a normalised answer seen more than once (case and punctuation ignored)."""
     repeated = {k: v for k, v in responses.items() if len(v) > 1}
     return {
@@ -169,7 +276,7 @@ def repeated_answers(responses: dict[str, list[str]]) -> dict[str, Any]:
 # --- per split (evaluate_dataset.structural_analysis, applied to one split or to both) ---
 
 
-def split_stats(records: list[Any], split: str) -> dict[str, Any]:
+def split_stats(records: list[Any], split: str) -> SplitStats:
     """Every per-split row of Table 2. The author computes turn statistics per split and the rest
     over both splits together; here every row is computed for train, test and "all" (both), so
     the paper's pooled numbers are the "all" column."""
@@ -235,7 +342,7 @@ def tfidf_max_similarity(train_texts: list[str], test_texts: list[str]) -> np.nd
     return best
 
 
-def near_duplicates(train: list[Any], test: list[Any], threshold: float) -> dict[str, Any]:
+def near_duplicates(train: list[Any], test: list[Any], threshold: float) -> NearDuplicates:
     """near_duplicate_analysis: test conversations whose best train match is >= threshold (as a
     count and a percentage of test), and the max-similarity mean, sample SD, min and max."""
     sims = tfidf_max_similarity([conversation_text(r) for r in train],
@@ -262,7 +369,7 @@ def first_human_turn(record: Any) -> str | None:
     return None
 
 
-def template_reuse(train: list[Any], test: list[Any]) -> dict[str, int]:
+def template_reuse(train: list[Any], test: list[Any]) -> TemplateReuse:
     """Test prompts (first human turn) that occur verbatim in train: not in the author's script
     (the paper's "most of the 50 eval prompts have an identical question string in train").
 
@@ -282,7 +389,7 @@ def template_reuse(train: list[Any], test: list[Any]) -> dict[str, int]:
 
 def structural_audit(
     train: list[Any], test: list[Any], near_dup_threshold: float = 0.9
-) -> dict[str, Any]:
+) -> StructuralAudit:
     """Table 2: per-split structure, duplication, train/test leakage and answer diversity."""
     stats = {"train": split_stats(train, "train"), "test": split_stats(test, "test"),
              "all": split_stats(train + test, "all")}  # fmt: skip
@@ -300,12 +407,13 @@ def structural_audit(
         stats[split]["repeated_answer_instances_pooled"] = sum(len(responses[t]) for t in shared)
     for key in ("groups", "instances"):
         stats["all"][f"repeated_answer_{key}_pooled"] = stats["all"][f"repeated_answer_{key}"]
-    cross = {
+    cross: TrainTest = {
         "train_test_exact_overlap": train_test_overlap(train, test),
         **near_duplicates(train, test, near_dup_threshold),
         **template_reuse(train, test),
     }
-    return {**stats, "train_test": cross, "method": METHOD}
+    return StructuralAudit(train=stats["train"], test=stats["test"], all=stats["all"],
+                           train_test=cross, method=METHOD)
 
 
 METHOD = {
@@ -341,14 +449,14 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def render_markdown(audit: dict[str, Any]) -> str:
+def render_markdown(audit: StructuralAudit) -> str:
     """Two tables a reviewer can read: per-split rows, then train/test rows, then the method."""
     lines = ["Table 2 (structural dataset audit)", "", "| metric | train | test | all |"]
     lines.append("|---|---|---|---|")
-    for key in audit["all"]:
-        row = [_fmt(audit[s].get(key)) for s in SPLITS]
+    for key in audit.all:
+        row = [_fmt(audit.split(s).get(key)) for s in SPLITS]
         lines.append(f"| {key} | " + " | ".join(row) + " |")
     lines += ["", "| train/test metric | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in audit["train_test"].items()]
-    lines += ["", "Method:"] + [f"- {k}: {v}" for k, v in audit["method"].items()]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in audit.train_test.items()]
+    lines += ["", "Method:"] + [f"- {k}: {v}" for k, v in audit.method.items()]
     return "\n".join(lines) + "\n"

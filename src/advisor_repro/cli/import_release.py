@@ -70,14 +70,14 @@ def main(args: argparse.Namespace) -> int:
                               args.force)
         write_manifest(sel.run_dir, sel.cfg, sel.profile, sel.overrides, command_line())
         update_manifest(sel.run_dir, "release",
-                        {"folders": [str(f.resolve()) for f in folders], **done})
+                        {"folders": [str(f.resolve()) for f in folders], **done.to_json()})
         mark_latest(sel.run_dir)
-    for f in done["files"]:
+    for f in done.files:
         say(f"  {f['kind']:<13} {f['file']}  sha256 {f['sha256'][:12]}")
-    for name in done["ignored"]:
+    for name in done.ignored:
         say(f"  ignored       {name}")
     written = ", ".join(f"{k}/ ({', '.join(f'{a}={b}' for a, b in v.items())})"
-                        for k, v in done["written"].items())
+                        for k, v in done.written.items())
     say(f"imported into {sel.run_dir}: {written or 'data/ only'}")
     say(f"next: repro status --run-dir {sel.run_dir}; repro verify --run-dir {sel.run_dir}")
     return 0

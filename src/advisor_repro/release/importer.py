@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from advisor_repro import pipeline
 from advisor_repro.config import Config
@@ -40,6 +41,7 @@ from advisor_repro.judges.stats import mapping_document
 from advisor_repro.manifest import library_versions
 from advisor_repro.release.reader import (
     Release,
+    SourceFile,
     Table,
     cell_bool,
     cell_error,
@@ -53,15 +55,142 @@ from advisor_repro.release.reader import (
 STAGE_FOLDERS = ("data", "generate", "metrics", "judge")
 
 
+class PromptInfo(TypedDict):
+    dataset_index: int
+    prompt: str
+
+
+class OutputRow(TypedDict):
+    """One released answer, parsed and checked; `i` is its data row in the CSV."""
+
+    sample_id: int
+    i: int
+    text: str
+    new_tokens: int  # response_token_count, EOS included
+    truncated: bool
+    seconds: float
+    released_chars: int
+
+
+Outputs = dict[str, list[OutputRow]]  # "base" / "ft" -> its answers in file order
+
+
+class JudgeRow(TypedDict):
+    """One released verdict, blind: slots A and B."""
+
+    sample_id: int
+    domain_a: int
+    help_a: int
+    domain_b: int
+    help_b: int
+    preferred_slot: str  # a | b | tie
+    note_a: str
+    note_b: str
+
+
+# judge/verdicts.jsonl's row for a released verdict ("pass" is a keyword: functional form)
+ReleasedVerdict = TypedDict("ReleasedVerdict", {
+    "sample_id": int, "domain_a": int, "help_a": int, "domain_b": int, "help_b": int,
+    "preferred_slot": str, "note_a": str, "note_b": str, "pass": str, "status": str,
+    "origin": str, "base_slot": str,
+})
+
+
+class ReleasedAnswer(TypedDict):
+    """generate/answers.jsonl's row for a released answer."""
+
+    sample_id: int
+    dataset_index: int
+    model: str
+    cap: int
+    text: str
+    new_tokens: int
+    truncated: bool
+    seconds: float
+    released_chars: int
+
+
+class PerItem(TypedDict):
+    """metrics/per_item.jsonl's row."""
+
+    sample_id: int | None
+    item: int
+    model: str
+    cap: int
+    bertscore_f1: float
+
+
+class MeanOnly(TypedDict):
+    """A released precision or recall: the two means, no per-item values, so no CI."""
+
+    base: float
+    ft: float
+    delta: float
+    ci_low: None
+    ci_high: None
+
+
+class CapEntry(TypedDict):
+    """metrics/summary.json's block for the released cap."""
+
+    n: int
+    bertscore_f1: dict[str, float]  # evaluation.metrics.compare: means, delta, bootstrap CI
+    bertscore_p: MeanOnly
+    bertscore_r: MeanOnly
+    truncation_rate: NotRequired[dict[str, float]]  # per model, where both outputs are present
+    mean_chars: NotRequired[dict[str, float]]
+    mean_tokens: NotRequired[dict[str, float]]
+
+
+Figure = int | float | str | None  # one figure of a completion record
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Everything read from the release and checked, before a byte is written."""
+
+    rel: Release
+    prompts: dict[int, PromptInfo]  # sample_id -> prompt, in file order
+    rows: Outputs
+    cap: int | None
+    judged: list[JudgeRow]
+    order: list[int]  # sample_ids in the prompts' order (else the judge file's)
+    # metrics/summary.json (the metrics stage's record: keyed by the cap as text) and per_item
+    metrics: tuple[dict[str, Any], list[PerItem]] | None
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What `repro import-release` did: recorded in the manifest and printed."""
+
+    files: list[SourceFile]
+    ignored: list[str]
+    written: dict[str, dict[str, Figure]]  # stage -> its completion record's figures
+    prompts: int
+    cap: int | None
+
+    def to_json(self) -> ImportedJson:
+        return {"files": self.files, "ignored": self.ignored, "written": self.written,
+                "prompts": self.prompts, "cap": self.cap}
+
+
+class ImportedJson(TypedDict):
+    files: list[SourceFile]
+    ignored: list[str]
+    written: dict[str, dict[str, Figure]]
+    prompts: int
+    cap: int | None
+
+
 # ---- cross-file checks -------------------------------------------------------------------------
-def prompt_table(rel: Release) -> dict[int, dict[str, Any]]:
+def prompt_table(rel: Release) -> dict[int, PromptInfo]:
     """sample_id -> {dataset_index, prompt}, in file order, from the prompts file or else the
     base (else FT) outputs file; {} when neither is present."""
     t = rel.prompts or rel.outputs.get("base") or rel.outputs.get("ft")
     if t is None:
         return {}
     ids = sample_ids(t)
-    out = {}
+    out: dict[int, PromptInfo] = {}
     for i, sid in enumerate(ids):
         prompt = t.rows[i]["prompt"]
         if not prompt.strip():
@@ -81,13 +210,13 @@ def same_ids(t: Table, ids: list[int], want: list[int], source: str) -> None:
                    f"({len(ids)} rows for {len(want)} prompts in {source})")
 
 
-def output_rows(rel: Release, prompts: dict[int, dict[str, Any]], source: str) -> dict[str, Any]:
+def output_rows(rel: Release, prompts: dict[int, PromptInfo], source: str) -> Outputs:
     """role -> list of parsed rows, each checked against the prompts."""
-    parsed = {}
+    parsed: Outputs = {}
     for role, t in sorted(rel.outputs.items()):
         ids = sample_ids(t)
         same_ids(t, ids, list(prompts), source)
-        rows = []
+        rows: list[OutputRow] = []
         for i, sid in enumerate(ids):
             if cell_int(t, i, "dataset_index", lo=0) != prompts[sid]["dataset_index"]:
                 raise cell_error(t, i, "dataset_index",
@@ -104,7 +233,7 @@ def output_rows(rel: Release, prompts: dict[int, dict[str, Any]], source: str) -
     return parsed
 
 
-def infer_cap(rel: Release, rows: dict[str, Any], given: int | None) -> int | None:
+def infer_cap(rel: Release, rows: Outputs, given: int | None) -> int | None:
     """The token cap: --cap, else the BERTScore file's token_cap, else the smallest token
     count of a truncated answer. Every answer must agree: truncated <=> new_tokens >= cap."""
     cap = given or (rel.bertscore or {}).get("token_cap")
@@ -123,34 +252,34 @@ def infer_cap(rel: Release, rows: dict[str, Any], given: int | None) -> int | No
     return cap
 
 
-def judge_rows(rel: Release, order: list[int], source: str) -> list[dict[str, Any]]:
+def judge_rows(rel: Release, order: list[int], source: str) -> list[JudgeRow]:
     t = rel.judge
     assert t is not None
     ids = sample_ids(t)
     if order:
         same_ids(t, ids, order, source)
-    rows = []
+    rows: list[JudgeRow] = []
     for i, sid in enumerate(ids):
-        row: dict[str, Any] = {"sample_id": sid}
-        for col in ("domain_a", "help_a", "domain_b", "help_b"):
-            row[col] = cell_int(t, i, col, lo=0, hi=3)
+        scores = [cell_int(t, i, col, lo=0, hi=3)
+                  for col in ("domain_a", "help_a", "domain_b", "help_b")]
         pref = t.rows[i]["preferred_slot"].strip().lower()
         if pref not in ("a", "b", "tie"):
             raise cell_error(t, i, "preferred_slot", f"{t.rows[i]['preferred_slot']!r} is not "
                                                  "a, b or tie")
-        row.update(preferred_slot=pref, note_a=t.rows[i]["note_a"], note_b=t.rows[i]["note_b"])
-        rows.append(row)
+        rows.append({"sample_id": sid, "domain_a": scores[0], "help_a": scores[1],
+                     "domain_b": scores[2], "help_b": scores[3], "preferred_slot": pref,
+                     "note_a": t.rows[i]["note_a"], "note_b": t.rows[i]["note_b"]})
     return rows
 
 
 # ---- what is written ---------------------------------------------------------------------------
-def verdict_rows(rows: list[dict[str, Any]], base_slot: dict[str, str]) -> list[Any]:
+def verdict_rows(rows: list[JudgeRow], base_slot: dict[str, str]) -> list[ReleasedVerdict]:
     """The released verdicts in the judge stage's row format (advisor_repro.judges.stats)."""
     return [{**r, "pass": "primary", "status": "ok", "origin": "release",
              "base_slot": base_slot[str(r["sample_id"])]} for r in rows]
 
 
-def answers(rows: dict[str, Any], prompts: dict[int, dict[str, Any]], cap: int) -> list[Any]:
+def answers(rows: Outputs, prompts: dict[int, PromptInfo], cap: int) -> list[ReleasedAnswer]:
     return [{"sample_id": r["sample_id"], "dataset_index": prompts[r["sample_id"]]["dataset_index"],
              "model": role, "cap": cap, "text": r["text"], "new_tokens": r["new_tokens"],
              "truncated": r["truncated"], "seconds": r["seconds"],
@@ -158,8 +287,8 @@ def answers(rows: dict[str, Any], prompts: dict[int, dict[str, Any]], cap: int) 
             for role in ("base", "ft") if role in rows for r in rows[role]]  # fmt: skip
 
 
-def metrics_summary(cfg: Config, rel: Release, rows: dict[str, Any], order: list[int],
-                    path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def metrics_summary(cfg: Config, rel: Release, rows: Outputs, order: list[int],
+                    path: Path) -> tuple[dict[str, Any], list[PerItem]]:
     """metrics/summary.json and per_item.jsonl from the raw BERTScore file."""
     b = rel.bertscore
     assert b is not None
@@ -168,11 +297,15 @@ def metrics_summary(cfg: Config, rel: Release, rows: dict[str, Any], order: list
         raise file_error(path, "key f1_per_item_base",
                    f"mismatched counts: {len(base)} per-item values for {len(order)} prompts")
     mc, cap = cfg.metrics, b["token_cap"]
-    entry: dict[str, Any] = {"n": len(base)}
-    entry["bertscore_f1"] = compare(base, ft, mc.bootstrap_resamples, mc.bootstrap_seed)
+    pr: dict[str, MeanOnly] = {}
     for key, name in (("precision", "bertscore_p"), ("recall", "bertscore_r")):
         mb, mf = b[f"{key}_mean_base"], b[f"{key}_mean_lora"]
-        entry[name] = {"base": mb, "ft": mf, "delta": mf - mb, "ci_low": None, "ci_high": None}
+        pr[name] = {"base": mb, "ft": mf, "delta": mf - mb, "ci_low": None, "ci_high": None}
+    entry: CapEntry = {
+        "n": len(base),
+        "bertscore_f1": compare(base, ft, mc.bootstrap_resamples, mc.bootstrap_seed),
+        "bertscore_p": pr["bertscore_p"], "bertscore_r": pr["bertscore_r"],
+    }
     if set(rows) == {"base", "ft"}:
         n = len(rows["base"])
         entry["truncation_rate"] = {m: sum(r["truncated"] for r in rows[m]) / n for m in rows}
@@ -185,14 +318,15 @@ def metrics_summary(cfg: Config, rel: Release, rows: dict[str, Any], order: list
                              "percentiles": [2.5, 97.5], "method": BOOTSTRAP_METHOD},
                "normalisation": "as released (BERTScore computed by the author)",
                "versions": library_versions(VERSIONED)}  # fmt: skip
-    per_item = [{"sample_id": order[i] if order else None, "item": i, "model": mod, "cap": cap,
-                 "bertscore_f1": vals[i]}
-                for mod, vals in (("base", base), ("ft", ft)) for i in range(len(base))]
+    per_item: list[PerItem] = [
+        {"sample_id": order[i] if order else None, "item": i, "model": mod, "cap": cap,
+         "bertscore_f1": vals[i]}
+        for mod, vals in (("base", base), ("ft", ft)) for i in range(len(base))]
     return summary, per_item
 
 
-def completion_record(stage_name: str, cfg: Config, run_dir: Path, figures: dict[str, Any],
-                      imported: list[dict[str, str]]) -> None:
+def completion_record(stage_name: str, cfg: Config, run_dir: Path, figures: dict[str, Figure],
+                      imported: list[SourceFile]) -> None:
     """done.json as the pipeline writes it; its input fingerprint is the registered stage's
     (so `repro status` sees it current), or an empty one for a stage not registered yet."""
     try:
@@ -208,17 +342,19 @@ def completion_record(stage_name: str, cfg: Config, run_dir: Path, figures: dict
     })  # fmt: skip
 
 
-def mark_imported(folder: Path, prov: list[dict[str, str]], extra: dict[str, Any]) -> None:
+def mark_imported(folder: Path, prov: list[SourceFile], no_reference: bool = False) -> None:
     """<stage>/imported.json: the released files (name, kind, sha256) and the hashes of what was
-    written from them. Its presence makes the stage `imported` for the pipeline: kept by
-    `repro all` and single stages unless forced, treated as done by verify and report."""
+    written from them (and, for data/, that the release holds no reference answers). Its
+    presence makes the stage `imported` for the pipeline: kept by `repro all` and single
+    stages unless forced, treated as done by verify and report."""
     write_json(folder / pipeline.IMPORTED,
-               {"files": prov, "outputs": pipeline.output_hashes(folder), **extra})
+               {"files": prov, "outputs": pipeline.output_hashes(folder),
+                **({"reference": None} if no_reference else {})})
 
 
 def import_release(folders: Path | list[Path], run_dir: Path, cfg: Config,
                    base: Path | None = None, ft: Path | None = None, cap: int | None = None,
-                   force: bool = False) -> dict[str, Any]:
+                   force: bool = False) -> Imported:
     """Check everything, then write the run directory; returns what was imported."""
     rel = read_release(folders, base, ft)
     if not rel.files():
@@ -236,7 +372,7 @@ def import_release(folders: Path | list[Path], run_dir: Path, cfg: Config,
     summary = metrics_summary(cfg, rel, rows, order, rel.bertscore_path) \
         if rel.bertscore else None
     _clear(run_dir, force)
-    return _write(cfg, run_dir, rel, prompts, rows, cap, judged, order, summary)
+    return _write(cfg, run_dir, Checked(rel, prompts, rows, cap, judged, order, summary))
 
 
 def _clear(run_dir: Path, force: bool) -> None:
@@ -248,10 +384,11 @@ def _clear(run_dir: Path, force: bool) -> None:
         shutil.rmtree(run_dir / f)
 
 
-def _write(cfg: Config, run_dir: Path, rel: Release, prompts: dict[int, Any],
-           rows: dict[str, Any], cap: int | None, judged: list[Any], order: list[int],
-           summary: Any) -> dict[str, Any]:
-    prov, done = rel.provenance(), {}
+def _write(cfg: Config, run_dir: Path, checked: Checked) -> Imported:
+    rel, prompts, rows, cap = checked.rel, checked.prompts, checked.rows, checked.cap
+    judged, order, summary = checked.judged, checked.order, checked.metrics
+    prov = rel.provenance()
+    done: dict[str, dict[str, Figure]] = {}
     if prompts:
         write_jsonl(run_dir / "data" / "eval_prompts.jsonl",
                     [{"sample_id": s, **p, "reference": None} for s, p in prompts.items()])
@@ -276,6 +413,5 @@ def _write(cfg: Config, run_dir: Path, rel: Release, prompts: dict[int, Any],
         if stage in done:
             completion_record(stage, cfg, run_dir, done[stage], prov)
     for stage in ("data", *done) if prompts else done:
-        mark_imported(run_dir / stage, prov, {"reference": None} if stage == "data" else {})
-    return {"files": prov, "ignored": rel.ignored, "written": done,
-            "prompts": len(prompts), "cap": cap}
+        mark_imported(run_dir / stage, prov, no_reference=stage == "data")
+    return Imported(files=prov, ignored=rel.ignored, written=done, prompts=len(prompts), cap=cap)

@@ -27,10 +27,11 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from advisor_repro.errors import DataError
 from advisor_repro.files import sha256_file
+from advisor_repro.pipeline import SourceFile  # imported.json lists them
 
 PROMPT_COLUMNS = ("sample_id", "dataset_index", "prompt")
 OUTPUT_COLUMNS = (*PROMPT_COLUMNS, "response", "generation_time_sec", "response_char_length",
@@ -42,6 +43,20 @@ BERTSCORE_KEYS = ("token_cap", "bertscore_model", "rescale_with_baseline", "f1_p
                   "precision_mean_lora", "recall_mean_lora")  # fmt: skip
 FT_NAME_WORDS = ("lora", "ft", "fine", "merged", "tuned")
 FIX = "repair the file (or remove it from the folder) and run `repro import-release` again"
+
+
+class BertScoreFile(TypedDict):
+    """The released raw BERTScore JSON, as checked (its keys are BERTSCORE_KEYS)."""
+
+    token_cap: int
+    bertscore_model: str
+    rescale_with_baseline: bool
+    f1_per_item_base: list[float]
+    f1_per_item_lora: list[float]
+    precision_mean_base: float
+    recall_mean_base: float
+    precision_mean_lora: float
+    recall_mean_lora: float
 
 
 @dataclass
@@ -59,7 +74,7 @@ class Release:
     prompts: Table | None = None
     outputs: dict[str, Table] = field(default_factory=dict)  # "base" / "ft"
     judge: Table | None = None
-    bertscore: dict[str, Any] | None = None
+    bertscore: BertScoreFile | None = None
     bertscore_path: Path | None = None
     ignored: list[str] = field(default_factory=list)
 
@@ -70,7 +85,7 @@ class Release:
         found += [("bertscore", self.bertscore_path)] if self.bertscore_path else []
         return found
 
-    def provenance(self) -> list[dict[str, str]]:
+    def provenance(self) -> list[SourceFile]:
         return [{"kind": k, "file": p.name, "sha256": sha256_file(p)} for k, p in self.files()]
 
 
@@ -270,7 +285,8 @@ def sample_ids(t: Table) -> list[int]:
     return list(seen)
 
 
-def check_bertscore(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
+def check_bertscore(path: Path, obj: dict[str, Any]) -> BertScoreFile:
+    """The parsed JSON object (untyped until checked here) as a BertScoreFile."""
     missing = [k for k in BERTSCORE_KEYS if k not in obj]
     if missing:
         raise file_error(path, "keys", f"the BERTScore file lacks {', '.join(missing)}")
@@ -294,4 +310,4 @@ def check_bertscore(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
         raise file_error(path, "key token_cap", f"{obj['token_cap']!r} is not a positive integer")
     if not isinstance(obj["rescale_with_baseline"], bool):
         raise file_error(path, "key rescale_with_baseline", "must be true or false")
-    return obj
+    return obj  # every key of BertScoreFile is now present and of its type

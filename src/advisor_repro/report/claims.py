@@ -12,12 +12,13 @@ on 16 GB GPUs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from advisor_repro.config import Config
+from advisor_repro.expected import CheckRow
 from advisor_repro.report import verify_table
 from advisor_repro.report.render import Table
 from advisor_repro.report.rows import Verdicts
+from advisor_repro.report.verify_record import VerifyRecord
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def cannot_test(claim: Claim, cfg: Config) -> str:
     return ""
 
 
-def skip_reason(skipped: list[dict[str, Any]]) -> str:
+def skip_reason(skipped: list[CheckRow]) -> str:
     """The commonest reason among skipped checks, said once."""
     whys = [verify_table.reason_words(c["why"]) for c in skipped]
     return max(dict.fromkeys(whys), key=whys.count) if whys else ""
@@ -132,7 +133,7 @@ def verdict(claim: Claim, cfg: Config, verdicts: Verdicts) -> tuple[str, str, st
     return line.text().removeprefix(claim.name + ": ") + origin, CSS[line.state], ran
 
 
-def claims_table(cfg: Config, record: dict[str, Any] | None) -> Table:
+def claims_table(cfg: Config, record: VerifyRecord | None) -> Table:
     verdicts = Verdicts(record)
     rows, classes = [], []
     for claim in CLAIMS:

@@ -9,7 +9,7 @@ the same way; ranges and verdicts come from verify (advisor_repro.report.rows).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advisor_repro.config import Config
 from advisor_repro.report.render import NotRun, Table, Text
@@ -25,6 +25,10 @@ from advisor_repro.report.rows import (
     pct,
     table,
 )
+
+if TYPE_CHECKING:  # the audits' records, for their annotations only (no import at run time)
+    from advisor_repro.audits.factuality import AnswerTruth
+    from advisor_repro.audits.training_data import SampleTruth
 
 PAPER_JUDGE = "anthropic"  # one Claude Sonnet-family judge
 PAPER_CAPS = (256, 512)
@@ -306,7 +310,7 @@ def audit_tables(get: Reader, cfg: Config, verdicts: Verdicts) -> list[Any]:
     return blocks
 
 
-def ground_truth_table(truth: dict[str, Any], what: str) -> Table:
+def ground_truth_table(truth: AnswerTruth | SampleTruth, what: str) -> Table:
     """The smoke set's planted errors as ground truth: precision and recall of the audit."""
     rows = []
     for key, v in truth.items():

@@ -13,9 +13,10 @@ from functools import cache
 from typing import Any
 
 from advisor_repro.config import Config
-from advisor_repro.expected import EXPECTED_DIR
+from advisor_repro.expected import EXPECTED_DIR, Value
 from advisor_repro.report import claims, headline
 from advisor_repro.report.render import Section, Table, Text
+from advisor_repro.report.verify_record import VerifyRecord
 from advisor_repro.report.verify_table import paper_gib
 
 Reader = Callable[[str], Any]
@@ -24,7 +25,7 @@ SEGMENTS = (("train-1", "segment 1", "train1"), ("train-2", "segment 2", "train2
 
 
 @cache
-def paper_values() -> dict[str, Any]:
+def paper_values() -> dict[str, Value | None]:
     doc = tomllib.loads((EXPECTED_DIR / "paper.toml").read_text(encoding="utf-8"))
     return {c["id"]: c.get("paper") for c in doc.get("check", [])}
 
@@ -129,7 +130,7 @@ def next_rows(lines: tuple[claims.ClaimLine, ...]) -> list[list[str]]:
             if line.state in ("not tested", "partly tested")]  # fmt: skip
 
 
-def glance_section(get: Reader, cfg: Config, record: dict[str, Any] | None) -> Section:
+def glance_section(get: Reader, cfg: Config, record: VerifyRecord | None) -> Section:
     head = headline.headline(cfg, record)
     lines = head.claims
     blocks: list[Any] = [

@@ -16,12 +16,12 @@ result valid only when every required check ran.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from advisor_repro.config import Config
 from advisor_repro.errors import VERIFY_PARTIAL, VerifyFailed
 from advisor_repro.report import claims
 from advisor_repro.report.rows import Verdicts
+from advisor_repro.report.verify_record import HeadlineJson, VerifyRecord
 
 REPRODUCED, PARTIAL, MECHANISM, FAILED, NONE = (
     "REPRODUCED", "PARTIAL", "MECHANISM ONLY", "FAIL", "NOT VERIFIED")  # fmt: skip
@@ -67,7 +67,7 @@ class Headline:
             return f"PARTIAL: {counts}, all passed; {self.required - self.ran} skipped"
         return f"REPRODUCED: all {self.required} of the paper's required checks ran and passed"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> HeadlineJson:
         return {"state": self.state, "line": self.line(), "ran": self.ran,
                 "required": self.required, "exit_code": self.exit_code,
                 "claims": [{"id": c.claim.id, "state": c.state, "text": c.text()}
@@ -79,15 +79,15 @@ def mechanism_only(cfg: Config) -> bool:
     return cfg.model.source != "hub"
 
 
-def headline(cfg: Config, record: dict[str, Any] | None) -> Headline:
+def headline(cfg: Config, record: VerifyRecord | None) -> Headline:
     verdicts = Verdicts(record)
     lines = tuple(claims.assess(c, cfg, verdicts) for c in claims.CLAIMS)
     if not record:
         return Headline(NONE, 0, 0, (), lines)
-    required = [c for c in record["checks"] if c["required"]]
+    required = [c for c in record.checks if c["required"]]
     ran = [c for c in required if c["status"] != "SKIP"]
-    failing = tuple(record.get("failing") or ())
-    strict_skips = sum(c["status"] == "SKIP" for c in required) if record.get("strict") else 0
+    failing = tuple(record.failing)
+    strict_skips = sum(c["status"] == "SKIP" for c in required) if record.strict else 0
     if failing or any(c["status"] == "FAIL" for c in required):
         state = FAILED
         failing = failing or tuple(c["id"] for c in required if c["status"] == "FAIL")

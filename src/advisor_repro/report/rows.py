@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from advisor_repro.expected import CheckRow
 from advisor_repro.report.render import Table
+from advisor_repro.report.verify_record import VerifyRecord
 
 Reader = Callable[[str], Any]
 COLUMNS = ["paper", "this run", "expected range", "verdict"]
@@ -34,20 +36,20 @@ class Row:
 class Verdicts:
     """verify.json's checks by id, and what the report says when verify has not run."""
 
-    record: dict[str, Any] | None
-    by_id: dict[str, dict[str, Any]] = field(init=False)
+    record: VerifyRecord | None
+    by_id: dict[str, CheckRow] = field(init=False)
 
     def __post_init__(self) -> None:
-        checks = (self.record or {}).get("checks") or []
+        checks = self.record.checks if self.record else []
         self.by_id = {c["id"]: c for c in checks}
 
-    def shown(self, stems: Sequence[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
+    def shown(self, stems: Sequence[tuple[str, str]]) -> list[tuple[str, CheckRow]]:
         """The checks whose range the row shows: those that ran, else all that are present."""
         found = self.found(stems)
         ran = [(s, c) for s, c in found if c["status"] != "SKIP"]
         return ran or found
 
-    def found(self, stems: Sequence[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
+    def found(self, stems: Sequence[tuple[str, str]]) -> list[tuple[str, CheckRow]]:
         """(short name, check) per stem: the variant that ran, else the first one present."""
         out = []
         for short, stem in stems:
@@ -58,7 +60,7 @@ class Verdicts:
         return out
 
 
-def range_text(found: list[tuple[str, dict[str, Any]]]) -> str:
+def range_text(found: list[tuple[str, CheckRow]]) -> str:
     if not found:
         return "-"
     if len(found) == 1:
@@ -66,7 +68,7 @@ def range_text(found: list[tuple[str, dict[str, Any]]]) -> str:
     return "; ".join(f"{short} {with_range_unit(c)}" for short, c in found)
 
 
-def with_range_unit(check: dict[str, Any]) -> str:
+def with_range_unit(check: CheckRow) -> str:
     unit = check.get("unit") or ""
     return check["range"] + (f" {unit}" if unit and check["range"][-1:].isdigit() else "")
 
@@ -81,7 +83,7 @@ def verdict(row: Row, verdicts: Verdicts) -> tuple[str, str]:
     if verdicts.record is None:
         return (row.note or "verify not run (repro verify)"), ""
     if not found:
-        where = verdicts.record.get("expected", "the expected file")
+        where = verdicts.record.expected
         return (row.note or f"no expected range in {where}"), ""
     ran = [c for _, c in found if c["status"] != "SKIP"]
     failed = [c for c in ran if c["status"] == "FAIL"]

@@ -11,7 +11,15 @@ from typing import Any
 
 from advisor_repro.config import Config
 from advisor_repro.expected import fmt
-from advisor_repro.report import curves, data_tables, eval_tables, glance, plots, verify_table
+from advisor_repro.report import (
+    curves,
+    data_tables,
+    eval_tables,
+    glance,
+    plots,
+    verify_record,
+    verify_table,
+)
 from advisor_repro.report.render import Figure, Folded, NotRun, Pre, Section, Table, Text
 from advisor_repro.report.rows import Verdicts, table
 from advisor_repro.report.verify_table import GB_PER_GIB
@@ -33,15 +41,15 @@ def flatten(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
 def verify_section(get: Reader) -> Section:
     """The checks that ran, by the paper's section (FAIL, then PASS); the skipped ones folded
     by reason; how each value is read and why each range, collapsed."""
-    record = get("verify/verify.json")
+    record = verify_record.read(get("verify/verify.json"))
     title = "Verify: this run against the paper"
     if not record:
         return Section("verify", title, [NotRun("verify (repro verify)")])
-    n = record["counts"]
+    n = record.counts
     blocks: list[Any] = [Text(
         f"{n['PASS']} passed, {n['FAIL']} failed, {n['SKIP']} skipped, against "
-        f"{record['expected']}"
-        f"{' (strict: a skipped required check fails)' if record['strict'] else ''}. "
+        f"{record.expected}"
+        f"{' (strict: a skipped required check fails)' if record.strict else ''}. "
         "Memory in GiB (the paper's GB converted beside it).")]  # fmt: skip
     for name, checks in verify_table.grouped(record):
         blocks += [Text(f"{name}:"), Table(verify_table.HEADER,
@@ -54,9 +62,9 @@ def verify_section(get: Reader) -> Section:
                    for why, ids in folded]  # fmt: skip
     blocks.append(Pre(
         "How each value is read (run file and key), and why each range",
-        "Classes: " + "; ".join(f"{k}: {v}" for k, v in record["classes"].items()) + "\n\n"
+        "Classes: " + "; ".join(f"{k}: {v}" for k, v in record.classes.items()) + "\n\n"
         + "\n".join(f"{c['id']} ({c['class']}, reads {c['read']}): {c['reason']}"
-                    for c in record["checks"])))  # fmt: skip
+                    for c in record.checks)))  # fmt: skip
     return Section("verify", title, blocks)
 
 
@@ -219,7 +227,7 @@ def _per_item_panels(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[flo
 PAPER_JUDGE = {"domain": {"base": 2.14, "ft": 1.74}, "help": {"base": 2.14, "ft": 1.82}}
 
 
-def paper_means(panels: dict[str, Any]) -> dict[str, dict[str, float]]:
+def paper_means(panels: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
     """The paper's base / FT means for the panels it reports (a metric at 256 or 512 tokens),
     from repro/expected/paper.toml."""
     keys = {"BERTScore F1": "bertscore_f1", "ROUGE-L F1": "rouge_l_f1"}

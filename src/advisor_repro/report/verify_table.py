@@ -9,10 +9,10 @@ Shared by the verify stage (its console table and verify.md, rendered here: `con
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from advisor_repro.expected import FAIL, PASS, SKIP, with_unit
+from advisor_repro.expected import FAIL, PASS, SKIP, CheckRow, with_unit
 from advisor_repro.report.rows import with_range_unit
+from advisor_repro.report.verify_record import VerifyRecord
 
 # The paper's order; a location that names none of these goes last under its own first words
 SECTION_ORDER = ("Dataset", "Model and training", "Training dynamics", "Evaluation", "Audits")
@@ -46,21 +46,21 @@ def section(where: str) -> str:
     return head or "Other"
 
 
-def status_text(c: dict[str, Any]) -> str:
+def status_text(c: CheckRow) -> str:
     return c["status"] + ("" if c["required"] else " (not required)")
 
 
-def cells(c: dict[str, Any]) -> list[str]:
+def cells(c: CheckRow) -> list[str]:
     paper = c["paper"]
     paper = paper_gib(paper) if isinstance(paper, str) else with_unit(paper, c["unit"])
     return [status_text(c), f"{c['id']}\n{c['where']}", paper, with_unit(c["value"], c["unit"]),
             with_range_unit(c), c["why"] or ""]  # fmt: skip
 
 
-def grouped(record: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+def grouped(record: VerifyRecord) -> list[tuple[str, list[CheckRow]]]:
     """(section, checks that ran: FAIL first, then PASS) in the paper's order."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for c in record["checks"]:
+    groups: dict[str, list[CheckRow]] = {}
+    for c in record.checks:
         if c["status"] != "SKIP":
             groups.setdefault(section(c["where"]), []).append(c)
     order = {s: i for i, s in enumerate(SECTION_ORDER)}
@@ -68,11 +68,11 @@ def grouped(record: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
     return [(s, sorted(groups[s], key=lambda c: c["status"] != "FAIL")) for s in names]
 
 
-def folded(record: dict[str, Any]) -> list[tuple[str, list[str]]]:
+def folded(record: VerifyRecord) -> list[tuple[str, list[str]]]:
     """(reason, ids of the skipped checks) per reason, the commonest first: a reason repeated
     70 times is said once."""
     by: dict[str, list[str]] = {}
-    for c in record["checks"]:
+    for c in record.checks:
         if c["status"] == "SKIP":
             by.setdefault(reason_words(c["why"]), []).append(c["id"])
     return sorted(by.items(), key=lambda kv: -len(kv[1]))
@@ -89,21 +89,21 @@ def skipped_line(reason: str, ids: list[str]) -> str:
 
 
 # ---- verify's own files: the console table and verify.md ------------------------------------
-def summary_lines(record: dict[str, Any]) -> list[str]:
+def summary_lines(record: VerifyRecord) -> list[str]:
     """The state (REPRODUCED / PARTIAL / MECHANISM ONLY / FAIL), then one line per claim."""
-    n = record["counts"]
-    head = record.get("headline") or {}
+    n = record.counts
+    head = record.headline
     lines = [f"verify: {n[PASS]} pass, {n[FAIL]} fail, {n[SKIP]} skip "
-             f"({'strict, ' if record['strict'] else ''}expected ranges: {record['expected']})",
-             head.get("line", "")]  # fmt: skip
-    lines += [f"  claim {c['text']}" for c in head.get("claims", [])]
+             f"({'strict, ' if record.strict else ''}expected ranges: {record.expected})",
+             head["line"] if head else ""]  # fmt: skip
+    lines += [f"  claim {c['text']}" for c in (head["claims"] if head else [])]
     return lines
 
 
-def console(record: dict[str, Any]) -> str:
-    rows = [[c for i, c in enumerate(cells(c)) if i != 1] for c in record["checks"]
+def console(record: VerifyRecord) -> str:
+    rows = [[c for i, c in enumerate(cells(c)) if i != 1] for c in record.checks
             if c["status"] != SKIP]  # fmt: skip
-    ids = [c["id"] for c in record["checks"] if c["status"] != SKIP]
+    ids = [c["id"] for c in record.checks if c["status"] != SKIP]
     table = [["status", "check", "paper", "this run", "range", "note"]]
     table += [[r[0], i, *r[1:]] for r, i in zip(rows, ids, strict=True)]
     order = {FAIL: 0, PASS: 1}
@@ -121,10 +121,10 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " — ")
 
 
-def markdown(record: dict[str, Any]) -> str:
-    head = record.get("headline") or {}
-    lines = ["# Verify: this run against the paper", "", f"**{head.get('line', '')}**", ""]
-    lines += [f"- claim {c['text']}" for c in head.get("claims", [])]
+def markdown(record: VerifyRecord) -> str:
+    head = record.headline
+    lines = ["# Verify: this run against the paper", "", f"**{head['line'] if head else ''}**", ""]
+    lines += [f"- claim {c['text']}" for c in (head["claims"] if head else [])]
     lines += ["", summary_lines(record)[0].removeprefix("verify: ").capitalize() + ".", ""]
     for name, checks in grouped(record):
         lines += [f"## {name}", "", "| " + " | ".join(HEADER) + " |",
@@ -135,10 +135,10 @@ def markdown(record: dict[str, Any]) -> str:
     lines += [f"- {_md(skipped_line(w, ids))}"
               for w, ids in folded(record)] or ["- none"]  # fmt: skip
     lines += ["", "## Tolerance classes", ""]
-    lines += [f"- `{k}`: {v}" for k, v in record["classes"].items()]
+    lines += [f"- `{k}`: {v}" for k, v in record.classes.items()]
     lines += ["", "## How each value is read, and why each range", ""]
     lines += [
         f"- `{c['id']}` ({c['class']}, reads `{c['read']}`): {c['reason']}"
-        for c in record["checks"]
+        for c in record.checks
     ]
     return "\n".join(lines) + "\n"

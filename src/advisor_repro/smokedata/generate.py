@@ -18,12 +18,85 @@ import random
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from advisor_repro.errors import ConfigError
 from advisor_repro.files import atomic_write_bytes, atomic_write_text
 
-Record = dict[str, Any]
+# The paper's record format: one conversation of alternating turns ("from" is a keyword,
+# hence the functional form)
+Turn = TypedDict("Turn", {"from": str, "value": str})
+
+
+class Record(TypedDict):
+    conversations: list[Turn]
+
+
+class Label(TypedDict):
+    """A planted wrong value in one conversation: the answer's turn and what it states."""
+
+    turn: int
+    fact_id: str
+    claimed: str  # the wrong value the answer states
+    true: str
+    error_class: str
+
+
+class PlantedError(TypedDict):
+    """A planted wrong value: its split, record and turn (data/planted_errors.jsonl)."""
+
+    split: str
+    index: int
+    turn: int
+    fact_id: str
+    claimed: str  # the wrong value the answer states
+    true: str
+    error_class: str
+
+
+class Institution(TypedDict):
+    name: str
+    short: str
+    city: str
+    country: str
+    fictional: bool
+    note: str
+
+
+class ErrorClass(TypedDict):
+    description: str
+    paper_example: str
+    in_paper: bool
+
+
+class Vocabulary(TypedDict):
+    countries: list[str]
+    programmes: list[str]
+    openers: list[str]
+    followups: list[str]
+    intros: list[str]
+    advice: list[str]
+
+
+class Fact(TypedDict):
+    id: str
+    topic: str
+    title: str
+    true_value: str
+    wrong_values: list[str]
+    error_class: str
+    statement: str  # template: {value} and the slots
+    questions: list[str]
+
+
+class Handbook(TypedDict):
+    """handbook.toml, table for table."""
+
+    institution: Institution
+    error_classes: dict[str, ErrorClass]
+    vocabulary: Vocabulary
+    facts: list[Fact]
+
 
 # --- shape of the paper's dataset (PAPER.md, "Data") ---
 # With only 4, 5 or 6 turns, a mean of 5.19 allows an sd of at most 0.982, reached with no
@@ -34,10 +107,11 @@ ANSWER_WORDS: tuple[int, int] = (100, 300)  # stand-in assistant answer length, 
 FORMATS: tuple[str, ...] = ("jsonl", "parquet")
 
 
-def handbook() -> dict[str, Any]:
+def handbook() -> Handbook:
     """The fictional university's facts, parsed fresh each call so callers may mutate them."""
     res = resources.files("advisor_repro.smokedata").joinpath("handbook.toml")
-    return tomllib.loads(res.read_text(encoding="utf-8"))
+    doc: Handbook = tomllib.loads(res.read_text(encoding="utf-8"))
+    return doc
 
 
 def _turn_counts(rng: random.Random, n: int) -> list[int]:
@@ -56,7 +130,7 @@ def _turn_counts(rng: random.Random, n: int) -> list[int]:
     return out
 
 
-def _slots(hb: dict[str, Any], rng: random.Random) -> dict[str, str]:
+def _slots(hb: Handbook, rng: random.Random) -> dict[str, str]:
     """One student's values for the templates: the paper crossed templates with such values."""
     inst, voc = hb["institution"], hb["vocabulary"]
     return {
@@ -67,13 +141,15 @@ def _slots(hb: dict[str, Any], rng: random.Random) -> dict[str, str]:
     }
 
 
-def _question(rng: random.Random, hb: dict[str, Any], fact: dict, slots: dict, first: bool) -> str:
+def _question(
+    rng: random.Random, hb: Handbook, fact: Fact, slots: dict[str, str], first: bool
+) -> str:
     """A human turn: an opener (first turn) or a short follow-up phrase, then a template."""
     lead = rng.choice(hb["vocabulary"]["openers" if first else "followups"])
     return (lead + rng.choice(fact["questions"])).format_map(slots)
 
 
-def _statement(fact: dict, value: str, slots: dict) -> str:
+def _statement(fact: Fact, value: str, slots: dict[str, str]) -> str:
     """The fact's sentence with `value`, which may be the true or a planted wrong value."""
     return fact["statement"].format_map({**slots, "value": value})
 
@@ -88,7 +164,7 @@ def _as_record(turns: list[str]) -> Record:
 
 
 def _smoke_answer(
-    rng: random.Random, hb: dict[str, Any], fact: dict, value: str, slots: dict
+    rng: random.Random, hb: Handbook, fact: Fact, value: str, slots: dict[str, str]
 ) -> str:
     """A short markdown answer: heading, optional intro, the fact, one or two tips."""
     voc = hb["vocabulary"]
@@ -103,8 +179,8 @@ def _smoke_answer(
 
 
 def _smoke_conversation(
-    rng: random.Random, hb: dict[str, Any], n_turns: int, wrong: set[int]
-) -> tuple[Record, list[dict]]:
+    rng: random.Random, hb: Handbook, n_turns: int, wrong: set[int]
+) -> tuple[Record, list[Label]]:
     """One conversation of `n_turns`; answers whose pair index is in `wrong` carry an error.
 
     Returns the record and its labels (without split and index, which the caller knows).
@@ -112,7 +188,7 @@ def _smoke_conversation(
     slots = _slots(hb, rng)
     facts = rng.sample(hb["facts"], (n_turns + 1) // 2)
     turns: list[str] = []
-    labels: list[dict] = []
+    labels: list[Label] = []
     for pair, fact in enumerate(facts):
         turns.append(_question(rng, hb, fact, slots, first=pair == 0))
         if len(turns) == n_turns:
@@ -135,7 +211,7 @@ def _smoke_conversation(
 
 def smoke_dataset(
     seed: int = 42, n_train: int = 100, n_test: int = 20, error_rate: float = 0.3
-) -> tuple[dict[str, list[Record]], list[dict]]:
+) -> tuple[dict[str, list[Record]], list[PlantedError]]:
     """A small dataset with labelled planted errors: ground truth for the audits.
 
     Exactly round(error_rate * answers) assistant answers per split state a wrong handbook value
@@ -149,7 +225,7 @@ def smoke_dataset(
     hb = handbook()
     rng = random.Random(seed)
     splits: dict[str, list[Record]] = {}
-    planted: list[dict] = []
+    planted: list[PlantedError] = []
     for split, n in (("train", n_train), ("test", n_test)):
         counts = _turn_counts(rng, n)
         answers = [(i, pair) for i, t in enumerate(counts) for pair in range(t // 2)]
@@ -166,7 +242,7 @@ def smoke_dataset(
 # --- stand-in dataset: the paper's size and shape, true facts only ---
 
 
-def _standin_answer(rng: random.Random, hb: dict[str, Any], fact: dict, slots: dict) -> str:
+def _standin_answer(rng: random.Random, hb: Handbook, fact: Fact, slots: dict[str, str]) -> str:
     """A markdown answer of 100-300 words: the fact, related facts, then tips up to a length.
 
     Lengths vary (triangular, mode 170 words) so length-sensitive code sees a spread.
@@ -199,7 +275,7 @@ def _standin_answer(rng: random.Random, hb: dict[str, Any], fact: dict, slots: d
     return "\n".join(lines)
 
 
-def _standin_conversation(rng: random.Random, hb: dict[str, Any], n_turns: int) -> Record:
+def _standin_conversation(rng: random.Random, hb: Handbook, n_turns: int) -> Record:
     """One stand-in conversation: short questions, long markdown answers."""
     slots = _slots(hb, rng)
     turns: list[str] = []

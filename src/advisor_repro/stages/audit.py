@@ -26,6 +26,8 @@ from advisor_repro.audits.core import (
 )
 from advisor_repro.audits.factuality import (
     MODELS,
+    AbstentionFinding,
+    Judging,
     confirm,
     divergent_checks,
     judge_calls,
@@ -57,35 +59,32 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     catalog = load_catalog(cfg.audit.catalog)
     emb = Embedder(cfg.audit.embedding_model, pick_device(cfg.hardware.device))
     screened = screen(emb, catalog, prompts, answers, cfg.audit.claim_similarity)
-    judge = make_judge(cfg, ctx.out / "cache")
+    judging = Judging(make_judge(cfg, ctx.out / "cache"), emb, cfg.judge.parse_retries)
     try:
         claims = {c.id: c for c in catalog.claims}
-        confirmed = confirm(judge, screened, claims, by_id, answers, cfg.audit.confirm_limit,
-                            cfg.judge.parse_retries)
-        divergent = divergent_checks(judge, emb, catalog, by_id, answers, verdicts, mapping,
-                                     cfg.audit.notes_top_k, cfg.judge.parse_retries)
+        confirmed = confirm(judging, screened, claims, by_id, answers, cfg.audit.confirm_limit)
+        divergent = divergent_checks(judging, catalog, by_id, answers, verdicts, mapping,
+                                     cfg.audit.notes_top_k)
     finally:
-        judge.close()
+        judging.judge.close()
     abst = {m: [abstained(answers[(str(p["sample_id"]), m)], catalog.abstention)
                 for p in prompts] for m in MODELS}
-    abst_rows = [{"kind": "abstention", "sample_id": p["sample_id"], "model": m}
-                 for m in MODELS for p, a in zip(prompts, abst[m], strict=True) if a]
-    summary = summarize(screened, confirmed, divergent, abst, catalog)
-    summary.update(judge=judge.identity, calls={"paid": judge.calls, "cached": judge.hits},
-                   asking=judge.asking(),
-                   embedding={"model": emb.name, "revision": emb.revision},
-                   answers={"prompts": len(prompts), "cap": cfg.judge.cap})
+    abst_rows: list[AbstentionFinding] = [
+        {"kind": "abstention", "sample_id": p["sample_id"], "model": m}
+        for m in MODELS for p, a in zip(prompts, abst[m], strict=True) if a]
+    summary = summarize(screened, confirmed, divergent, abst, catalog,
+                        (judging.provenance(), {"prompts": len(prompts), "cap": cfg.judge.cap}))
     write_jsonl(ctx.out / "findings.jsonl", [*confirmed, *divergent, *abst_rows])
     write_jsonl(ctx.out / "trace.jsonl", screened)
-    write_json(ctx.out / "summary.json", summary)
-    errors = summary["confident_errors"]
-    figures = {"claims_ft": summary["catalog_claims"]["made"]["ft"],
-               "claims_base": summary["catalog_claims"]["made"]["base"],
-               "divergent": summary["divergent"]["n_prompts"], "errors_ft": errors["ft"],
-               "errors_base": errors["base"], "abstain_base": summary["abstentions"]["base"],
-               "abstain_ft": summary["abstentions"]["ft"]}
-    if "ground_truth" in summary:
-        figures["recall"] = summary["ground_truth"]["audit"]["recall"]
+    write_json(ctx.out / "summary.json", summary.to_json())
+    errors = summary.confident_errors
+    figures = {"claims_ft": summary.catalog_claims["made"]["ft"],
+               "claims_base": summary.catalog_claims["made"]["base"],
+               "divergent": summary.divergent["n_prompts"], "errors_ft": errors["ft"],
+               "errors_base": errors["base"], "abstain_base": summary.abstentions["base"],
+               "abstain_ft": summary.abstentions["ft"]}
+    if summary.ground_truth is not None:
+        figures["recall"] = summary.ground_truth["audit"]["recall"]
     return StageResult(figures=figures)
 
 

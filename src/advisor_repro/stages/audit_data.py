@@ -12,10 +12,14 @@ audited here: the audit and the training read the same dataset.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from advisor_repro.audits import table1
-from advisor_repro.audits.table2 import render_markdown, structural_audit, template_reuse
+from advisor_repro.audits.table2 import (
+    StructuralAudit,
+    render_markdown,
+    structural_audit,
+    template_reuse,
+)
 from advisor_repro.config import Config, Data
 from advisor_repro.data import (
     ensure_available,
@@ -42,15 +46,16 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     # The paper: "most of the 50 eval prompts have an identical question string in train".
     n = min(cfg.data.eval_prompts, len(test))
     eval_test = [test[i] for i in eval_draw_indices(len(test), n, cfg.data.eval_draw_seed)]
-    audit["eval_prompts"] = template_reuse(train, eval_test)
-    write_json(ctx.out / "table2.json", audit)
+    audit.eval_prompts = template_reuse(train, eval_test)
+    write_json(ctx.out / "table2.json", audit.to_json())
     atomic_write_text(ctx.out / "table2.md", render_markdown(audit) + _eval_line(audit))
     topics = table1.topic_table(train, _encoder(cfg), cfg.audit.topic_sample,
                                 cfg.audit.topic_margin, cfg.audit.topic_table)
-    write_json(ctx.out / "table1.json", topics)
+    write_json(ctx.out / "table1.json", topics.to_json())
     atomic_write_text(ctx.out / "table1.md", table1.render_markdown(topics))
-    tt = audit["train_test"]
-    pooled = audit["all"]
+    tt = audit.train_test
+    pooled = audit.all
+    shown = topics.distribution(topics.shown)
     return StageResult(
         figures={
             "valid": pooled["valid_rate"],
@@ -60,7 +65,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
             "max_sim_mean": round(tt["max_sim_mean"], 4)
             if tt["max_sim_mean"] is not None
             else None,
-            "table1_other": topics[topics["shown"]]["distribution"][OTHER]["count"],
+            "table1_other": shown[OTHER]["count"] if shown else None,
         },
         warnings=[f"{pooled['n_invalid']} record(s) fail the schema or role-alternation "
                   "check: the data stage refuses this dataset for training"]
@@ -68,8 +73,10 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     )
 
 
-def _eval_line(audit: dict[str, Any]) -> str:
-    ep = audit["eval_prompts"]
+def _eval_line(audit: StructuralAudit) -> str:
+    ep = audit.eval_prompts
+    if ep is None:
+        return ""
     return (f"\nEvaluation prompts with an identical question in train: "
             f"{ep['test_prompts_in_train_first_human']} of {ep['test_prompts']} "
             f"(first human turn), {ep['test_prompts_in_train_any_human']} (any human turn).\n")

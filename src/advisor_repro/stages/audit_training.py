@@ -17,22 +17,20 @@ gives the planted rate of the sample and the audit's precision and recall agains
 
 from __future__ import annotations
 
-from typing import Any
-
 from advisor_repro.audits.core import (
     answer_pool,
     catalog_inputs,
     draw_training_sample,
     load_catalog,
-    precision_recall,
 )
+from advisor_repro.audits.factuality import Judging
 from advisor_repro.audits.training_data import (
-    Answer,
+    SAMPLE_RULE,
+    Labels,
     errors_to_trace,
-    ground_truth,
     judge_calls,
     judge_sample,
-    prevalence,
+    summarize,
     trace,
 )
 from advisor_repro.config import Config
@@ -47,7 +45,7 @@ from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 
-def planted_labels(cfg: Config, ctx: StageContext) -> dict[Answer, dict[str, Any]] | None:
+def planted_labels(cfg: Config, ctx: StageContext) -> Labels | None:
     """Smoke only. Read beside data/train.jsonl, whose declared hash pins it: the labels are
     written by the same data-stage run, and the pipeline has no optional inputs."""
     path = ctx.run_dir / "data" / "planted_errors.jsonl"
@@ -64,49 +62,30 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     labels = planted_labels(cfg, ctx)
     sample = draw_training_sample(train, au.training_sample, au.training_seeds)
     emb = Embedder(au.embedding_model, pick_device(cfg.hardware.device))
-    judge = make_judge(cfg, ctx.out / "cache")
+    judging = Judging(make_judge(cfg, ctx.out / "cache"), emb, cfg.judge.parse_retries)
     try:
-        rows = judge_sample(judge, emb, catalog, train, sample, au.notes_top_k,
-                            cfg.judge.parse_retries)
+        rows = judge_sample(judging, catalog, train, sample, au.notes_top_k)
         errors = errors_to_trace(catalog, findings)
-        traced = trace(judge, emb, train, errors, labels, au.trace_top_k, au.claim_similarity,
-                       au.confirm_limit, cfg.judge.parse_retries)
+        traced = trace(judging, train, errors, labels, au.trace_top_k, au.claim_similarity,
+                       au.confirm_limit)
     finally:
-        judge.close()
+        judging.judge.close()
     if labels is not None:
         for r in rows:
             r["planted"] = labels.get((r["index"], r["turn"]))
-    summary: dict[str, Any] = {
-        "sample": {"n": len(sample), "seeds": au.training_seeds,
-                   "per_seed": au.training_sample // len(au.training_seeds),
-                   "rule": "random.Random(seed).sample of the answers not drawn by an earlier "
-                           "seed", "pool": len(answer_pool(train))},
-        **prevalence(rows, au.training_seeds),
-        "counting_rule": "rates are over verdicts that are usable JSON (n_ok); not_ok counts "
-                         "the rest",
-        "trace": {"errors": len(errors),
-                  "with_same_claim": sum(any(t["same_claim"] for t in traced
-                                             if t["error_id"] == e["error_id"])
-                                         for e in errors),
-                  "rows": len(traced)},
-        "paper": {"hard": "11/40 = 27.5% [16%, 43%]", "inclusive": "16/40 = 40% [26%, 55%]"},
-        "judge": judge.identity, "calls": {"paid": judge.calls, "cached": judge.hits},
-        "asking": judge.asking(),
-        "catalog": {"name": catalog.name, "sha256": catalog.sha256},
-        "embedding": {"model": emb.name, "revision": emb.revision},
-    }
-    if labels is not None:
-        summary["ground_truth"] = ground_truth(rows, labels)
-        marked = [t for t in traced if "planted_same_claim" in t]
-        summary["trace"]["ground_truth"] = precision_recall(
-            [t["same_claim"] for t in marked], [t["planted_same_claim"] for t in marked])
+    summary = summarize(
+        {"n": len(sample), "seeds": au.training_seeds,
+         "per_seed": au.training_sample // len(au.training_seeds), "rule": SAMPLE_RULE,
+         "pool": len(answer_pool(train))},
+        rows, traced, errors, catalog, judging.provenance(), labels)
     write_jsonl(ctx.out / "findings.jsonl", rows)
     write_jsonl(ctx.out / "trace.jsonl", traced)
-    write_json(ctx.out / "summary.json", summary)
-    figures = {"n": len(rows), "n_ok": summary["n_ok"], "hard": summary["hard"]["k"],
-               "inclusive": summary["inclusive"]["k"], "traced": len(errors)}
-    if labels is not None:
-        figures["planted"] = summary["ground_truth"]["planted"]["k"]
+    write_json(ctx.out / "summary.json", summary.to_json())
+    prev = summary.prevalence
+    figures = {"n": len(rows), "n_ok": prev["n_ok"], "hard": prev["hard"]["k"],
+               "inclusive": prev["inclusive"]["k"], "traced": len(errors)}
+    if summary.ground_truth is not None:
+        figures["planted"] = summary.ground_truth["planted"]["k"]
     return StageResult(figures=figures)
 
 

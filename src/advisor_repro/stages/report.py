@@ -37,7 +37,7 @@ from advisor_repro.files import (
     read_jsonl,
     sha256_file,
 )
-from advisor_repro.report import curves, environment, glance, headline
+from advisor_repro.report import curves, environment, glance, headline, verify_record
 from advisor_repro.report import sections as sections_of
 from advisor_repro.report.render import (
     NotRun,
@@ -95,7 +95,7 @@ def _read(path: Path) -> Any:
 # ---- the stage ------------------------------------------------------------------------------
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     get = Run(ctx).get
-    record = get("verify/verify.json")
+    record = verify_record.read(get("verify/verify.json"))
     head = headline.headline(cfg, record)
     verdict = (head.css, head.line())
     verdicts = Verdicts(record)

@@ -36,6 +36,7 @@ from advisor_repro.expected import (
 from advisor_repro.files import atomic_write_text, sha256_file, write_json
 from advisor_repro.report import verify_table
 from advisor_repro.report.headline import headline
+from advisor_repro.report.verify_record import VerifyRecord
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
 # Every stage output an expected entry may read (the contract files of DESIGN.md). Declared, so
@@ -83,21 +84,21 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     path = expected_path(expected_name(cfg))
     checks = load_expected(str(path), RUN_FILES)
     files = RunFiles(ctx.run_dir)
-    outcomes = [evaluate(c, files, cfg.to_dict()) for c in checks]
+    outcomes = [evaluate(c, files, cfg) for c in checks]
     failing = verdict(outcomes, cfg.verify.strict)
     counts = {s: sum(o.status == s for o in outcomes) for s in (PASS, FAIL, SKIP)}
-    record = {
-        "expected": _shown(path),
-        "expected_sha256": sha256_file(path),
-        "strict": cfg.verify.strict,
-        "ok": not failing,
-        "counts": counts,
-        "failing": [o.check.id for o in failing],
-        "checks": [o.to_dict() for o in outcomes],
-        "classes": CLASSES,
-    }
-    record["headline"] = headline(cfg, record).to_dict()
-    write_json(ctx.out / "verify.json", record)
+    record = VerifyRecord(
+        expected=_shown(path),
+        expected_sha256=sha256_file(path),
+        strict=cfg.verify.strict,
+        ok=not failing,
+        counts=counts,
+        failing=[o.check.id for o in failing],
+        checks=[o.to_json() for o in outcomes],
+        classes=CLASSES,
+    )
+    record.headline = headline(cfg, record).to_json()
+    write_json(ctx.out / "verify.json", record.to_json())
     atomic_write_text(ctx.out / "verify.md", verify_table.markdown(record))
     print(verify_table.console(record), flush=True)
     if failing:
