@@ -173,9 +173,9 @@ def run(cfg: Config, opts: JudgeOptions, say: Any, save: Any = None) -> JudgeRec
         raise PreflightError("repro bench judge needs a CUDA GPU at --scale full",
                              "run it on the GPU machine, or --scale tiny on the CPU")
     record: JudgeRecord = {"scale": scale, "questions": n, "free_tokens": free_tokens,
-                              "environment": bench_environment(LIBS),
-                              "budget_gib": cfg.hardware.vram_budget_gib,
-                              "max_tokens": cfg.judge.max_tokens}
+                           "environment": bench_environment(LIBS),
+                           "budget_gib": cfg.hardware.vram_budget_gib,
+                           "max_tokens": cfg.judge.max_tokens}
     t0 = time.monotonic()
     say(f"judge stand-in ({scale}) in {standin_dir}: creating it if absent ...")
     folder = build_standin(standin_dir, shape=QWEN25_14B if on_gpu else TINY,
