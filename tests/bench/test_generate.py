@@ -19,8 +19,9 @@ def test_random_prompts_have_eval_prompt_lengths_and_no_special_ids():
 
 def test_tiny_bench_forces_full_length_answers_and_records_each_phase():
     saved = []
-    rec = bench_generate.run(load_config("paper"), answers=5, new_tokens=6, n_sequential=2,
-                             variants=["dynamic", "static"], scale="tiny", say=lambda m: None,
+    opts = bench_generate.GenerateOptions(answers=5, new_tokens=6, sequential=2,
+                                          variants=["dynamic", "static"], scale="tiny")
+    rec = bench_generate.run(load_config("paper"), opts, say=lambda m: None,
                              save=lambda r: saved.append({**r, "batched": dict(r["batched"])}))
     seq = rec["sequential"]
     assert seq["prompts"] == 2 and seq["tokens"] == 12 and len(seq["per_answer_s"]) == 2
@@ -55,4 +56,5 @@ def test_the_7b_shape_needs_a_gpu():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(PreflightError, match="needs a CUDA GPU"):
-        bench_generate.run(load_config("paper"), 100, 512, 3, ["dynamic"], "full")
+        bench_generate.run(load_config("paper"),
+                           bench_generate.GenerateOptions(100, 512, 3, ["dynamic"], "full"))

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
 
 from advisor_repro.config import Config
 from advisor_repro.errors import PreflightError
@@ -37,13 +38,75 @@ FIRST_ID = 3  # random prompt ids avoid <unk>, <s>, </s>
 STEADY_FROM = 15  # steady decoding rate measured from this step on
 
 
+@dataclass(frozen=True)
+class GenerateOptions:
+    """What `repro bench generate` was asked to measure."""
+    answers: int  # answers generated batched
+    new_tokens: int  # new tokens per answer, forced
+    sequential: int  # prompts generated one at a time (tokens/s extrapolated to all)
+    variants: list[str]  # the batched runs' KV caches: "dynamic", "static"
+    scale: str = "full"  # "tiny": 2 small layers on the CPU, a code-path check
+
+
+# ---- the record (runs/bench/generate.json) ----------------------------------------------------
+class Sequential(TypedDict):
+    """Plain HF generate, one prompt at a time."""
+    prompts: int
+    tokens: int
+    seconds: float
+    per_answer_s: list[float]
+    tokens_per_s: float
+    extrapolated_seconds_all: NotRequired[float]  # added by `run`
+
+
+class Batched(TypedDict, total=False):
+    """One batched run (all keys but `error` when it ran, only `error` when it failed)."""
+    batch_size: int  # after the halvings
+    oom_halvings: int
+    answers: int
+    tokens: int
+    all_full_length: bool
+    seconds: float
+    tokens_per_s: float
+    cache: str  # the KV cache, "dynamic" or "static"
+    steady_tokens_per_s: float | None
+    steady_step_ms: float | None
+    peak_reserved_gib: float  # on a GPU only
+    peak_allocated_gib: float
+    speedup: float  # over the sequential tokens/s
+    meets_target: bool
+    error: str
+
+
+class LoadBlock(TypedDict):
+    """generation.LoadSpec as the record names it."""
+    device: str
+    quant: bool
+    double_quant: bool
+    compute_dtype: str
+
+
+class GenerateRecord(TypedDict):
+    what: str
+    scale: str
+    answers: int
+    new_tokens: int
+    target_speedup: float
+    vram: dict[str, float]  # VramCap.generate_json(): total_gib, cap_gib ({} on the CPU)
+    base_seconds: float
+    load: LoadBlock
+    environment: dict[str, str | None]  # library versions, and "gpu" on a GPU
+    batched: dict[str, Batched]  # by KV cache, filled as each runs
+    sequential: NotRequired[Sequential]
+
+
 def random_prompts(n: int, vocab: int, seed: int = 0) -> list[list[int]]:
     rng = random.Random(seed)
     return [[rng.randrange(FIRST_ID, vocab) for _ in range(rng.randint(*PROMPT_LEN))]
             for _ in range(n)]  # fmt: skip
 
 
-def sequential(model: Any, prompts: list[list[int]], new_tokens: int, eos: int) -> dict[str, Any]:
+def sequential(model: Any, prompts: list[list[int]], new_tokens: int, eos: int) -> Sequential:
     """Plain HF generate, batch 1, each answer forced to `new_tokens`."""
     import torch
 
@@ -67,7 +130,7 @@ def sequential(model: Any, prompts: list[list[int]], new_tokens: int, eos: int) 
 
 
 def batched(model: Any, prompts: list[list[int]], new_tokens: int, eos: int, batch_size: int,
-            cache: str | None = None) -> dict[str, Any]:
+            cache: str | None = None) -> Batched:
     """The generate stage's batch path over all prompts; halves the batch on OOM. Besides
     end-to-end tokens/s, the steady decoding rate: tokens per second between the 16th and the
     last step of each batch (no prefill, no one-time compilation)."""
@@ -105,11 +168,13 @@ def batched(model: Any, prompts: list[list[int]], new_tokens: int, eos: int, bat
             **_peak()}  # fmt: skip
 
 
-def run(cfg: Config, answers: int, new_tokens: int, n_sequential: int, variants: list[str],
-        scale: str = "full", say: Any = print, save: Any = None) -> dict[str, Any]:
+def run(cfg: Config, opts: GenerateOptions, say: Any = print,
+        save: Any = None) -> GenerateRecord:
     """The whole benchmark; `save(record)` is called after each phase, so a run cut short
     still leaves what it measured."""
     import torch
+
+    answers, new_tokens, scale = opts.answers, opts.new_tokens, opts.scale
 
     save = save or (lambda record: None)
     on_gpu = torch.cuda.is_available()
@@ -119,23 +184,23 @@ def run(cfg: Config, answers: int, new_tokens: int, n_sequential: int, variants:
     model, spec, base_s = _load(scale, on_gpu, say)
     eos = 2  # Mistral's </s>, also pad (the paper: pad = eos)
     prompts = random_prompts(answers, model.config.vocab_size)
-    record: dict[str, Any] = {
+    record: GenerateRecord = {
         "what": "repro bench generate", "scale": scale, "answers": answers,
         "new_tokens": new_tokens, "target_speedup": TARGET_SPEEDUP,
         "vram": cap_vram("cuda" if on_gpu else "cpu", cfg.hardware.vram_budget_gib).generate_json(),
-        "base_seconds": round(base_s, 1), "load": dict(spec.__dict__),
+        "base_seconds": round(base_s, 1), "load": LoadBlock(**spec.__dict__),
         "environment": bench_environment(LIBS), "batched": {},
     }  # fmt: skip
     say("warm-up ...")
     gen.generate_batch(model, prompts[:2], [8], pad_id=eos, eos_ids=[eos], min_new_tokens=8)
-    say(f"sequential: {n_sequential} prompts x {new_tokens} tokens, one at a time ...")
-    seq = sequential(model, prompts[:n_sequential], new_tokens, eos)
+    say(f"sequential: {opts.sequential} prompts x {new_tokens} tokens, one at a time ...")
+    seq = sequential(model, prompts[:opts.sequential], new_tokens, eos)
     seq["extrapolated_seconds_all"] = round(answers * new_tokens / seq["tokens_per_s"], 1)
     record["sequential"] = seq
     save(record)
     bs = gen.batch_size_for(model, spec, cfg.hardware.vram_budget_gib,
                             max(len(p) for p in prompts), new_tokens, answers, 0)
-    for variant in variants:
+    for variant in opts.variants:
         say(f"batched ({variant} cache): {answers} answers x {new_tokens} tokens, batch {bs}")
         _reset_peak()
         try:
@@ -165,7 +230,7 @@ def _load(scale: str, on_gpu: bool, say: Any) -> tuple[Any, gen.LoadSpec, float]
     return model, spec, time.monotonic() - t0
 
 
-def markdown(record: dict[str, Any]) -> str:
+def markdown(record: GenerateRecord) -> str:
     """The BENCHMARKS.md table of one run."""
     env, seq, load = record["environment"], record["sequential"], record["load"]
     weights = "NF4 double quant" if load["quant"] else "unquantized"

@@ -29,8 +29,9 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from advisor_repro.config import Config
 from advisor_repro.hardware.gpu import GIB
@@ -44,6 +45,60 @@ OTHER = {False: "batched_overlap", True: "batched_step_by_step"}
 TARGET_BATCH_SPEEDUP = 5.0
 TARGET_GRAMMAR_OVERHEAD = 0.10
 TINY = QWEN_TINY  # the stand-in's CPU shape (models/standin.py)
+
+
+@dataclass(frozen=True)
+class JudgeOptions:
+    """What `repro bench judge` was asked to measure."""
+    questions: int  # pair questions judged
+    free_tokens: int  # tokens each row decodes without the grammar
+    scale: str  # "full": the 14B shape on the GPU; "tiny": 2 small layers on the CPU
+    standin_dir: Path  # where the random-weight judge is written once
+
+
+# ---- the record (runs/bench/judge.json) -------------------------------------------------------
+class Measurement(TypedDict, total=False):
+    """One run over the questions (all keys but `error` when it ran, only `error` when it
+    ran out of memory)."""
+    questions: int
+    batch: int  # after the halvings
+    seconds: float
+    verdicts_per_s: float
+    valid: int  # replies the strict parser accepts
+    new_tokens: int
+    step_ms: float | None  # median decoding step after the prefill
+    example: str  # the first reply, cut at 300 characters
+    error: str
+
+
+class Ratios(TypedDict, total=False):
+    """The runs against each other and the targets, where both sides were measured."""
+    batch_speedup: float
+    batch_target_met: bool
+    overlap_step_ratio: float  # masks during the forward / after it, per step
+    grammar_overhead_one_at_a_time: float
+    grammar_overhead_batched: float
+    grammar_target_met: bool
+
+
+class JudgeRecord(Ratios, total=False):
+    scale: str
+    questions: int
+    free_tokens: int
+    environment: dict[str, str | None]  # library versions, and "gpu" on a GPU
+    budget_gib: float
+    max_tokens: int
+    build_s: float
+    load_s: float
+    identity: dict[str, Any]  # the LocalJudge's identity
+    after_load_gib: float  # on a GPU
+    prompt_tokens: list[int]  # shortest, longest
+    fitted_batch: int
+    stage_overlap: bool  # LocalJudge.overlap_masks: what the judge stage runs
+    runs: dict[str, Measurement]  # by run name, filled as each runs
+    peak_reserved_gib: float  # on a GPU
+    peak_allocated_gib: float
+    within_budget: bool
 
 
 def questions(n: int) -> list[Any]:
@@ -65,7 +120,7 @@ def _median_step(steps: list[float]) -> float | None:
 
 
 def measure(judge: Any, encoded: list[list[int]], batch: int, force_tokens: int = 0
-            ) -> dict[str, Any]:
+            ) -> Measurement:
     """Every prompt through judge._generate in batches of `batch`: seconds, valid replies,
     tokens, median step time."""
     import torch
@@ -101,24 +156,25 @@ def measure(judge: Any, encoded: list[list[int]], batch: int, force_tokens: int 
             if step_medians else None, "example": texts[0][:300] if texts else ""}
 
 
-def run(cfg: Config, n: int, free_tokens: int, scale: str, standin_dir: Path, say: Any,
-        save: Any = None) -> dict[str, Any]:
+def run(cfg: Config, opts: JudgeOptions, say: Any, save: Any = None) -> JudgeRecord:
     import torch
 
     from advisor_repro.bench.judge_fit import build_standin
     from advisor_repro.judges.local import LocalJudge
     from advisor_repro.models.standin import QWEN25_14B
 
+    n, free_tokens, scale, standin_dir = (opts.questions, opts.free_tokens, opts.scale,
+                                          opts.standin_dir)
     on_gpu = scale == "full"
     if on_gpu and not torch.cuda.is_available():
         from advisor_repro.errors import PreflightError
 
         raise PreflightError("repro bench judge needs a CUDA GPU at --scale full",
                              "run it on the GPU machine, or --scale tiny on the CPU")
-    record: dict[str, Any] = {"scale": scale, "questions": n, "free_tokens": free_tokens,
-                              "environment": bench_environment(LIBS),
-                              "budget_gib": cfg.hardware.vram_budget_gib,
-                              "max_tokens": cfg.judge.max_tokens}
+    record: JudgeRecord = {"scale": scale, "questions": n, "free_tokens": free_tokens,
+                           "environment": bench_environment(LIBS),
+                           "budget_gib": cfg.hardware.vram_budget_gib,
+                           "max_tokens": cfg.judge.max_tokens}
     t0 = time.monotonic()
     say(f"judge stand-in ({scale}) in {standin_dir}: creating it if absent ...")
     folder = build_standin(standin_dir, shape=QWEN25_14B if on_gpu else TINY,
@@ -138,7 +194,7 @@ def run(cfg: Config, n: int, free_tokens: int, scale: str, standin_dir: Path, sa
     record["prompt_tokens"] = [min(map(len, encoded)), max(map(len, encoded))]
     bs = judge.batch_size(max(map(len, encoded)), n)
     record["fitted_batch"] = bs
-    runs: dict[str, Any] = {}
+    runs: dict[str, Measurement] = {}
     stage = record["stage_overlap"] = LocalJudge.overlap_masks  # what the judge stage runs
     plan = [("one_at_a_time", 1, "grammar", 0, stage), ("batched", bs, "grammar", 0, stage),
             (OTHER[stage], bs, "grammar", 0, not stage),
@@ -169,8 +225,8 @@ def run(cfg: Config, n: int, free_tokens: int, scale: str, standin_dir: Path, sa
     return record
 
 
-def _ratios(runs: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _ratios(runs: dict[str, Measurement]) -> Ratios:
+    out: Ratios = {}
     one, bat = runs.get("one_at_a_time", {}), runs.get("batched", {})
     if "verdicts_per_s" in one and "verdicts_per_s" in bat:
         out["batch_speedup"] = round(bat["verdicts_per_s"] / one["verdicts_per_s"], 2)
@@ -180,17 +236,24 @@ def _ratios(runs: dict[str, Any]) -> dict[str, Any]:
         # the step with the masks computed during the forward against after it
         during, after = (runs[other], bat) if other == OTHER[False] else (bat, runs[other])
         out["overlap_step_ratio"] = round(during["step_ms"] / after["step_ms"], 4)
-    for g, f in (("one_at_a_time", "free_one_at_a_time"), ("batched", "free_batched")):
-        gs, fs = runs.get(g, {}).get("step_ms"), runs.get(f, {}).get("step_ms")
-        if gs and fs:
-            out[f"grammar_overhead_{g}"] = round(gs / fs - 1, 4)
-    over = [v for k, v in out.items() if k.startswith("grammar_overhead")]
+    if (x := _overhead(one, runs.get("free_one_at_a_time", {}))) is not None:
+        out["grammar_overhead_one_at_a_time"] = x
+    if (x := _overhead(bat, runs.get("free_batched", {}))) is not None:
+        out["grammar_overhead_batched"] = x
+    over = [out[k] for k in ("grammar_overhead_one_at_a_time", "grammar_overhead_batched")
+            if k in out]
     if over:
         out["grammar_target_met"] = max(over) <= TARGET_GRAMMAR_OVERHEAD
     return out
 
 
-def markdown(record: dict[str, Any]) -> str:
+def _overhead(grammar: Measurement, free: Measurement) -> float | None:
+    """The grammar's cost per decoding step over free decoding at the same batch."""
+    gs, fs = grammar.get("step_ms"), free.get("step_ms")
+    return round(gs / fs - 1, 4) if gs and fs else None
+
+
+def markdown(record: JudgeRecord) -> str:
     env, runs = record["environment"], record.get("runs", {})
     ident = record.get("identity", {})
     lines = [

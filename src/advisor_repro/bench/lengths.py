@@ -35,10 +35,23 @@ import random
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from advisor_repro.bench import utilisation
+from advisor_repro.bench.records import (
+    Comparison,
+    Device,
+    LayerCalibration,
+    LayerDecision,
+    LayerPair,
+    LengthsRecord,
+    LengthsRun,
+    LengthsSpec,
+    StepRow,
+    WarmupRun,
+)
 from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError, ResourceError, StageInputError
 from advisor_repro.files import read_json, read_jsonl, write_json
@@ -46,6 +59,9 @@ from advisor_repro.hardware.gpu import GIB, cap_vram
 from advisor_repro.hardware.utilisation import dense_params
 from advisor_repro.training import checkpointing
 from advisor_repro.training.segments import Shape
+
+if TYPE_CHECKING:
+    import torch
 
 SEGMENTS = ("train-1", "train-2")
 TARGETS = {"step_ratio_max": 0.6, "loss_diff_max": 1e-3}
@@ -110,11 +126,22 @@ def parse_splits(text: str) -> list[str]:
     return items
 
 
+@dataclass(frozen=True)
+class LengthsOptions:
+    """What `repro bench train --mode lengths` was asked to measure."""
+    splits: list[str]  # parse_splits items, the first the reference
+    steps: int  # optimizer steps per segment and split, the first untimed
+    dtype: str  # compute dtype on a GPU, "fp16" or "bf16"
+    budget_gib: float  # per-process VRAM cap
+    segments: list[str] = field(default_factory=lambda: list(SEGMENTS))
+    seen: bool = True  # measure each split once more on the sequences it has met
+
+
 # ---- the parent --------------------------------------------------------------------------------
-def run(cfg: Config, run_dir: Path, out: Path, splits: list[str], steps: int, dtype: str,
-        budget_gib: float, say: Any = print, segments: list[str] | None = None,
-        seen: bool = True) -> dict[str, Any]:
+def run(cfg: Config, run_dir: Path, out: Path, opts: LengthsOptions,
+        say: Any = print) -> LengthsRecord:
     """Check the inputs, run the worker in its own process, write and return the record."""
+    splits, steps, budget_gib = opts.splits, opts.steps, opts.budget_gib
     train_text = Path(run_dir) / "data" / "train_text.jsonl"
     if not train_text.is_file():
         raise StageInputError(f"{train_text} is missing: the lengths benchmark trains on the "
@@ -124,9 +151,10 @@ def run(cfg: Config, run_dir: Path, out: Path, splits: list[str], steps: int, dt
     if steps < 2:
         raise ConfigError(f"--steps {steps}: the first step carries warm-up, so at least 2 are "
                           "needed to time one", "use --steps 4 (the default)")
-    spec = {"config": cfg.to_dict(), "train_text": str(train_text), "splits": splits,
-            "steps": steps, "dtype": dtype, "budget_gib": budget_gib,
-            "segments": segments or list(SEGMENTS), "seen": seen}
+    spec: LengthsSpec = {"config": cfg.to_dict(), "train_text": str(train_text),
+                         "splits": splits, "steps": steps, "dtype": opts.dtype,
+                         "budget_gib": budget_gib, "segments": opts.segments or list(SEGMENTS),
+                         "seen": opts.seen}
     spec_file, res_file = out.parent / ".bench-split-spec.json", out.parent / ".bench-split.json"
     write_json(spec_file, spec)
     say(f"bench lengths: {', '.join(spec['segments'])} x splits {', '.join(splits)}, {steps} "
@@ -138,7 +166,7 @@ def run(cfg: Config, run_dir: Path, out: Path, splits: list[str], steps: int, dt
     if proc.returncode != 0:
         raise ResourceError(f"bench lengths worker failed (exit {proc.returncode}); its output "
                             "is above", "fix the error shown, then rerun")
-    record = read_json(res_file)
+    record: LengthsRecord = read_json(res_file)
     res_file.unlink()
     record["comparison"] = compare(record["runs"], splits)
     record["layer_calibration"] = layer_cost(record["runs"])
@@ -147,9 +175,10 @@ def run(cfg: Config, run_dir: Path, out: Path, splits: list[str], steps: int, dt
     return record
 
 
-def compare(runs: dict[str, Any], splits: list[str]) -> dict[str, Any]:
+def compare(runs: dict[str, dict[str, LengthsRun]], splits: list[str]
+            ) -> dict[str, Comparison]:
     """Per segment: every split after the first against the first (the written one)."""
-    out: dict[str, Any] = {}
+    out: dict[str, Comparison] = {}
     for stage, by_split in runs.items():
         ref = by_split[splits[0]]
         for other in splits[1:]:
@@ -173,13 +202,13 @@ def compare(runs: dict[str, Any], splits: list[str]) -> dict[str, Any]:
     return out
 
 
-def layer_cost(runs: dict[str, Any]) -> dict[str, Any] | None:
+def layer_cost(runs: dict[str, dict[str, LengthsRun]]) -> LayerCalibration | None:
     """What one layer left un-checkpointed adds to the peak per token of the micro-batch
     (microbatch.CALIBRATIONS' gib_per_layer_token), from runs at micro-batch 1 on the same
     sample, every layer checkpointed against fewer: (peak - peak all) / (layers left out x the
     sample's longest sequence, which is the largest micro-batch at 1). The largest such figure
     (the conservative one); None without such a pair."""
-    found = []
+    found: list[LayerPair] = []
     for stage, by_split in runs.items():
         ones = [r for r in by_split.values() if r["micro_batch"] == 1 and not r.get("oom")
                 and r.get("peak_reserved_gib") and r.get("checkpointing")]
@@ -201,7 +230,7 @@ def layer_cost(runs: dict[str, Any]) -> dict[str, Any] | None:
             "pairs": found}
 
 
-def markdown(record: dict[str, Any]) -> str:
+def markdown(record: LengthsRecord) -> str:
     """The tables for BENCHMARKS.md."""
     d = record["device"]
     lines = [f"Device: {d['name']}; {record['dtype']} compute, cap {record['budget_gib']} GiB; "
@@ -249,7 +278,20 @@ def _yes(ok: bool | None) -> str:
 
 
 # ---- the worker --------------------------------------------------------------------------------
-def worker(spec: dict[str, Any]) -> dict[str, Any]:
+@dataclass
+class Loaded:
+    """What the worker loads once and every run of it trains with."""
+    cfg: Config
+    spec: LengthsSpec
+    model: Any  # the base with its LoRA, restored to `fresh` before each run
+    tokenizer: Any
+    load: Any  # backends.LoadSpec
+    backend: Any  # the backend module
+    texts: list[str]  # the run's training conversations
+    lengths: list[int]  # their lengths in tokens, as the Trainer sees them
+
+
+def worker(spec: LengthsSpec) -> LengthsRecord:
     import torch
 
     from advisor_repro.config import build
@@ -274,8 +316,9 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     fresh = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     texts = [r["text"] for r in read_jsonl(Path(spec["train_text"]))]
     lengths = microbatch.longest_tokens(tokenizer, texts, cfg.train.max_seq_length)
-    runs: dict[str, Any] = {}
-    warmup: dict[str, Any] = {}
+    w = Loaded(cfg, spec, model, tokenizer, load, backend, texts, lengths)
+    runs: dict[str, dict[str, LengthsRun]] = {}
+    warmup: dict[str, dict[str, WarmupRun]] = {}
     for stage in spec.get("segments", SEGMENTS):
         runs[stage], warmup[stage] = {}, {}
         for split in spec["splits"]:
@@ -285,18 +328,17 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
                 # cold was 2.6x slower per step than measured warm). On another sample, so the
                 # measured run meets unseen lengths, as a real run does.
                 _restore(model, fresh)
-                w = one_run(cfg, stage, split, model, tokenizer, texts, lengths, load, backend,
-                            spec, warm=True)
-                warmup[stage][split] = {"micro_batch": w["micro_batch"], "step_s": w["step_s"]}
+                untimed = one_run(w, stage, split, warm=True)
+                warmup[stage][split] = {"micro_batch": untimed["micro_batch"],
+                                        "step_s": untimed["step_s"]}
             _restore(model, fresh)
-            runs[stage][split] = one_run(cfg, stage, split, model, tokenizer, texts, lengths,
-                                         load, backend, spec)
+            runs[stage][split] = one_run(w, stage, split)
             if device == "cuda" and spec.get("seen", True) and not runs[stage][split]["oom"]:
                 _restore(model, fresh)
-                again = one_run(cfg, stage, split, model, tokenizer, texts, lengths, load,
-                                backend, spec)
-                runs[stage][split]["seen"] = {k: again[k] for k in (
-                    "step_s", "tokens_per_s", "peak_reserved_gib", "losses")}
+                again = one_run(w, stage, split)
+                runs[stage][split]["seen"] = {
+                    "step_s": again["step_s"], "tokens_per_s": again["tokens_per_s"],
+                    "peak_reserved_gib": again["peak_reserved_gib"], "losses": again["losses"]}
     return {"what": "repro bench train --mode lengths", "device": _device(device),
             "dtype": dtype, "budget_gib": spec["budget_gib"], "vram": vram,
             "params": dense_params(model.config),
@@ -308,9 +350,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             "versions": _versions()}
 
 
-def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, texts: list[str],
-            lengths: list[int], load: Any, backend: Any, spec: dict[str, Any],
-            warm: bool = False) -> dict[str, Any]:
+def one_run(w: Loaded, stage: str, name: str, warm: bool = False) -> LengthsRun:
     """`steps` optimizer steps of `stage`'s plan at split `name`; timings, memory and losses.
     `warm`: on the warm-up sample (disjoint from the measured one where the data allows)."""
     import dataclasses
@@ -322,6 +362,8 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
     from advisor_repro.training import microbatch, segments
     from advisor_repro.training.trainer import build_trainer
 
+    cfg, spec, model, tokenizer = w.cfg, w.spec, w.model, w.tokenizer
+    load, backend, texts, lengths = w.load, w.backend, w.texts, w.lengths
     plan = segments.plan_for(cfg, stage)
     plan = dataclasses.replace(plan, max_steps=spec["steps"], from_bundle=False)
     written, effective = plan.shape, plan.shape.effective
@@ -346,8 +388,7 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
                               f"name one of {microbatch.candidates(effective)}")
         shape = Shape(int(split), effective // int(split))
         choice = {"mode": "explicit", "probe": None, "reason": f"--splits {split}"}
-    layers = _layers(model, train_cfg, layers_opt, shape, lengths, longest, backend.NAME,
-                     spec["budget_gib"], load.device)
+    layers = _layers(w, train_cfg, layers_opt, shape, longest)
     keep = (checkpointing.keeper(model, layers["checkpointed"], backend.NAME)
             if layers["checkpointed"] != layers["layers"] else None)
     cuda = load.device == "cuda"
@@ -398,20 +439,22 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
             "steps": timer.rows}
 
 
-def _layers(model: Any, train: Any, wanted: int | str | None, shape: Shape, lengths: list[int],
-            longest: int, backend: str, budget_gib: float, device: str) -> dict[str, Any]:
+def _layers(w: Loaded, train: Any, wanted: int | str | None, shape: Shape,
+            longest: int) -> LayerDecision:
     """The checkpointed layers of one run: as configured, "auto" (the memory model at this
     run's micro-batch) or an explicit number."""
     import dataclasses
 
     if isinstance(wanted, int):
-        n = len(checkpointing.decoder_layers(model))
+        n = len(checkpointing.decoder_layers(w.model))
         return checkpointing.Decision(n, min(wanted, n), None, f"--splits ...:gc{wanted}",
                                       "explicit").to_dict()
     if wanted == "auto":
         train = dataclasses.replace(train, checkpoint_layers="auto")
-    tokens = checkpointing.worst_tokens(lengths, shape.micro_batch, longest, train.padding_free)
-    return checkpointing.for_model(model, train, backend, tokens, budget_gib, device)
+    tokens = checkpointing.worst_tokens(w.lengths, shape.micro_batch, longest,
+                                        train.padding_free)
+    return checkpointing.for_model(w.model, train, w.backend.NAME, tokens, w.spec["budget_gib"],
+                                   w.load.device)
 
 
 def sample(n_texts: int, n: int, seed: int, warm: bool) -> list[int]:
@@ -425,7 +468,7 @@ def sample(n_texts: int, n: int, seed: int, warm: bool) -> list[int]:
     return sorted(random.Random(seed + 1).sample(pool, min(n, len(pool))))
 
 
-def _restore(model: Any, fresh: dict[str, Any]) -> None:
+def _restore(model: Any, fresh: dict[str, torch.Tensor]) -> None:
     import torch
 
     with torch.no_grad():
@@ -443,7 +486,7 @@ def _timer(cuda: bool) -> Any:
 
     class Timer(TrainerCallback):
         def __init__(self) -> None:
-            self.rows: list[dict[str, Any]] = []
+            self.rows: list[StepRow] = []
             self.t0 = self.seconds = 0.0
             self.seen = 0
 
@@ -470,7 +513,7 @@ def _timer(cuda: bool) -> Any:
     return Timer()
 
 
-def _device(device: str) -> dict[str, Any]:
+def _device(device: str) -> Device:
     if device != "cuda":
         return {"name": "cpu", "capability": None, "total_gib": None}
     import torch

@@ -28,10 +28,19 @@ import math
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from advisor_repro.bench import utilisation
+from advisor_repro.bench.records import (
+    PathResult,
+    Ratio,
+    ShapeRow,
+    TrainRecord,
+    TrainSettings,
+    TrainSpec,
+)
 from advisor_repro.config import Config
 from advisor_repro.errors import OfflineError, PreflightError, ResourceError
 from advisor_repro.files import read_json, write_json
@@ -44,17 +53,30 @@ RESERVED_TARGET_GIB = {2: 6.0, 4: 7.0}  # peak reserved at micro-batch 2 and 4
 WORKER_TIMEOUT_S = 900
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """What `repro bench train` was asked to measure."""
+    paths: list[str]  # keys of PATHS
+    micro_batches: list[int]  # segment 1's and segment 2's
+    steps: int  # timed steps per shape
+    warmup: int  # untimed steps before them
+    dtype: str  # compute dtype, "fp16" or "bf16"
+    budget_gib: float  # per-process VRAM cap
+
+
 # ---- the parent --------------------------------------------------------------------------------
-def run(cfg: Config, out: Path, paths: list[str], micro_batches: list[int], steps: int,
-        warmup: int, dtype: str, budget_gib: float, say: Any = print) -> dict[str, Any]:
+def run(cfg: Config, out: Path, opts: TrainOptions, say: Any = print) -> TrainRecord:
     """Create the random base if needed, run each path in its own process, write `out`."""
     from advisor_repro.models.cache import cache_root
     from advisor_repro.models.rehearsal import random_base_dir
 
     _need_gpu()
-    spec = {"micro_batches": micro_batches, "steps": steps, "warmup": warmup, "dtype": dtype,
-            "budget_gib": budget_gib, "seq": cfg.train.max_seq_length,
-            "unsloth_checkpointing": cfg.train.unsloth_checkpointing, "config": cfg.to_dict()}
+    micro_batches, budget_gib, warmup = opts.micro_batches, opts.budget_gib, opts.warmup
+    settings: TrainSettings = {
+        "micro_batches": micro_batches, "steps": opts.steps, "warmup": warmup,
+        "dtype": opts.dtype, "budget_gib": budget_gib, "seq": cfg.train.max_seq_length,
+        "unsloth_checkpointing": cfg.train.unsloth_checkpointing}
+    spec: TrainSpec = {**settings, "config": cfg.to_dict()}
     t0 = time.monotonic()
     try:
         base = random_base_dir(cache_root(), "full")
@@ -63,10 +85,11 @@ def run(cfg: Config, out: Path, paths: list[str], micro_batches: list[int], step
         _subprocess(["base"], say)
         base = random_base_dir(cache_root(), "full")
     base_seconds = time.monotonic() - t0
-    results: dict[str, Any] = {}
-    for key in paths:
+    results: dict[str, PathResult] = {}
+    for key in opts.paths:
         say(f"bench ({key}) {PATHS[key]}: micro-batch {', '.join(map(str, micro_batches))}, "
-            f"{warmup} warm-up + {steps} timed steps, seq {spec['seq']}, cap {budget_gib} GiB")
+            f"{warmup} warm-up + {opts.steps} timed steps, seq {spec['seq']}, "
+            f"cap {budget_gib} GiB")
         spec_file = out.parent / f".bench-{key}-spec.json"
         res_file = out.parent / f".bench-{key}.json"
         write_json(spec_file, spec)
@@ -74,11 +97,10 @@ def run(cfg: Config, out: Path, paths: list[str], micro_batches: list[int], step
         results[PATHS[key]] = read_json(res_file)
         res_file.unlink()
         spec_file.unlink()
-    record = {"what": "repro bench train", "base": str(base),
-              "base_seconds": round(base_seconds, 1),
-              "settings": {k: v for k, v in spec.items() if k != "config"},
-              "results": results, "ratios": ratios(results, micro_batches),
-              "reserved_targets_gib": RESERVED_TARGET_GIB, "ratio_targets": TARGETS}
+    record: TrainRecord = {
+        "what": "repro bench train", "base": str(base), "base_seconds": round(base_seconds, 1),
+        "settings": settings, "results": results, "ratios": ratios(results, micro_batches),
+        "reserved_targets_gib": RESERVED_TARGET_GIB, "ratio_targets": TARGETS}
     utilisation.annotate_paths(record)
     write_json(out, record)
     return record
@@ -100,10 +122,10 @@ def _subprocess(args: list[str], say: Any) -> None:
                             "its output is above", "fix the error shown, then rerun")
 
 
-def ratios(results: dict[str, Any], micro_batches: list[int]) -> dict[str, Any]:
+def ratios(results: dict[str, PathResult], micro_batches: list[int]) -> dict[str, Ratio]:
     """tokens/s of (a) over (b) and over (c) per micro-batch; None where one side is missing
     or ran out of memory."""
-    out: dict[str, Any] = {}
+    out: dict[str, Ratio] = {}
     for mb in micro_batches:
         a = _tps(results, "package", mb)
         for name, other in (("a/b", "unsloth"), ("a/c", "hf")):
@@ -114,12 +136,12 @@ def ratios(results: dict[str, Any], micro_batches: list[int]) -> dict[str, Any]:
     return out
 
 
-def _tps(results: dict[str, Any], path: str, mb: int) -> float | None:
+def _tps(results: dict[str, PathResult], path: str, mb: int) -> float | None:
     row = (results.get(path) or {}).get("shapes", {}).get(str(mb))
     return None if not row or row.get("oom") else row["tokens_per_s"]
 
 
-def markdown(record: dict[str, Any]) -> str:
+def markdown(record: TrainRecord) -> str:
     """The table for BENCHMARKS.md."""
     s = record["settings"]
     hw = next(iter(record["results"].values()), {}).get("device", {})
@@ -145,7 +167,7 @@ def markdown(record: dict[str, Any]) -> str:
 
 
 # ---- the workers -------------------------------------------------------------------------------
-def worker(path: str, base: Path, spec: dict[str, Any]) -> dict[str, Any]:
+def worker(path: str, base: Path, spec: TrainSpec) -> PathResult:
     from advisor_repro.config import build
     from advisor_repro.training.backends import get_backend
 
@@ -163,7 +185,7 @@ def worker(path: str, base: Path, spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.monotonic()
     model, tokenizer = backend.load(load)
     load_seconds = time.monotonic() - t0
-    shapes = {}
+    shapes: dict[str, ShapeRow] = {}
     for mb in spec["micro_batches"]:
         shapes[str(mb)] = measure(path, model, tokenizer, cfg, load, mb, spec)
     props = torch.cuda.get_device_properties(0)
@@ -176,7 +198,7 @@ def worker(path: str, base: Path, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure(path: str, model: Any, tokenizer: Any, cfg: Config, load: Any, mb: int,
-            spec: dict[str, Any]) -> dict[str, Any]:
+            spec: TrainSpec) -> ShapeRow:
     """Warm-up then timed steps at micro-batch `mb`; an out-of-memory error is a result."""
     import gc
 
@@ -205,7 +227,7 @@ def measure(path: str, model: Any, tokenizer: Any, cfg: Config, load: Any, mb: i
 
 
 def package_steps(model: Any, tokenizer: Any, cfg: Config, load: Any, mb: int,
-                  spec: dict[str, Any]) -> list[float]:
+                  spec: TrainSpec) -> list[float]:
     """(a): the package's own trainer construction, timed per optimizer step."""
     import tempfile
 
@@ -242,7 +264,7 @@ def package_steps(model: Any, tokenizer: Any, cfg: Config, load: Any, mb: int,
 
 
 def bare_steps(model: Any, tokenizer: Any, cfg: Config, load: Any, mb: int,
-               spec: dict[str, Any]) -> list[float]:
+               spec: TrainSpec) -> list[float]:
     """(b) and (c): the same settings in a plain loop (autocast, GradScaler for fp16, AdamW
     8-bit, clip 0.3, linear warmup schedule)."""
     import bitsandbytes as bnb

@@ -4,13 +4,12 @@ records and set out for BENCHMARKS.md. Pure: records in, records and lines out."
 
 from __future__ import annotations
 
-from typing import Any
-
+from advisor_repro.bench.records import LengthsRecord, TrainRecord, Utilisation
 from advisor_repro.hardware import utilisation as hw
 
 
 # ---- `repro bench train` (the three paths) --------------------------------------------------
-def annotate_paths(record: dict[str, Any]) -> None:
+def annotate_paths(record: TrainRecord) -> None:
     """Each measured shape's MFU and HFU (None on a GPU without a listed peak), in place."""
     results = record["results"]
     first = next(iter(results.values()), {}).get("device", {})
@@ -21,7 +20,7 @@ def annotate_paths(record: dict[str, Any]) -> None:
                                                 device, checkpointing=True)
 
 
-def paths_note(record: dict[str, Any]) -> list[str]:
+def paths_note(record: TrainRecord) -> list[str]:
     """The line under the table saying what MFU and HFU were measured against."""
     rows = [r.get("utilisation") for res in record["results"].values()
             for r in res.get("shapes", {}).values()]
@@ -36,7 +35,7 @@ def paths_note(record: dict[str, Any]) -> list[str]:
 
 
 # ---- `repro bench train --mode lengths` -----------------------------------------------------
-def annotate_lengths(record: dict[str, Any]) -> None:
+def annotate_lengths(record: LengthsRecord) -> None:
     """Each run's MFU and HFU on new and on seen lengths, in place (None on the CPU or a GPU
     without a listed peak)."""
     name, ckpt = record["device"]["name"], bool(record.get("gradient_checkpointing"))
@@ -49,9 +48,10 @@ def annotate_lengths(record: dict[str, Any]) -> None:
                                                         row.get("tokens_per_s"), name, share)
 
 
-def lengths_table(record: dict[str, Any]) -> list[str]:
+def lengths_table(record: LengthsRecord) -> list[str]:
     """MFU and HFU per segment and split, for BENCHMARKS.md; nothing where none was measured."""
-    rows, first = [], None
+    rows: list[str] = []
+    first: Utilisation | None = None
     for stage, by_split in record["runs"].items():
         for name in record["splits"]:
             r = by_split[name]

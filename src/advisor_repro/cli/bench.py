@@ -104,8 +104,9 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out or "runs/bench/train.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     budget = args.budget_gib or sel.cfg.hardware.vram_budget_gib
-    record = bench_train.run(sel.cfg, out, paths, micro, args.steps or 10, args.warmup, args.dtype,
-                             budget, say)
+    opts = bench_train.TrainOptions(paths, micro, args.steps or 10, args.warmup, args.dtype,
+                                    budget)
+    record = bench_train.run(sel.cfg, out, opts, say)
     if args.markdown:
         say(bench_train.markdown(record))
     say(f"wrote {out}")
@@ -120,8 +121,9 @@ def _lengths(args: argparse.Namespace, sel: Any) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     budget = args.budget_gib or sel.cfg.hardware.vram_budget_gib
     segments = lengths.parse_segments(args.segments)
-    record = lengths.run(sel.cfg, sel.run_dir, out, splits, args.steps or 4, args.dtype,
-                             budget, say, segments=segments, seen=not args.no_seen)
+    opts = lengths.LengthsOptions(splits, args.steps or 4, args.dtype, budget, segments,
+                                  seen=not args.no_seen)
+    record = lengths.run(sel.cfg, sel.run_dir, out, opts, say)
     if args.markdown:
         say(lengths.markdown(record))
     say(f"wrote {out}")
@@ -155,8 +157,9 @@ def _generate(args: argparse.Namespace) -> int:
 
         cfg = replace(cfg, hardware=replace(cfg.hardware, vram_budget_gib=args.budget_gib))
     out = Path(args.out or "runs/bench/generate.json")
-    record = bench_generate.run(cfg, args.answers, args.new_tokens, args.sequential, variants,
-                                args.scale, say, save=lambda r: write_json(out, r))
+    opts = bench_generate.GenerateOptions(args.answers, args.new_tokens, args.sequential,
+                                          variants, args.scale)
+    record = bench_generate.run(cfg, opts, say, save=lambda r: write_json(out, r))
     if args.markdown:
         say(bench_generate.markdown(record))
     say(f"wrote {out}")
@@ -189,8 +192,8 @@ def _judge(args: argparse.Namespace) -> int:
     standin = Path(args.standin_dir or "/tmp/advisor-repro-judge-standin"
                    + ("-tiny" if args.scale == "tiny" else ""))
     out = Path(args.out or "runs/bench/judge.json")
-    record = bench.run(cfg, args.questions, args.free_tokens, args.scale, standin, say,
-                       save=lambda r: write_json(out, r))
+    opts = bench.JudgeOptions(args.questions, args.free_tokens, args.scale, standin)
+    record = bench.run(cfg, opts, say, save=lambda r: write_json(out, r))
     table = bench.markdown(record)
     out.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
     if args.markdown:
