@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     from advisor_repro.training import checkpointing
     from advisor_repro.training.backends import LoadSpec
     from advisor_repro.training.segments import SegmentPlan, Shape
-    from advisor_repro.training.trainer import build_trainer
+    from advisor_repro.training.trainer import SegmentRun, build_trainer
 
     cfg = load_config("rehearsal", ["train.max_seq_length=64"])
     spec = LoadSpec(Path(base_dir), device, "fp16" if device == "cuda" else "fp32", 64,
@@ -78,8 +78,8 @@ def main(argv: list[str]) -> int:
         losses = Losses()
         data = Dataset.from_list([{"text": t} for t in texts])
         with tempfile.TemporaryDirectory() as tmp:
-            trainer = build_trainer(model, tokenizer, data, plan, shape, train, spec, backend,
-                                    Path(tmp), [keep, losses],
+            run = SegmentRun(model, tokenizer, plan, train, spec, backend, Path(tmp))
+            trainer = build_trainer(run, data, shape, [keep, losses],
                                     extra={"save_strategy": "no", "report_to": []})
             trainer.train()
         weights = torch.cat([p.detach().float().flatten().cpu() for n, p in

@@ -321,7 +321,7 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
     from datasets import Dataset
 
     from advisor_repro.training import microbatch, segments
-    from advisor_repro.training.trainer import build_trainer
+    from advisor_repro.training.trainer import SegmentRun, build_trainer
 
     plan = segments.plan_for(cfg, stage)
     plan = dataclasses.replace(plan, max_steps=spec["steps"], from_bundle=False)
@@ -338,8 +338,8 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
         shape = written
     elif split == "auto":
         shape, choice = microbatch.auto(written, load.device, spec["budget_gib"], longest,
-                                        backend.NAME, model.config,
-                                        cfg.train.gradient_checkpointing)
+                                        microbatch.MemoryKey(backend.NAME, model.config,
+                                                             cfg.train.gradient_checkpointing))
     else:
         if effective % int(split):
             raise ConfigError(f"--splits {split}: micro-batch {split} does not divide {stage}'s "
@@ -363,8 +363,8 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
           f"{longest} tokens)", flush=True)
     oom = False
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = build_trainer(model, tokenizer, data, plan, shape, train_cfg, load, backend,
-                                Path(tmp), [timer, *([keep] if keep else [])],
+        run = SegmentRun(model, tokenizer, plan, train_cfg, load, backend, Path(tmp))
+        trainer = build_trainer(run, data, shape, [timer, *([keep] if keep else [])],
                                 extra={"save_strategy": "no"})
         try:
             trainer.train()
