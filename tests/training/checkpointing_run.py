@@ -38,8 +38,9 @@ def main(argv: list[str]) -> int:
     from advisor_repro.config import load_config
     from advisor_repro.training import checkpointing
     from advisor_repro.training.backends import LoadSpec
+    from advisor_repro.training.records import SegmentRun
     from advisor_repro.training.segments import SegmentPlan, Shape
-    from advisor_repro.training.trainer import SegmentRun, build_trainer
+    from advisor_repro.training.trainer import build_trainer
 
     cfg = load_config("rehearsal", ["train.max_seq_length=64"])
     spec = LoadSpec(Path(base_dir), device, "fp16" if device == "cuda" else "fp32", 64,

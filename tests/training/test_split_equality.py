@@ -80,7 +80,8 @@ def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
     from datasets import Dataset
     from transformers import TrainerCallback
 
-    from advisor_repro.training.trainer import SegmentRun, build_trainer
+    from advisor_repro.training.records import SegmentRun
+    from advisor_repro.training.trainer import build_trainer
 
     model = setup["model"]
     with torch.no_grad():
@@ -172,7 +173,8 @@ def steps_of(setup: dict[str, Any], shape: Shape, step_order: str, epochs: int =
     sequences of each of its micro-batches, over `epochs` epochs."""
     from datasets import Dataset
 
-    from advisor_repro.training.trainer import SegmentRun, build_trainer
+    from advisor_repro.training.records import SegmentRun
+    from advisor_repro.training.trainer import build_trainer
 
     cfg = setup["cfg"]
     plan = SegmentPlan("train-1", epochs, 1, shape, 1e-3, 0.0, 0, 0.0, False, False)
@@ -216,7 +218,8 @@ def test_length_order_keeps_which_sequences_share_each_step(setup) -> None:
 def test_pad_to_multiple_of_reaches_the_trainers_batches(setup) -> None:
     from datasets import Dataset
 
-    from advisor_repro.training.trainer import SegmentRun, build_trainer
+    from advisor_repro.training.records import SegmentRun
+    from advisor_repro.training.trainer import build_trainer
 
     cfg, shape = setup["cfg"], Shape(2, 2)
     widths = {}

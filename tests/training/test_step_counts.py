@@ -63,7 +63,8 @@ def paper_trainer(tiny: dict[str, Any], stage: str, overrides: tuple[str, ...] =
     from datasets import Dataset
 
     from advisor_repro.training.backends import LoadSpec, get_backend
-    from advisor_repro.training.trainer import SegmentRun, build_trainer
+    from advisor_repro.training.records import SegmentRun
+    from advisor_repro.training.trainer import build_trainer
 
     cfg = load_config("paper", ["model.backend=hf", "train.precision=fp32",
                                 "train.optimizer=adamw_torch", *overrides])

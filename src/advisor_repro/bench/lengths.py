@@ -321,7 +321,8 @@ def one_run(cfg: Config, stage: str, name: str, model: Any, tokenizer: Any, text
     from datasets import Dataset
 
     from advisor_repro.training import microbatch, segments
-    from advisor_repro.training.trainer import SegmentRun, build_trainer
+    from advisor_repro.training.records import SegmentRun
+    from advisor_repro.training.trainer import build_trainer
 
     plan = segments.plan_for(cfg, stage)
     plan = dataclasses.replace(plan, max_steps=spec["steps"], from_bundle=False)

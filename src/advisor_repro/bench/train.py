@@ -215,8 +215,9 @@ def package_steps(model: Any, tokenizer: Any, cfg: Config, load: Any, mb: int,
     from transformers import TrainerCallback
 
     from advisor_repro.training.backends import unsloth
+    from advisor_repro.training.records import SegmentRun
     from advisor_repro.training.segments import SegmentPlan, Shape
-    from advisor_repro.training.trainer import SegmentRun, build_trainer
+    from advisor_repro.training.trainer import build_trainer
 
     total = spec["warmup"] + spec["steps"]
     ids = _random_ids(mb * total, spec["seq"], cfg)

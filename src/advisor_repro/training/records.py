@@ -1,4 +1,6 @@
-"""What a training run writes: summary.json (`TrainSummary`), and the records it is built from.
+"""What a training run holds and writes: `SegmentRun` (a run's loaded state, which the trainer's
+functions take instead of long argument lists), summary.json (`TrainSummary`) and the records
+it is built from.
 
 `trainer.fit` returns a `FitResult`; `trainer.build_summary` turns it and the run's setup facts
 into the `TrainSummary` that the training stages, the handoff and the control read back through
@@ -11,11 +13,13 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypedDict
 
+from advisor_repro.config import Train
 from advisor_repro.files import read_json
+from advisor_repro.training.backends import LoadSpec
 from advisor_repro.training.checkpointing import Layers
 from advisor_repro.training.handoff import LoraSettings
 from advisor_repro.training.microbatch import Choice
-from advisor_repro.training.segments import PlanRecord, Shape, ShapeRecord, StepRow
+from advisor_repro.training.segments import PlanRecord, SegmentPlan, Shape, ShapeRecord, StepRow
 
 # A micro-batch halved after an out-of-memory first step (same effective batch); "from" is a
 # keyword, hence the functional form.
@@ -58,6 +62,31 @@ class FromBundle(TypedDict):
 class FreshLora(TypedDict):
     lora: str  # "fresh"
     random_state: int
+
+
+@dataclass(frozen=True)
+class SegmentRun:
+    """One training run's loaded state, from setup to cleanup (torchtune's recipe state)."""
+
+    model: Any  # the 4-bit base with LoRA, as the backend loaded it
+    tokenizer: Any
+    plan: SegmentPlan
+    train: Train  # cfg.train (the benchmarks pass a variant)
+    spec: LoadSpec
+    backend: Any  # a backend module (training/backends)
+    out: Path  # the stage's folder: steps.jsonl, checkpoints/
+    budget_gib: float = 0.0  # hardware.vram_budget_gib (the split and checkpointing choices)
+
+
+@dataclass(frozen=True)
+class SetupFacts:
+    """What setup learned before training, for the summary."""
+
+    trainable: int
+    base_revision: str
+    data_fingerprint: str
+    vram: dict[str, float | None]  # apply_vram_budget's record
+    handoff: FromBundle | None  # segment 2: the verified bundle it starts from
 
 
 @dataclass

@@ -21,7 +21,6 @@ import gc
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,9 @@ from advisor_repro.training.records import (
     FromBundle,
     Heldout,
     Padding,
+    SegmentRun,
     SessionFacts,
+    SetupFacts,
     ShapeChange,
     TrainSummary,
 )
@@ -49,31 +50,6 @@ from advisor_repro.training.segments import SegmentPlan, Shape
 SHAPE_FILE = ".shape.json"  # a micro-batch change survives a crash-resume (not an output)
 SAVE_MARGIN_S = 120.0  # time kept for saving the adapter before a session limit
 LIBS = ("torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "unsloth")
-
-
-@dataclass(frozen=True)
-class SegmentRun:
-    """One training run's loaded state, from setup to cleanup (torchtune's recipe state)."""
-
-    model: Any  # the 4-bit base with LoRA, as the backend loaded it
-    tokenizer: Any
-    plan: SegmentPlan
-    train: Train  # cfg.train (the benchmarks pass a variant)
-    spec: LoadSpec
-    backend: Any  # a backend module (training/backends)
-    out: Path  # the stage's folder: steps.jsonl, checkpoints/
-    budget_gib: float = 0.0  # hardware.vram_budget_gib (the split and checkpointing choices)
-
-
-@dataclass(frozen=True)
-class SetupFacts:
-    """What setup learned before training, for the summary."""
-
-    trainable: int
-    base_revision: str
-    data_fingerprint: str
-    vram: dict[str, float | None]  # apply_vram_budget's record
-    handoff: FromBundle | None  # segment 2: the verified bundle it starts from
 
 
 def run(cfg: Config, run_dir: Path, stage: str,
