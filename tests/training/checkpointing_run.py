@@ -38,6 +38,7 @@ def main(argv: list[str]) -> int:
     from advisor_repro.config import load_config
     from advisor_repro.training import checkpointing
     from advisor_repro.training.backends import LoadSpec
+    from advisor_repro.training.records import SegmentRun
     from advisor_repro.training.segments import SegmentPlan, Shape
     from advisor_repro.training.trainer import build_trainer
 
@@ -78,8 +79,8 @@ def main(argv: list[str]) -> int:
         losses = Losses()
         data = Dataset.from_list([{"text": t} for t in texts])
         with tempfile.TemporaryDirectory() as tmp:
-            trainer = build_trainer(model, tokenizer, data, plan, shape, train, spec, backend,
-                                    Path(tmp), [keep, losses],
+            run = SegmentRun(model, tokenizer, plan, train, spec, backend, Path(tmp))
+            trainer = build_trainer(run, data, shape, [keep, losses],
                                     extra={"save_strategy": "no", "report_to": []})
             trainer.train()
         weights = torch.cat([p.detach().float().flatten().cpu() for n, p in

@@ -39,6 +39,7 @@ def main(argv: list[str]) -> int:
 
     from advisor_repro.config import load_config
     from advisor_repro.training.backends import LoadSpec
+    from advisor_repro.training.records import SegmentRun
     from advisor_repro.training.segments import SegmentPlan, Shape
     from advisor_repro.training.trainer import build_trainer
 
@@ -52,8 +53,9 @@ def main(argv: list[str]) -> int:
     plan = SegmentPlan("train-1", 1, 1, shape, 2e-4, 0.0, 1, 0.0, False, False)
     train = dataclasses.replace(cfg.train, checkpoint_every=1000)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = build_trainer(model, tokenizer, Dataset.from_list([{"text": t} for t in texts]),
-                                plan, shape, train, spec, backend, Path(tmp), [],
+        trainer = build_trainer(SegmentRun(model, tokenizer, plan, train, spec, backend,
+                                           Path(tmp)),
+                                Dataset.from_list([{"text": t} for t in texts]), shape, [],
                                 extra={"save_strategy": "no", "report_to": []})
     collate = trainer.data_collator
     rows = [trainer.train_dataset[i] for i in range(len(texts))]

@@ -106,8 +106,8 @@ def test_the_calibration_reproduces_the_trainers_measured_peaks():
 
 def test_auto_on_a_gpu_picks_the_paper_shapes_largest_fitting_split():
     def choose(written, longest):
-        return microbatch.auto(written, "cuda", 14.74, longest, "unsloth", MISTRAL, True,
-                               say=print)
+        return microbatch.auto(written, "cuda", 14.74, longest,
+                               microbatch.MemoryKey("unsloth", MISTRAL, True), say=print)
 
     shape, choice = choose(Shape(2, 4), 1057)  # segment 1 at the stand-in's longest
     assert shape == Shape(8, 1)
@@ -126,12 +126,12 @@ def test_auto_keeps_the_written_split_for_an_uncalibrated_backend_or_model():
     small = Cfg(hidden_size=64, num_hidden_layers=2, intermediate_size=128, vocab_size=32768)
     for backend, cfg, gc in (("hf", MISTRAL, True), ("unsloth", small, True),
                              ("unsloth", MISTRAL, False)):
-        shape, choice = microbatch.auto(Shape(2, 4), "cuda", 14.74, 1057, backend, cfg, gc,
-                                        say=print)
+        shape, choice = microbatch.auto(Shape(2, 4), "cuda", 14.74, 1057,
+                                        microbatch.MemoryKey(backend, cfg, gc), say=print)
         assert shape == Shape(2, 4) and choice["probe"] is None
         assert "no memory calibration" in choice["reason"]
-    shape, choice = microbatch.auto(Shape(2, 4), "cpu", 14.74, 1057, "unsloth", MISTRAL, True,
-                                    say=print)
+    shape, choice = microbatch.auto(Shape(2, 4), "cpu", 14.74, 1057,
+                                    microbatch.MemoryKey("unsloth", MISTRAL, True), say=print)
     assert shape == Shape(2, 4) and choice["reason"] == microbatch.CPU_REASON
 
 

@@ -80,6 +80,7 @@ def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
     from datasets import Dataset
     from transformers import TrainerCallback
 
+    from advisor_repro.training.records import SegmentRun
     from advisor_repro.training.trainer import build_trainer
 
     model = setup["model"]
@@ -105,9 +106,10 @@ def train(setup: dict[str, Any], shape: Shape, token_normalised: bool = True,
                                     optimizer=optimizer or cfg.train.optimizer,
                                     step_order=step_order, pad_to_multiple_of=pad_to,
                                     padding_free=padding_free)
-    trainer = build_trainer(model, setup["tokenizer"], Dataset.from_list(
-        [{"text": t} for t in texts or setup["texts"]]), plan, shape, train_cfg, setup["spec"],
-        setup["backend"], Path(setup["out"]), [Losses()],
+    run = SegmentRun(model, setup["tokenizer"], plan, train_cfg, setup["spec"],
+                     setup["backend"], Path(setup["out"]))
+    trainer = build_trainer(run, Dataset.from_list(
+        [{"text": t} for t in texts or setup["texts"]]), shape, [Losses()],
         extra={"save_strategy": "no", "logging_nan_inf_filter": False})
     if not token_normalised:
         trainer.model_accepts_loss_kwargs = False
@@ -171,14 +173,16 @@ def steps_of(setup: dict[str, Any], shape: Shape, step_order: str, epochs: int =
     sequences of each of its micro-batches, over `epochs` epochs."""
     from datasets import Dataset
 
+    from advisor_repro.training.records import SegmentRun
     from advisor_repro.training.trainer import build_trainer
 
     cfg = setup["cfg"]
     plan = SegmentPlan("train-1", epochs, 1, shape, 1e-3, 0.0, 0, 0.0, False, False)
     train_cfg = dataclasses.replace(cfg.train, checkpoint_every=1000, step_order=step_order)
-    trainer = build_trainer(setup["model"], setup["tokenizer"], Dataset.from_list(
-        [{"text": t} for t in setup["texts"]]), plan, shape, train_cfg, setup["spec"],
-        setup["backend"], Path(setup["out"]), [], extra={"save_strategy": "no"})
+    run = SegmentRun(setup["model"], setup["tokenizer"], plan, train_cfg, setup["spec"],
+                     setup["backend"], Path(setup["out"]))
+    trainer = build_trainer(run, Dataset.from_list([{"text": t} for t in setup["texts"]]),
+                            shape, [], extra={"save_strategy": "no"})
     loader = trainer.get_train_dataloader()
     micro: list[list[tuple[int, ...]]] = []
     for epoch in range(epochs):
@@ -214,6 +218,7 @@ def test_length_order_keeps_which_sequences_share_each_step(setup) -> None:
 def test_pad_to_multiple_of_reaches_the_trainers_batches(setup) -> None:
     from datasets import Dataset
 
+    from advisor_repro.training.records import SegmentRun
     from advisor_repro.training.trainer import build_trainer
 
     cfg, shape = setup["cfg"], Shape(2, 2)
@@ -222,9 +227,10 @@ def test_pad_to_multiple_of_reaches_the_trainers_batches(setup) -> None:
         plan = SegmentPlan("train-1", 1, 1, shape, 1e-3, 0.0, 0, 0.0, False, False)
         train_cfg = dataclasses.replace(cfg.train, checkpoint_every=1000,
                                         pad_to_multiple_of=pad_to)
-        trainer = build_trainer(setup["model"], setup["tokenizer"], Dataset.from_list(
-            [{"text": t} for t in setup["texts"]]), plan, shape, train_cfg, setup["spec"],
-            setup["backend"], Path(setup["out"]), [], extra={"save_strategy": "no"})
+        run = SegmentRun(setup["model"], setup["tokenizer"], plan, train_cfg, setup["spec"],
+                         setup["backend"], Path(setup["out"]))
+        trainer = build_trainer(run, Dataset.from_list([{"text": t} for t in setup["texts"]]),
+                                shape, [], extra={"save_strategy": "no"})
         widths[pad_to] = [b["input_ids"].shape[1] for b in trainer.get_train_dataloader()]
     assert all(w % 16 == 0 for w in widths[16]) and any(w % 16 for w in widths[0])
     assert [-(-w // 16) * 16 for w in widths[0]] == widths[16]

@@ -63,6 +63,7 @@ def paper_trainer(tiny: dict[str, Any], stage: str, overrides: tuple[str, ...] =
     from datasets import Dataset
 
     from advisor_repro.training.backends import LoadSpec, get_backend
+    from advisor_repro.training.records import SegmentRun
     from advisor_repro.training.trainer import build_trainer
 
     cfg = load_config("paper", ["model.backend=hf", "train.precision=fp32",
@@ -71,8 +72,9 @@ def paper_trainer(tiny: dict[str, Any], stage: str, overrides: tuple[str, ...] =
     spec = LoadSpec(Path("."), "cpu", "fp32", 32, cfg.train.lora, False)
     data = Dataset.from_list([{"text": f"q{i % 7}"} for i in range(N_TRAIN)])
     train = dataclasses.replace(cfg.train, checkpoint_every=10**6, report_to="none")
-    return build_trainer(tiny["model"], tiny["tokenizer"], data, plan, shape or plan.shape,
-                         train, spec, get_backend("hf"), tiny["out"] / stage, list(callbacks))
+    run = SegmentRun(tiny["model"], tiny["tokenizer"], plan, train, spec, get_backend("hf"),
+                     tiny["out"] / stage)
+    return build_trainer(run, data, shape or plan.shape, list(callbacks))
 
 
 def trainer_steps(trainer: Any) -> tuple[int, int]:

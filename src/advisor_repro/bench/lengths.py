@@ -360,6 +360,7 @@ def one_run(w: Loaded, stage: str, name: str, warm: bool = False) -> LengthsRun:
     from datasets import Dataset
 
     from advisor_repro.training import microbatch, segments
+    from advisor_repro.training.records import SegmentRun
     from advisor_repro.training.trainer import build_trainer
 
     cfg, spec, model, tokenizer = w.cfg, w.spec, w.model, w.tokenizer
@@ -379,8 +380,8 @@ def one_run(w: Loaded, stage: str, name: str, warm: bool = False) -> LengthsRun:
         shape = written
     elif split == "auto":
         shape, choice = microbatch.auto(written, load.device, spec["budget_gib"], longest,
-                                        backend.NAME, model.config,
-                                        cfg.train.gradient_checkpointing)
+                                        microbatch.MemoryKey(backend.NAME, model.config,
+                                                             cfg.train.gradient_checkpointing))
     else:
         if effective % int(split):
             raise ConfigError(f"--splits {split}: micro-batch {split} does not divide {stage}'s "
@@ -403,8 +404,8 @@ def one_run(w: Loaded, stage: str, name: str, warm: bool = False) -> LengthsRun:
           f"{longest} tokens)", flush=True)
     oom = False
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = build_trainer(model, tokenizer, data, plan, shape, train_cfg, load, backend,
-                                Path(tmp), [timer, *([keep] if keep else [])],
+        run = SegmentRun(model, tokenizer, plan, train_cfg, load, backend, Path(tmp))
+        trainer = build_trainer(run, data, shape, [timer, *([keep] if keep else [])],
                                 extra={"save_strategy": "no"})
         try:
             trainer.train()

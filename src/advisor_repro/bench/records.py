@@ -60,7 +60,7 @@ class PathResult(TypedDict):
     trainable: int
     params: int  # dense parameters a token passes through
     load_seconds: float
-    vram: dict[str, float | None]  # trainer.apply_vram_budget: device_total_gib, cap_gib
+    vram: dict[str, float | None]  # VramCap.train_json(): device_total_gib, cap_gib
     shapes: dict[str, ShapeRow]  # by micro-batch, "2" and "4"
     device: Device
     versions: dict[str, str | None]
@@ -200,7 +200,7 @@ class LengthsRecord(TypedDict):
     device: Device
     dtype: str
     budget_gib: float
-    vram: dict[str, float | None]  # trainer.apply_vram_budget: device_total_gib, cap_gib
+    vram: dict[str, float | None]  # VramCap.train_json(): device_total_gib, cap_gib
     params: int
     gradient_checkpointing: bool
     steps: int

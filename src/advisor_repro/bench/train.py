@@ -236,6 +236,7 @@ def package_steps(model: Any, tokenizer: Any, cfg: Config, load: Any, mb: int,
     from transformers import TrainerCallback
 
     from advisor_repro.training.backends import unsloth
+    from advisor_repro.training.records import SegmentRun
     from advisor_repro.training.segments import SegmentPlan, Shape
     from advisor_repro.training.trainer import build_trainer
 
@@ -257,8 +258,8 @@ def package_steps(model: Any, tokenizer: Any, cfg: Config, load: Any, mb: int,
             times.append(time.perf_counter() - self.t)
 
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = build_trainer(model, tokenizer, data, plan, Shape(mb, 1), cfg.train, load,
-                                unsloth, Path(tmp), [Timer()], extra={"save_strategy": "no"})
+        run = SegmentRun(model, tokenizer, plan, cfg.train, load, unsloth, Path(tmp))
+        trainer = build_trainer(run, data, Shape(mb, 1), [Timer()], extra={"save_strategy": "no"})
         trainer.train()
     return times
 

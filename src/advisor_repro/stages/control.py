@@ -16,7 +16,7 @@ loss of the segment-2 adapter and the control adapter on the test split, and the
 from __future__ import annotations
 
 from advisor_repro.config import Config
-from advisor_repro.files import read_json, read_jsonl, write_json
+from advisor_repro.files import read_jsonl, write_json
 from advisor_repro.hardware.projection import GpuWork
 from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Stage, StageContext, StageResult
@@ -31,14 +31,15 @@ from advisor_repro.stages.train import (
     result_of,
 )
 from advisor_repro.training import segments
+from advisor_repro.training.records import TrainSummary
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     summary = launch(cfg, ctx)
-    seg1 = read_json(ctx.input("train-1/summary.json"))
-    seg2 = read_json(ctx.input("train-2/summary.json"))
-    comparison = segments.compare(
-        seg1, seg2, {**summary, "recipe": cfg.train.control.recipe},
+    seg1 = TrainSummary.read(ctx.input("train-1/summary.json"))
+    seg2 = TrainSummary.read(ctx.input("train-2/summary.json"))
+    comparison = segments.compare(  # pure, over the summaries' JSON
+        seg1.to_json(), seg2.to_json(), {**summary.to_json(), "recipe": cfg.train.control.recipe},
         read_jsonl(ctx.input("train-1/steps.jsonl")),
         read_jsonl(ctx.input("train-2/steps.jsonl")),
         read_jsonl(ctx.out / "steps.jsonl"),

@@ -14,6 +14,7 @@ from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 from advisor_repro.training.handoff import (
     RERUN_FIX,
+    SegmentFacts,
     expected_from_config,
     make_bundle,
 )
@@ -27,7 +28,8 @@ TRAIN_TEXT = "data/train_text.jsonl"
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     adapter = ctx.input(ADAPTER)
     try:
-        summary = read_json(ctx.input(SUMMARY))
+        # the keys the bundle copies; make_bundle names any that are missing
+        summary: SegmentFacts = read_json(ctx.input(SUMMARY))
     except ValueError as exc:
         raise HandoffError(
             f"{SUMMARY} is not valid JSON ({exc})", "rerun `repro train --segment 1`"

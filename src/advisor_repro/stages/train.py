@@ -27,6 +27,7 @@ from advisor_repro.hardware.projection import GpuWork
 from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 from advisor_repro.training import process, segments
+from advisor_repro.training.records import TrainSummary
 
 TRAIN_TEXT, TEST_TEXT = "data/train_text.jsonl", "data/test_text.jsonl"
 DECISION = "preflight/decision.json"
@@ -46,7 +47,7 @@ class TrainingCrashed(RuntimeError):
     partial and a rerun resumes from its last checkpoint."""
 
 
-def launch(cfg: Config, ctx: StageContext) -> dict:
+def launch(cfg: Config, ctx: StageContext) -> TrainSummary:
     """Run ctx.name's training in a fresh interpreter; return its summary.json."""
     for rel in ctx.needs:
         ctx.input(rel)  # every declared input exists, or StageInputError names the stage
@@ -56,7 +57,7 @@ def launch(cfg: Config, ctx: StageContext) -> dict:
     done = run_module(process.MODULE, ["--run-dir", str(ctx.run_dir), "--stage", ctx.name],
                       env=process.child_env(cpu), forward_sigterm=True)
     if done.returncode == 0:
-        return read_json(ctx.out / "summary.json")
+        return TrainSummary.read(ctx.out / "summary.json")
     refusal = process.child_error(ctx.out)
     if refusal is not None:
         raise refusal
@@ -68,20 +69,20 @@ def launch(cfg: Config, ctx: StageContext) -> dict:
     )
 
 
-def result_of(summary: dict) -> StageResult:
+def result_of(summary: TrainSummary) -> StageResult:
     figures = {
-        "steps": summary["optimizer_steps"],
-        "loss": f"{summary['start_loss']:.4g}->{summary['end_loss']:.4g}"
-        if summary["start_loss"] is not None else None,
-        "trainable": summary["trainable_params"],
-        "tok/s": summary["tokens_per_s"],
+        "steps": summary.optimizer_steps,
+        "loss": f"{summary.start_loss:.4g}->{summary.end_loss:.4g}"
+        if summary.start_loss is not None else None,
+        "trainable": summary.trainable_params,
+        "tok/s": summary.tokens_per_s,
+        # the split in force, and whether auto chose it
+        "split": (f"{summary.micro_batch}x{summary.grad_accum} "
+                  f"({summary.micro_batch_choice['mode']})"),
     }
-    if "micro_batch" in summary:  # the split in force, and whether auto chose it
-        figures["split"] = (f"{summary['micro_batch']}x{summary['grad_accum']} "
-                            f"({summary['micro_batch_choice']['mode']})")
-    if summary.get("heldout"):
-        figures["heldout"] = round(summary["heldout"]["loss"], 4)
-    return StageResult(figures=figures, warnings=summary["warnings"])
+    if summary.heldout:
+        figures["heldout"] = round(summary.heldout["loss"], 4)
+    return StageResult(figures=figures, warnings=summary.warnings)
 
 
 def estimate_for(stage: str):

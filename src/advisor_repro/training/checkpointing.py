@@ -21,12 +21,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from advisor_repro.config import Train
 from advisor_repro.training import microbatch
 
 CPU_REASON = "no VRAM to measure on the CPU: every layer checkpointed"
+
+
+class Layers(TypedDict):
+    """The record of which layers a run checkpoints (summary.json's checkpointing)."""
+
+    mode: str  # "off", "all", "auto" or "explicit"
+    layers: int
+    checkpointed: int
+    share: float
+    predicted_peak_gib: float | None
+    reason: str
+    in_force: NotRequired[list[int] | None]  # the trainer's record: layers seen un-checkpointed
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,7 @@ class Decision:
     def share(self) -> float:
         return self.checkpointed / self.layers if self.layers else 1.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> Layers:
         return {"mode": self.mode, "layers": self.layers, "checkpointed": self.checkpointed,
                 "share": round(self.share, 4), "predicted_peak_gib": self.predicted_peak_gib,
                 "reason": self.reason}
@@ -56,7 +68,7 @@ def worst_tokens(lengths: list[int], micro_batch: int, longest: int, padding_fre
     return micro_batch * longest
 
 
-def decide(cal: dict[str, Any] | None, layers: int, tokens: int, budget_gib: float,
+def decide(cal: microbatch.Calibration | None, layers: int, tokens: int, budget_gib: float,
            device: str) -> Decision:
     """How many of `layers` to checkpoint at a micro-batch of `tokens` tokens: the fewest whose
     predicted peak stays HEADROOM under the budget (all of them without a calibration of the
@@ -81,8 +93,8 @@ def decide(cal: dict[str, Any] | None, layers: int, tokens: int, budget_gib: flo
     return Decision(layers, checkpointed, peak, reason)
 
 
-def choose(train: Train, cal: dict[str, Any] | None, layers: int, tokens: int,
-           budget_gib: float, device: str) -> dict[str, Any]:
+def choose(train: Train, cal: microbatch.Calibration | None, layers: int, tokens: int,
+           budget_gib: float, device: str) -> Layers:
     """The record of which layers a run checkpoints (`decide` under "auto")."""
     if not train.gradient_checkpointing:
         return Decision(layers, 0, None, "train.gradient_checkpointing = false", "off").to_dict()
@@ -93,7 +105,7 @@ def choose(train: Train, cal: dict[str, Any] | None, layers: int, tokens: int,
 
 
 def for_model(model: Any, train: Train, backend: str, tokens: int, budget_gib: float,
-              device: str) -> dict[str, Any]:
+              device: str) -> Layers:
     """`choose` for this model (its decoder layers, the calibration of its backend and shape)
     at a largest micro-batch of `tokens` tokens."""
     cal = microbatch.calibration(backend, model.config, train.gradient_checkpointing)

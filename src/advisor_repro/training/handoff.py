@@ -21,7 +21,7 @@ import shutil
 import struct
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from advisor_repro import __version__
 from advisor_repro.config import Config, Lora
@@ -67,18 +67,80 @@ STATE_FIX = (
 )
 
 
+# ---- records ------------------------------------------------------------------------------------
+class LoraSettings(TypedDict):
+    """LoRA settings in the bundle's spelling (`normal_lora`); None where a source lacks one."""
+
+    r: int | None
+    alpha: float | None
+    dropout: float | None
+    bias: str | None
+    target_modules: list[str] | None
+
+
+class Expected(TypedDict):
+    """What this run expects of a bundle (`expected_from_config`; handoff/expected.json)."""
+
+    base_model: str
+    base_revision: str | None
+    lora: LoraSettings
+    trainable_params: int | None  # None: not checked
+    data_fingerprint: str | None  # None: not checked
+
+
+class SegmentFacts(TypedDict):
+    """The keys of train-1/summary.json the bundle is made from (SUMMARY_KEYS)."""
+
+    base_model: str
+    base_revision: str
+    trainable_params: int
+    optimizer_steps: int
+    epochs_done: float
+    last_loss: float | None
+    lora: LoraSettings
+    data_fingerprint: str
+
+
+class Handoff(TypedDict):
+    """handoff.json, the bundle's own record."""
+
+    format: str
+    base_model: str
+    base_revision: str
+    lora: LoraSettings
+    trainable_params: int
+    optimizer_steps: int
+    epochs_done: float
+    last_loss: float | None
+    data_fingerprint: str
+    package_version: str
+    created: str
+    files: dict[str, str]  # path in the bundle -> sha256
+    left_out: list[str]
+    note: str
+
+
+class Check(TypedDict):
+    """One check of a bundle, in verified.json's `checks`; a failed one carries `fix`."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: NotRequired[str]
+
+
 # ---- pure core ----------------------------------------------------------------------------------
-def lora_from_config(lora: Lora) -> dict[str, Any]:
+def lora_from_config(lora: Lora) -> LoraSettings:
     """The profile's LoRA settings in the bundle's shape."""
     return normal_lora({k: getattr(lora, k) for k in LORA_FIELDS})
 
 
-def lora_from_adapter_config(adapter_config: dict[str, Any]) -> dict[str, Any]:
+def lora_from_adapter_config(adapter_config: dict[str, Any]) -> LoraSettings:
     """PEFT's adapter_config.json (lora_alpha, lora_dropout, ...) in the bundle's shape."""
     return normal_lora({k: adapter_config.get(PEFT_NAMES.get(k, k)) for k in LORA_FIELDS})
 
 
-def normal_lora(lora: dict[str, Any]) -> dict[str, Any]:
+def normal_lora(lora: LoraSettings) -> LoraSettings:
     """One spelling for comparison and for handoff.json: numbers as numbers, targets sorted."""
     targets = lora.get("target_modules")
     if isinstance(targets, str):  # PEFT also accepts one regex string
@@ -92,7 +154,7 @@ def normal_lora(lora: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def lora_mismatch(have: dict[str, Any], want: dict[str, Any]) -> tuple[str, Any, Any] | None:
+def lora_mismatch(have: LoraSettings, want: LoraSettings) -> tuple[str, Any, Any] | None:
     """The first LoRA field that differs: (field, bundle's value, expected value); target
     modules compare as a set, numbers by value (16 == 16.0)."""
     for key in LORA_FIELDS:
@@ -105,7 +167,7 @@ def lora_mismatch(have: dict[str, Any], want: dict[str, Any]) -> tuple[str, Any,
 
 def expected_from_config(
     cfg: Config, base_model_id: str, base_revision: str | None, data_fingerprint: str | None = None
-) -> dict[str, Any]:
+) -> Expected:
     """What this run expects of a bundle, from its own config: base model (+ revision when
     given), LoRA settings, trainable count (None when train.lora.expected_trainable is 0) and,
     optionally, the sha256 of its data/train_text.jsonl."""
@@ -151,7 +213,7 @@ def safetensors_param_count(path: Path) -> int:
     return sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
 
 
-def _adapter_facts(folder: Path) -> tuple[dict[str, Any], int]:
+def _adapter_facts(folder: Path) -> tuple[LoraSettings, int]:
     """(LoRA settings from adapter_config.json, parameters in adapter_model.safetensors)."""
     try:
         lora = lora_from_adapter_config(read_json(folder / "adapter_config.json"))
@@ -184,7 +246,7 @@ def _check_adapter_folder(folder: Path, names: list[str]) -> None:
         )
 
 
-def _check_summary(summary: dict[str, Any], lora: dict[str, Any], count: int) -> None:
+def _check_summary(summary: SegmentFacts, lora: LoraSettings, count: int) -> None:
     missing = [k for k in SUMMARY_KEYS if k not in summary]
     if missing:
         raise HandoffError(
@@ -209,8 +271,8 @@ def _check_summary(summary: dict[str, Any], lora: dict[str, Any], count: int) ->
 
 # ---- making a bundle ----------------------------------------------------------------------------
 def make_bundle(
-    adapter_dir: Path, summary: dict[str, Any], bundle_dir: Path, created: str | None = None
-) -> dict[str, Any]:
+    adapter_dir: Path, summary: SegmentFacts, bundle_dir: Path, created: str | None = None
+) -> Handoff:
     """Copy segment 1's adapter + tokenizer into `bundle_dir` with handoff.json; return it.
 
     Refuses a folder holding optimizer/trainer state, pickle weights or no tokenizer, and a
@@ -228,7 +290,7 @@ def make_bundle(
     with atomic_folder(bundle_dir) as tmp:
         for name in copied:
             shutil.copyfile(adapter_dir / name, tmp / name)
-        handoff = {
+        handoff: Handoff = {
             "format": FORMAT,
             "base_model": summary["base_model"],
             "base_revision": summary["base_revision"],
@@ -249,15 +311,16 @@ def make_bundle(
 
 
 # ---- verifying a bundle -------------------------------------------------------------------------
-def bundle_checks(bundle_dir: Path, expected: dict[str, Any]) -> tuple[dict[str, Any], list[dict]]:
+def bundle_checks(bundle_dir: Path, expected: Expected) -> tuple[Handoff | None, list[Check]]:
     """Run the checks in order and stop at the first failure.
 
-    Returns (handoff.json, the check records); each record is {name, ok, detail} and a failed
-    one (always the last) also carries `fix`. Order: handoff.json readable, no trainer state,
-    every file hash, handoff.json agrees with the adapter files, then the expectation: base
-    model, base revision, LoRA config, trainable count, data fingerprint."""
-    checks: list[dict[str, Any]] = []
-    handoff: dict[str, Any] = {}
+    Returns (handoff.json, None when it cannot be read; the check records); each record is
+    {name, ok, detail} and a failed one (always the last) also carries `fix`. Order:
+    handoff.json readable, no trainer state, every file hash, handoff.json agrees with the
+    adapter files, then the expectation: base model, base revision, LoRA config, trainable
+    count, data fingerprint."""
+    checks: list[Check] = []
+    handoff: Handoff | None = None
     try:
         handoff = _read_handoff(Path(bundle_dir))
         checks.append(_ok("handoff.json", f"{FORMAT}, {len(handoff['files'])} files listed"))
@@ -269,20 +332,20 @@ def bundle_checks(bundle_dir: Path, expected: dict[str, Any]) -> tuple[dict[str,
     return handoff, checks
 
 
-def load_verified_bundle(bundle_dir: Path, expected: dict[str, Any]) -> dict[str, Any]:
+def load_verified_bundle(bundle_dir: Path, expected: Expected) -> Handoff:
     """Segment 2's gate: every check of `bundle_checks` must pass, else HandoffError names the
     one that failed with both values. Returns handoff.json."""
     handoff, checks = bundle_checks(bundle_dir, expected)
-    if not checks[-1]["ok"]:
+    if handoff is None or not checks[-1]["ok"]:
         raise HandoffError(checks[-1]["detail"], checks[-1]["fix"])
     return handoff
 
 
-def _ok(name: str, detail: str) -> dict[str, Any]:
+def _ok(name: str, detail: str) -> Check:
     return {"name": name, "ok": True, "detail": detail}
 
 
-def _read_handoff(bundle_dir: Path) -> dict[str, Any]:
+def _read_handoff(bundle_dir: Path) -> Handoff:
     path = bundle_dir / HANDOFF_FILE
     try:
         handoff = read_json(path)
@@ -300,7 +363,7 @@ def _read_handoff(bundle_dir: Path) -> dict[str, Any]:
     return handoff
 
 
-def _no_trainer_state(bundle_dir: Path, handoff: dict, expected: dict) -> str:
+def _no_trainer_state(bundle_dir: Path, handoff: Handoff, expected: Expected) -> str:
     state = trainer_state_files(list(hash_tree(bundle_dir)))
     if state:
         raise HandoffError(
@@ -311,7 +374,7 @@ def _no_trainer_state(bundle_dir: Path, handoff: dict, expected: dict) -> str:
     return "no optimizer, scheduler, trainer or RNG state"
 
 
-def _file_hashes(bundle_dir: Path, handoff: dict, expected: dict) -> str:
+def _file_hashes(bundle_dir: Path, handoff: Handoff, expected: Expected) -> str:
     have = {k: v for k, v in hash_tree(bundle_dir).items() if k != HANDOFF_FILE}
     want = handoff["files"]
     for name in sorted(want):
@@ -333,7 +396,7 @@ def _file_hashes(bundle_dir: Path, handoff: dict, expected: dict) -> str:
     return f"{len(want)} files match their sha256"
 
 
-def _agrees_with_files(bundle_dir: Path, handoff: dict, expected: dict) -> str:
+def _agrees_with_files(bundle_dir: Path, handoff: Handoff, expected: Expected) -> str:
     lora, count = _adapter_facts(bundle_dir)
     if handoff["trainable_params"] != count:
         raise HandoffError(
@@ -352,7 +415,7 @@ def _agrees_with_files(bundle_dir: Path, handoff: dict, expected: dict) -> str:
     return f"LoRA config and {count:,} parameters agree with the adapter files"
 
 
-def _base_model(bundle_dir: Path, handoff: dict, expected: dict) -> str:
+def _base_model(bundle_dir: Path, handoff: Handoff, expected: Expected) -> str:
     if handoff["base_model"] != expected["base_model"]:
         raise HandoffError(
             f"handoff bundle base model is {handoff['base_model']}, "
@@ -370,7 +433,7 @@ def _base_model(bundle_dir: Path, handoff: dict, expected: dict) -> str:
     return f"{handoff['base_model']}{rev}"
 
 
-def _lora_config(bundle_dir: Path, handoff: dict, expected: dict) -> str:
+def _lora_config(bundle_dir: Path, handoff: Handoff, expected: Expected) -> str:
     mismatch = lora_mismatch(normal_lora(handoff["lora"]), expected["lora"])
     if mismatch:
         key, have, want = mismatch
@@ -393,7 +456,7 @@ def _lora_config(bundle_dir: Path, handoff: dict, expected: dict) -> str:
     )
 
 
-def _trainable(bundle_dir: Path, handoff: dict, expected: dict) -> str:
+def _trainable(bundle_dir: Path, handoff: Handoff, expected: Expected) -> str:
     want = expected.get("trainable_params")
     if want is None:
         return f"{handoff['trainable_params']:,} (no expected count in this run's config)"
@@ -406,7 +469,7 @@ def _trainable(bundle_dir: Path, handoff: dict, expected: dict) -> str:
     return f"{want:,}"
 
 
-def _data(bundle_dir: Path, handoff: dict, expected: dict) -> str:
+def _data(bundle_dir: Path, handoff: Handoff, expected: Expected) -> str:
     want = expected.get("data_fingerprint")
     if want is None:
         return "not checked (no fingerprint given)"

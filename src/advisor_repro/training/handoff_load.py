@@ -17,18 +17,43 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from advisor_repro.errors import HandoffError
 from advisor_repro.files import read_json, sha256_file, write_json
 from advisor_repro.fresh import run_module
-from advisor_repro.training.handoff import HANDOFF_FILE, RERUN_FIX, bundle_checks
+from advisor_repro.training.handoff import (
+    HANDOFF_FILE,
+    RERUN_FIX,
+    Check,
+    Expected,
+    bundle_checks,
+)
 
 MODULE = "advisor_repro.training.handoff_load"  # run with -m as the fresh process
 LOAD_TIMEOUT_S = 1800  # a 7B pre-quantized base on a slow disk; the smoke model takes seconds
 
 
-def verify_in_fresh_process(bundle: Path, base_dir: Path, expected_json: Path) -> dict[str, Any]:
+class BaseLoad(TypedDict):
+    dtype: str  # "nf4" for a pre-quantized base, else torch's name ("float32")
+    device: str
+    quantized: bool
+
+
+class Verified(TypedDict):
+    """handoff/verified.json: the load check's record, as the fresh process wrote it."""
+
+    ok: bool
+    checks: list[Check]
+    trainable_params_loaded: int | None
+    files_hashed: list[str]
+    handoff_json_sha256: str | None
+    base_folder: str
+    base_load: NotRequired[BaseLoad]  # absent when a check failed before loading
+    seconds: NotRequired[float]  # added by the parent: the fresh process's wall-clock
+
+
+def verify_in_fresh_process(bundle: Path, base_dir: Path, expected_json: Path) -> Verified:
     """Run `load_check` in a new interpreter; return its verified.json record."""
     out = bundle.parent / "verified.tmp.json"
     out.unlink(missing_ok=True)
@@ -50,25 +75,25 @@ def verify_in_fresh_process(bundle: Path, base_dir: Path, expected_json: Path) -
             f"check that the base model in {base_dir} loads (`repro fetch` for hub models), "
             f"then {RERUN_FIX}",
         )
-    verified = read_json(out)
+    verified: Verified = read_json(out)
     out.unlink()
     verified["seconds"] = round(time.monotonic() - t0, 2)
     return verified
 
 
 # ---- the fresh process ----------------------------------------------------------------------
-def load_check(bundle: Path, base_dir: Path, expected: dict[str, Any]) -> dict[str, Any]:
+def load_check(bundle: Path, base_dir: Path, expected: Expected) -> Verified:
     """What segment 2 does before training: the gate, then PeftModel.from_pretrained."""
     handoff, checks = bundle_checks(bundle, expected)
-    record: dict[str, Any] = {
+    record: Verified = {
         "ok": False,
         "checks": checks,
         "trainable_params_loaded": None,
-        "files_hashed": sorted(handoff.get("files", {})),
+        "files_hashed": sorted(handoff["files"]) if handoff else [],
         "handoff_json_sha256": _sha_or_none(bundle / HANDOFF_FILE),
         "base_folder": str(base_dir),
     }
-    if not checks[-1]["ok"]:
+    if handoff is None or not checks[-1]["ok"]:
         return record
     model, record["base_load"] = _load_base(base_dir)
     from peft import PeftModel
@@ -83,7 +108,7 @@ def load_check(bundle: Path, base_dir: Path, expected: dict[str, Any]) -> dict[s
     return record
 
 
-def _load_base(base_dir: Path) -> tuple[Any, dict[str, Any]]:
+def _load_base(base_dir: Path) -> tuple[Any, BaseLoad]:
     from transformers import AutoModelForCausalLM
 
     if "quantization_config" in read_json(base_dir / "config.json"):
@@ -99,7 +124,7 @@ def _load_base(base_dir: Path) -> tuple[Any, dict[str, Any]]:
     return model, {"dtype": dtype, "device": device, "quantized": bool(quantized)}
 
 
-def _loaded_count_check(loaded: int, recorded: int) -> dict[str, Any]:
+def _loaded_count_check(loaded: int, recorded: int) -> Check:
     if loaded == recorded:
         return {"name": "trainable parameters after loading", "ok": True, "detail": f"{loaded:,}"}
     return {
@@ -112,7 +137,7 @@ def _loaded_count_check(loaded: int, recorded: int) -> dict[str, Any]:
     }
 
 
-def _weights_check(model: Any, bundle: Path) -> dict[str, Any]:
+def _weights_check(model: Any, bundle: Path) -> Check:
     """Every LoRA tensor in the model equals the file's: the adapter loaded, not a fresh init."""
     import torch
     from peft import get_peft_model_state_dict

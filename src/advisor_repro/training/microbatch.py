@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
 
 from advisor_repro.training.segments import Shape
 
@@ -42,6 +43,50 @@ from advisor_repro.training.segments import Shape
 HEADROOM_GIB = 0.5
 CPU_REASON = ("no VRAM to measure on the CPU: the split is kept as written "
               "(auto re-divides the effective batch only on a GPU)")
+
+
+class ProbeRun(TypedDict):
+    """One candidate micro-batch's measured (or, `predicted`, modelled) peak."""
+
+    micro_batch: int
+    oom: bool
+    peak_reserved_gib: float
+    predicted: NotRequired[bool]
+
+
+class CalibrationSource(TypedDict):
+    base_gib: float
+    gib_per_token: float
+    source: str
+
+
+class ProbeRecord(TypedDict):
+    length: int  # the longest sequence, tokens
+    budget_gib: float
+    headroom_gib: float
+    runs: list[ProbeRun]
+    calibration: NotRequired[CalibrationSource]
+    safety: NotRequired[float]
+
+
+class Choice(TypedDict):
+    """How the split in force was chosen (summary.json's micro_batch_choice)."""
+
+    mode: str  # "fixed", "auto" or "explicit" (the benchmark's --splits N)
+    probe: ProbeRecord | None
+    reason: str
+
+
+class Calibration(TypedDict):
+    """A memory model measured on this trainer, keyed on backend and model shape."""
+
+    backend: str
+    shape: dict[str, int]  # model config fields that must match
+    gradient_checkpointing: bool
+    base_gib: float
+    gib_per_token: float
+    gib_per_layer_token: NotRequired[float]  # train.checkpoint_layers = "auto"
+    source: str
 
 
 def candidates(effective: int) -> list[int]:
@@ -74,7 +119,7 @@ def padded_share(lengths: list[int], micro_batch: int, seed: int = 42,
     return 0.0 if padded == 0 else round(1 - real / padded, 4)
 
 
-def pick(effective: int, probes: list[dict[str, Any]], budget_gib: float,
+def pick(effective: int, probes: list[ProbeRun], budget_gib: float,
          headroom_gib: float = HEADROOM_GIB) -> int | None:
     """The largest probed micro-batch that ran and stayed `headroom_gib` under the budget."""
     fits = [p["micro_batch"] for p in probes if not p["oom"]
@@ -84,14 +129,14 @@ def pick(effective: int, probes: list[dict[str, Any]], budget_gib: float,
 
 
 def choose(written: Shape, device: str, budget_gib: float, longest: int,
-           probe: Callable[[int, int], dict[str, Any]],
-           say: Callable[[str], None] = print) -> tuple[Shape, dict[str, Any]]:
+           probe: Callable[[int, int], ProbeRun],
+           say: Callable[[str], None] = print) -> tuple[Shape, Choice]:
     """The split in force under `split = "auto"` and the record of how it was chosen.
     `probe(micro_batch, length)` measures one forward + backward (see `measure`)."""
     effective = written.effective
     if device != "cuda":
         return written, {"mode": "auto", "probe": None, "reason": CPU_REASON}
-    probes: list[dict[str, Any]] = []
+    probes: list[ProbeRun] = []
     chosen = None
     for m in candidates(effective):
         probes.append(probe(m, longest))
@@ -112,12 +157,12 @@ def choose(written: Shape, device: str, budget_gib: float, longest: int,
     shape = Shape(chosen, effective // chosen)
     say(f"micro-batch auto: {shape.micro_batch} x {shape.grad_accum} (written "
         f"{written.micro_batch} x {written.grad_accum}); {reason}")
-    probe_record = {"length": longest, "budget_gib": budget_gib, "headroom_gib": HEADROOM_GIB,
-                    "runs": probes}
+    probe_record: ProbeRecord = {"length": longest, "budget_gib": budget_gib,
+                                 "headroom_gib": HEADROOM_GIB, "runs": probes}
     return shape, {"mode": "auto", "probe": probe_record, "reason": reason}
 
 
-def fixed() -> dict[str, Any]:
+def fixed() -> Choice:
     return {"mode": "fixed", "probe": None, "reason": "split = 'fixed': the split as written"}
 
 
@@ -181,7 +226,7 @@ class StepOrder:
 # 16 x 2 11.27). The line through the seq-2048 pair predicts the others within 0.3 GiB.
 MISTRAL_7B = {"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336,
               "vocab_size": 32768}
-CALIBRATIONS: list[dict[str, Any]] = [
+CALIBRATIONS: list[Calibration] = [
     {"backend": "unsloth", "shape": MISTRAL_7B, "gradient_checkpointing": True,
      "base_gib": 4.45, "gib_per_token": 0.000419,
      # train.checkpoint_layers = "auto": what one layer left un-checkpointed adds per token of
@@ -197,7 +242,7 @@ SAFETY = 1.05  # on the predicted peak: the calibration's largest miss was 4 %
 
 
 def calibration(backend: str, model_config: Any, gradient_checkpointing: bool
-                ) -> dict[str, Any] | None:
+                ) -> Calibration | None:
     """The calibration for this backend and model shape, or None."""
     for c in CALIBRATIONS:
         if (c["backend"] == backend and bool(gradient_checkpointing) == c["gradient_checkpointing"]
@@ -206,10 +251,10 @@ def calibration(backend: str, model_config: Any, gradient_checkpointing: bool
     return None
 
 
-def predictor(cal: dict[str, Any]) -> Callable[[int, int], dict[str, Any]]:
+def predictor(cal: Calibration) -> Callable[[int, int], ProbeRun]:
     """A probe for `choose` that predicts from the calibration instead of running a step."""
 
-    def probe(micro_batch: int, length: int) -> dict[str, Any]:
+    def probe(micro_batch: int, length: int) -> ProbeRun:
         peak = (cal["base_gib"] + cal["gib_per_token"] * micro_batch * length) * SAFETY
         return {"micro_batch": micro_batch, "oom": False, "peak_reserved_gib": round(peak, 3),
                 "predicted": True}
@@ -217,14 +262,24 @@ def predictor(cal: dict[str, Any]) -> Callable[[int, int], dict[str, Any]]:
     return probe
 
 
-def auto(written: Shape, device: str, budget_gib: float, longest: int, backend: str,
-         model_config: Any, gradient_checkpointing: bool,
-         say: Callable[[str], None] = print) -> tuple[Shape, dict[str, Any]]:
+@dataclass(frozen=True)
+class MemoryKey:
+    """What a calibration is keyed on: the backend, the model's shape (its config) and whether
+    gradient checkpointing is on."""
+
+    backend: str
+    model_config: Any
+    gradient_checkpointing: bool
+
+
+def auto(written: Shape, device: str, budget_gib: float, longest: int, key: MemoryKey,
+         say: Callable[[str], None] = print) -> tuple[Shape, Choice]:
     """`split = "auto"`: the chosen split and its record (CPU and uncalibrated models keep the
     written split)."""
     if device != "cuda":
         return written, {"mode": "auto", "probe": None, "reason": CPU_REASON}
-    cal = calibration(backend, model_config, gradient_checkpointing)
+    backend, gradient_checkpointing = key.backend, key.gradient_checkpointing
+    cal = calibration(backend, key.model_config, gradient_checkpointing)
     if cal is None:
         reason = (f"no memory calibration for the {backend} backend with this model shape "
                   f"(gradient checkpointing {'on' if gradient_checkpointing else 'off'}): the "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TypedDict
 
 from advisor_repro.config import Config
 
@@ -19,6 +19,67 @@ STAGES = ("train-1", "train-2", "control")
 # Paper's wall-clock per segment (PAPER.md table), for `repro plan` estimates.
 PAPER_SECONDS = {"train-1": 5 * 3600 + 47 * 60 + 25, "train-2": 5 * 3600 + 26 * 60 + 18}
 PAPER_STEPS = {"train-1": 284, "train-2": 142}
+
+
+class StepRow(TypedDict):
+    """One line of steps.jsonl (training/steplog.py writes it)."""
+
+    step: int
+    epoch: float
+    loss: float
+    lr: float
+    grad_norm: float | None
+    tokens: int
+    elapsed: float  # seconds of training in this segment, across resumes
+    mem: dict[str, float]  # peak GiB during the step, by source
+
+
+class ShapeRecord(TypedDict):
+    micro_batch: int
+    grad_accum: int
+    effective: int
+
+
+class PlanRecord(TypedDict):
+    """`SegmentPlan.to_dict`: the plan as summary.json holds it."""
+
+    stage: str
+    segment: int
+    epochs: int
+    shape: ShapeRecord
+    lr: float
+    warmup_ratio: float
+    max_steps: int
+    session_limit_hours: float
+    from_bundle: bool
+    heldout: bool
+    split: str
+    n_train: int
+
+
+class LossFigures(TypedDict):
+    start_loss: float | None
+    end_loss: float | None
+    min_loss: float | None
+    min_loss_step: int | None
+
+
+class Curves(TypedDict):
+    x: str
+    handoff: list[list[float]]
+    control: list[list[float]]
+
+
+class Comparison(TypedDict):
+    """control/comparison.json."""
+
+    control_recipe: str | None
+    sequences_seen: dict[str, int]
+    optimizer_steps: dict[str, int]
+    final_train_loss: dict[str, float | None]
+    heldout_loss: dict[str, float | None]
+    segment2_start_vs_segment1_end: dict[str, float | None]
+    curves: Curves
 
 
 @dataclass(frozen=True)
@@ -53,10 +114,10 @@ class SegmentPlan:
             return self.max_steps
         return optimizer_steps(self, self.n_train) if self.n_train else -1
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> PlanRecord:
         d = asdict(self)
         d["shape"]["effective"] = self.shape.effective
-        return d
+        return PlanRecord(**d)
 
 
 def plan_for(cfg: Config, stage: str, n_train: int = 0) -> SegmentPlan:
@@ -145,7 +206,7 @@ def should_stop(now_s: float, per_step_s: float, limit_s: float, save_margin_s: 
 
 
 # ---- figures -----------------------------------------------------------------------------------
-def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(rows: list[StepRow]) -> LossFigures:
     """Loss figures of a steps.jsonl: start, end, min and the step of the min."""
     losses = [(r["step"], r["loss"]) for r in rows if r.get("loss") is not None]
     if not losses:
@@ -159,13 +220,13 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def curve(rows: list[dict[str, Any]], step_offset: int = 0) -> list[list[float]]:
+def curve(rows: list[StepRow], step_offset: int = 0) -> list[list[float]]:
     """[[global step, loss], ...] with steps shifted by `step_offset` (segment 2 after 1)."""
     return [[r["step"] + step_offset, r["loss"]] for r in rows if r.get("loss") is not None]
 
 
-def compare(seg1: dict, seg2: dict, control: dict, rows1: list, rows2: list,
-            rows_c: list) -> dict[str, Any]:
+def compare(seg1: dict, seg2: dict, control: dict, rows1: list[StepRow], rows2: list[StepRow],
+            rows_c: list[StepRow]) -> Comparison:
     """control/comparison.json: the handoff path (segment 1 then 2) against the control run.
 
     Loss curves are on one axis of sequences seen, since the two paths use different effective

@@ -87,7 +87,7 @@ def _rss() -> dict[str, float]:
 class StepLog(TrainerCallback):
     """Appends a row per optimizer step to `path`; `rows` holds every row of the segment."""
 
-    def __init__(self, path: Path, rows: list[dict[str, Any]], probe: MemoryProbe,
+    def __init__(self, path: Path, rows: list[segments.StepRow], probe: MemoryProbe,
                  say: Callable[[str], None] = print) -> None:
         self.path = Path(path)
         self.rows = rows  # rows kept from before a resume, then this process's
@@ -105,7 +105,7 @@ class StepLog(TrainerCallback):
         if not logs or "loss" not in logs:
             return  # the end-of-training record, not a step
         seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
-        row = {
+        row: segments.StepRow = {
             "step": state.global_step,
             "epoch": round(float(state.epoch or 0.0), 4),
             "loss": float(logs["loss"]),
@@ -126,7 +126,7 @@ def _float_or_none(x: Any) -> float | None:
     return None if x is None else float(x)
 
 
-def kept_rows(path: Path, upto_step: int) -> list[dict[str, Any]]:
+def kept_rows(path: Path, upto_step: int) -> list[segments.StepRow]:
     """The rows of an interrupted run up to the checkpoint it resumes from; later ones will be
     trained again. A torn last line (the kill came mid-write) is dropped."""
     if not Path(path).is_file():

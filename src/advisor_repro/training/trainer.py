@@ -31,7 +31,20 @@ from advisor_repro.hardware.gpu import cap_vram
 from advisor_repro.models import hub as models
 from advisor_repro.training import checkpointing, microbatch, padding_free, segments
 from advisor_repro.training.backends import LoadSpec, count_trainable, get_backend, torch_dtype
+from advisor_repro.training.checkpointing import Layers
 from advisor_repro.training.checkpoints import checkpoint_step, last_complete_checkpoint
+from advisor_repro.training.microbatch import Choice
+from advisor_repro.training.records import (
+    FitResult,
+    FromBundle,
+    Heldout,
+    Padding,
+    SegmentRun,
+    SessionFacts,
+    SetupFacts,
+    ShapeChange,
+    TrainSummary,
+)
 from advisor_repro.training.segments import SegmentPlan, Shape
 
 SHAPE_FILE = ".shape.json"  # a micro-batch change survives a crash-resume (not an output)
@@ -39,7 +52,8 @@ SAVE_MARGIN_S = 120.0  # time kept for saving the adapter before a session limit
 LIBS = ("torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "unsloth")
 
 
-def run(cfg: Config, run_dir: Path, stage: str, say: Callable[[str], None] = print) -> dict:
+def run(cfg: Config, run_dir: Path, stage: str,
+        say: Callable[[str], None] = print) -> TrainSummary:
     """Train `stage` ("train-1", "train-2" or "control") in run_dir/stage; return the summary."""
     process_start = time.monotonic()
     decision = read_json(Path(run_dir) / "preflight" / "decision.json")
@@ -66,33 +80,36 @@ def run(cfg: Config, run_dir: Path, stage: str, say: Callable[[str], None] = pri
     model, tokenizer = backend.load(spec)
     trainable = count_trainable(model)
     check_trainable(trainable, cfg, plan)
-    result = fit(model, tokenizer, texts, plan, cfg, spec, backend, out, process_start, say)
-    if result["terminated_at"] is not None:  # SIGTERM: a checkpoint of the last step, no adapter
-        write_jsonl(out / "steps.jsonl", result["rows"])
+    segment = SegmentRun(model, tokenizer, plan, cfg.train, spec, backend, out,
+                         cfg.hardware.vram_budget_gib)
+    result = fit(segment, texts, process_start, say)
+    if result.terminated_at is not None:  # SIGTERM: a checkpoint of the last step, no adapter
+        write_jsonl(out / "steps.jsonl", result.rows)
         raise Terminated(
-            f"{stage} stopped by SIGTERM after optimizer step {result['terminated_at']} of "
-            f"{result['max_steps']}; checkpoint-{result['terminated_at']} is saved in "
+            f"{stage} stopped by SIGTERM after optimizer step {result.terminated_at} of "
+            f"{result.max_steps}; checkpoint-{result.terminated_at} is saved in "
             f"{out}/checkpoints",
             "rerun the same command (in a new session): it continues from that step")
-    if result["session"]["stopped_early"] and cfg.train.session_limit_action == "pause":
-        write_jsonl(out / "steps.jsonl", result["rows"])
+    if result.session["stopped_early"] and cfg.train.session_limit_action == "pause":
+        write_jsonl(out / "steps.jsonl", result.rows)
         raise SessionLimitReached(
             f"{stage} paused at its {plan.session_limit_hours:g} h session limit after "
-            f"{result['global_step']} of {result['max_steps']} optimizer steps; "
-            f"checkpoint-{result['global_step']} is saved in {out}/checkpoints",
+            f"{result.global_step} of {result.max_steps} optimizer steps; "
+            f"checkpoint-{result.global_step} is saved in {out}/checkpoints",
             "in a new session, rerun the same command: it continues from that step "
             "(train.session_limit_action = 'stop' ends the segment there instead)")
     save_adapter(model, tokenizer, out / "adapter")
     heldout = None
     if plan.heldout:
         test = [r["text"] for r in read_jsonl(Path(run_dir) / "data" / "test_text.jsonl")]
-        heldout = heldout_loss(model, tokenizer, test, spec, result["shape"].micro_batch)
+        heldout = heldout_loss(model, tokenizer, test, spec, result.shape.micro_batch)
         say(f"[{stage}] held-out loss on {heldout['examples']} test conversations: "
             f"{heldout['loss']:.4f}")
-    summary = build_summary(cfg, plan, spec, result, trainable, base_revision, data_fp,
-                            budget, handoff, heldout, time.monotonic() - process_start)
-    write_jsonl(out / "steps.jsonl", result["rows"])
-    write_json(out / "summary.json", summary)
+    facts = SetupFacts(trainable, base_revision, data_fp, budget, handoff)
+    summary = build_summary(cfg, segment, result, facts, heldout,
+                            time.monotonic() - process_start)
+    write_jsonl(out / "steps.jsonl", result.rows)
+    write_json(out / "summary.json", summary.to_json())
     return summary
 
 
@@ -116,7 +133,7 @@ def backend_name(wanted: str, decision: dict[str, str]) -> str:
 
 
 
-def verify_bundle(cfg: Config, run_dir: Path, base_revision: str, data_fp: str) -> dict:
+def verify_bundle(cfg: Config, run_dir: Path, base_revision: str, data_fp: str) -> FromBundle:
     """Segment 2's gate: the bundle must match this run's own base, LoRA config, trainable
     count and data, every file by hash (HandoffError names the check that failed)."""
     from advisor_repro.training.handoff import expected_from_config, load_verified_bundle
@@ -179,9 +196,8 @@ def sft_arguments(plan: SegmentPlan, shape: Shape, train: Train, device: str, dt
     }
 
 
-def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Config,
-        spec: LoadSpec, backend: Any, out: Path, process_start: float,
-        say: Callable[[str], None]) -> dict[str, Any]:
+def fit(segment: SegmentRun, texts: list[str], process_start: float,
+        say: Callable[[str], None]) -> FitResult:
     """Train to the plan's end, resuming from a checkpoint of this run if one is there; on an
     out-of-memory first step, halve the micro-batch and try again."""
     import torch
@@ -196,14 +212,13 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
         kept_rows,
     )
 
+    plan, train, out = segment.plan, segment.train, segment.out
     ckpt = last_complete_checkpoint(out / "checkpoints", say)
     start_step = checkpoint_step(ckpt) if ckpt else 0
-    lengths = microbatch.longest_tokens(tokenizer, texts, spec.max_seq_length)
-    longest = microbatch.rounded(max(lengths), cfg.train.pad_to_multiple_of)
-    shape, changes, choice = _split(model, plan, cfg, spec, ckpt, out / SHAPE_FILE,
-                                    (lengths, longest), backend.NAME, say)
-    layers = choice.pop("checkpointing")  # kept in the shape file; the summary has its own
-    keep = (checkpointing.keeper(model, layers["checkpointed"], backend.NAME)
+    lengths = microbatch.longest_tokens(segment.tokenizer, texts, segment.spec.max_seq_length)
+    longest = microbatch.rounded(max(lengths), train.pad_to_multiple_of)
+    shape, changes, choice, layers = _split(segment, ckpt, (lengths, longest), say)
+    keep = (checkpointing.keeper(segment.model, layers["checkpointed"], segment.backend.NAME)
             if layers["mode"] == "auto" else None)
     rows = kept_rows(out / "steps.jsonl", start_step)
     write_jsonl(out / "steps.jsonl", rows)
@@ -211,21 +226,20 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
         say(f"[{plan.stage}] resuming from {ckpt.name} (step {start_step}); "
             f"{len(rows)} logged steps kept")
     dataset = Dataset.from_list([{"text": t} for t in texts])
-    probe = MemoryProbe(spec.device)
+    probe = MemoryProbe(segment.spec.device)
     for row in rows:  # the peak is over the whole run: the steps kept from before a resume too
         for key, value in (row.get("mem") or {}).items():
             probe.peak[key] = max(probe.peak.get(key, 0.0), value)
-    limit, action = plan.session_limit_hours, cfg.train.session_limit_action
+    limit, action = plan.session_limit_hours, train.session_limit_action
     term = TerminationGuard(say)
     term.install()
     while True:
         guard = SessionGuard(limit, action, process_start, SAVE_MARGIN_S, say)
         callbacks = [StepLog(out / "steps.jsonl", rows, probe, say), guard, term,
-                     CheckpointRotation(cfg.train.checkpoint_every), *([keep] if keep else [])]
-        trainer = build_trainer(model, tokenizer, dataset, plan, shape, cfg.train, spec,
-                                backend, out, callbacks)
+                     CheckpointRotation(train.checkpoint_every), *([keep] if keep else [])]
+        trainer = build_trainer(segment, dataset, shape, callbacks)
         oom = False
-        if ckpt and resumed_at_the_end(trainer, model, ckpt):
+        if ckpt and resumed_at_the_end(trainer, segment.model, ckpt):
             break
         try:
             trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
@@ -233,87 +247,84 @@ def fit(model: Any, tokenizer: Any, texts: list[str], plan: SegmentPlan, cfg: Co
             oom = True  # handled below, once the exception no longer pins the tensors
         if not oom:
             break
-        shape = _shrink(trainer, model, shape, start_step, changes, choice, out / SHAPE_FILE,
-                        plan, say)
+        shape = _shrink(trainer, segment, shape, start_step, changes, choice, say)
     seconds = rows[-1]["elapsed"] if rows else 0.0
-    padding = {"longest_tokens": max(lengths), "mean_tokens": round(sum(lengths) / len(lengths), 1),
-               "step_order": cfg.train.step_order,
-               "padded_share": microbatch.padding_figures(lengths, shape.effective,
-                                                          cfg.train.seed, cfg.train.step_order,
-                                                          cfg.train.pad_to_multiple_of),
-               "pad_to_multiple_of": cfg.train.pad_to_multiple_of,
-               "padding_free": cfg.train.padding_free}  # then no micro-batch pads at all
-    return {"rows": rows, "shape": shape, "changes": changes, "resumed_from": ckpt and ckpt.name,
-            "choice": choice, "padding": padding, "terminated_at": term.stopped_at,
-            "checkpointing": {**layers, "in_force": sorted(keep.seen) if keep else None},
-            "backend": backend.NAME,
-            "global_step": trainer.state.global_step, "epoch": float(trainer.state.epoch or 0),
-            "max_steps": trainer.state.max_steps, "train_seconds": seconds,
-            "warmup_steps": trainer.args.get_warmup_steps(trainer.state.max_steps),
-            "memory_peak": probe.peak, "session": _session_facts(guard, plan, cfg)}
+    padding: Padding = {
+        "longest_tokens": max(lengths), "mean_tokens": round(sum(lengths) / len(lengths), 1),
+        "step_order": train.step_order,
+        "padded_share": microbatch.padding_figures(lengths, shape.effective, train.seed,
+                                                   train.step_order, train.pad_to_multiple_of),
+        "pad_to_multiple_of": train.pad_to_multiple_of,
+        "padding_free": train.padding_free}  # then no micro-batch pads at all
+    return FitResult(
+        rows=rows, shape=shape, changes=changes, resumed_from=ckpt and ckpt.name,
+        choice=choice, padding=padding, terminated_at=term.stopped_at,
+        checkpointing={**layers, "in_force": sorted(keep.seen) if keep else None},
+        backend=segment.backend.NAME,
+        global_step=trainer.state.global_step, epoch=float(trainer.state.epoch or 0),
+        max_steps=trainer.state.max_steps, train_seconds=seconds,
+        warmup_steps=trainer.args.get_warmup_steps(trainer.state.max_steps),
+        memory_peak=probe.peak, session=_session_facts(guard, plan, train))
 
 
-def _split(model: Any, plan: SegmentPlan, cfg: Config, spec: LoadSpec, ckpt: Path | None,
-           shape_file: Path, lengths: tuple[list[int], int], backend_name: str,
-           say: Callable[[str], None]) -> tuple[Shape, list, dict[str, Any]]:
-    """(shape, changes, choice): a resumed run keeps the split it started with (the checkpoint's
-    data position counts its micro-batches); a new one takes the written split, or under
-    split = "auto" the memory model's choice, saved for a resume. `lengths`: every
-    conversation's training length and the longest as the run pads it. The choice names the
-    layers checkpointed (choice["checkpointing"]; train.checkpoint_layers = "auto" decides at
-    the split chosen)."""
+def _split(segment: SegmentRun, ckpt: Path | None, lengths: tuple[list[int], int],
+           say: Callable[[str], None]) -> tuple[Shape, list[ShapeChange], Choice, Layers]:
+    """(shape, changes, choice, layers): a resumed run keeps the split it started with (the
+    checkpoint's data position counts its micro-batches); a new one takes the written split, or
+    under split = "auto" the memory model's choice, saved for a resume. `lengths`: every
+    conversation's training length and the longest as the run pads it. `layers`: the decoder
+    layers checkpointed (train.checkpoint_layers = "auto" decides at the split chosen; the
+    shape file keeps them as the choice's "checkpointing")."""
+    plan, shape_file = segment.plan, segment.out / SHAPE_FILE
     if ckpt and shape_file.is_file():
         saved = read_json(shape_file)
-        choice = saved.get("choice") or microbatch.fixed()
-        choice.setdefault("checkpointing", _layers(model, cfg, spec, Shape(**saved["shape"]),
-                                                   lengths, backend_name, say))
-        return Shape(**saved["shape"]), saved["changes"], choice
+        shape, choice = Shape(**saved["shape"]), saved.get("choice") or microbatch.fixed()
+        computed = _layers(segment, shape, lengths, say)  # the saved choice's, where it has one
+        return shape, saved["changes"], choice, choice.pop("checkpointing", computed)
     if plan.split == "auto":
-        shape, choice = microbatch.auto(plan.shape, spec.device, cfg.hardware.vram_budget_gib,
-                                        lengths[1], backend_name, model.config,
-                                        cfg.train.gradient_checkpointing,
-                                        lambda m: say(f"[{plan.stage}] {m}"))
+        key = microbatch.MemoryKey(segment.backend.NAME, segment.model.config,
+                                   segment.train.gradient_checkpointing)
+        shape, choice = microbatch.auto(plan.shape, segment.spec.device, segment.budget_gib,
+                                        lengths[1], key, lambda m: say(f"[{plan.stage}] {m}"))
     else:
         shape, choice = plan.shape, microbatch.fixed()
-    choice["checkpointing"] = _layers(model, cfg, spec, shape, lengths, backend_name,
-                                      lambda m: say(f"[{plan.stage}] {m}"))
-    if plan.split == "auto" or choice["checkpointing"]["mode"] == "auto":
+    layers = _layers(segment, shape, lengths, lambda m: say(f"[{plan.stage}] {m}"))
+    if plan.split == "auto" or layers["mode"] == "auto":
         write_json(shape_file, {"shape": {"micro_batch": shape.micro_batch,
                                           "grad_accum": shape.grad_accum},
-                                "changes": [], "choice": choice})
-    return shape, [], choice
+                                "changes": [], "choice": {**choice, "checkpointing": layers}})
+    return shape, [], choice, layers
 
 
-def _layers(model: Any, cfg: Config, spec: LoadSpec, shape: Shape,
-            lengths: tuple[list[int], int], backend_name: str,
-            say: Callable[[str], None]) -> dict[str, Any]:
+def _layers(segment: SegmentRun, shape: Shape, lengths: tuple[list[int], int],
+            say: Callable[[str], None]) -> Layers:
     """Which decoder layers this run checkpoints (training/checkpointing.py)."""
     tokens = checkpointing.worst_tokens(lengths[0], shape.micro_batch, lengths[1],
-                                        cfg.train.padding_free)
-    layers = checkpointing.for_model(model, cfg.train, backend_name, tokens,
-                                     cfg.hardware.vram_budget_gib, spec.device)
+                                        segment.train.padding_free)
+    layers = checkpointing.for_model(segment.model, segment.train, segment.backend.NAME, tokens,
+                                     segment.budget_gib, segment.spec.device)
     if layers["mode"] == "auto":
         say(f"checkpointing auto: {layers['checkpointed']} of {layers['layers']} layers; "
             f"{layers['reason']}")
     return layers
 
 
-def build_trainer(model: Any, tokenizer: Any, dataset: Any, plan: SegmentPlan, shape: Shape,
-                  train: Train, spec: LoadSpec, backend: Any, out: Path, callbacks: list,
+def build_trainer(segment: SegmentRun, dataset: Any, shape: Shape, callbacks: list,
                   extra: dict[str, Any] | None = None) -> Any:
     """TRL's SFTTrainer with `sft_arguments`; `extra` (the benchmark: no checkpoints) on top."""
     from trl import SFTConfig, SFTTrainer
 
-    kwargs = sft_arguments(plan, shape, train, spec.device, spec.dtype, out,
-                           backend.trainer_kwargs(spec))
+    train, spec = segment.train, segment.spec
+    kwargs = sft_arguments(segment.plan, shape, train, spec.device, spec.dtype, segment.out,
+                           segment.backend.trainer_kwargs(spec))
     args = SFTConfig(**{**kwargs, **(extra or {})})
     cls = _length_ordered(SFTTrainer, shape.effective) if train.step_order == "length" \
         else SFTTrainer
-    trainer = cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                  callbacks=callbacks)
+    trainer = cls(model=segment.model, args=args, train_dataset=dataset,
+                  processing_class=segment.tokenizer, callbacks=callbacks)
     if train.padding_free:  # TRL did not truncate: refuse what the padded run would cut
         padding_free.check_lengths(trainer.train_dataset["input_ids"], train.max_seq_length)
-    keep_adapter_fp32(model)
+    keep_adapter_fp32(segment.model)
     return trainer
 
 
@@ -354,12 +365,12 @@ def keep_adapter_fp32(model: Any) -> None:
             param.data = param.data.float()
 
 
-def _shrink(trainer: Any, model: Any, shape: Shape, start_step: int, changes: list,
-            choice: dict[str, Any], shape_file: Path, plan: SegmentPlan,
-            say: Callable[[str], None]) -> Shape:
+def _shrink(trainer: Any, segment: SegmentRun, shape: Shape, start_step: int,
+            changes: list[ShapeChange], choice: Choice, say: Callable[[str], None]) -> Shape:
     """After an out-of-memory error: the next shape down, or a ResourceError."""
     import torch
 
+    plan = segment.plan
     step = trainer.state.global_step
     if step > start_step:
         raise ResourceError(
@@ -376,20 +387,20 @@ def _shrink(trainer: Any, model: Any, shape: Shape, start_step: int, changes: li
                     "reason": f"out of memory at step {step + 1}"})
     say(f"[{plan.stage}] out of memory at micro-batch {shape.micro_batch}: retrying at "
         f"{smaller.micro_batch} x {smaller.grad_accum} (effective batch {smaller.effective})")
-    write_json(shape_file, {"shape": {"micro_batch": smaller.micro_batch,
-                                      "grad_accum": smaller.grad_accum}, "changes": changes,
-                            "choice": choice})
+    write_json(segment.out / SHAPE_FILE, {"shape": {"micro_batch": smaller.micro_batch,
+                                                "grad_accum": smaller.grad_accum},
+                                      "changes": changes, "choice": choice})
     del trainer
-    model.zero_grad(set_to_none=True)
+    segment.model.zero_grad(set_to_none=True)
     gc.collect()
     torch.cuda.empty_cache()
     return smaller
 
 
-def _session_facts(guard: Any, plan: SegmentPlan, cfg: Config) -> dict[str, Any]:
+def _session_facts(guard: Any, plan: SegmentPlan, train: Train) -> SessionFacts:
     projected = guard.projected_s
     return {"limit_hours": plan.session_limit_hours or None,
-            "action": cfg.train.session_limit_action,
+            "action": train.session_limit_action,
             "projected_hours": None if projected is None else round(projected / 3600, 4),
             "stopped_early": guard.stopped, "warning": guard.warning}
 
@@ -425,7 +436,7 @@ def save_adapter(model: Any, tokenizer: Any, dest: Path) -> None:
 
 
 def heldout_loss(model: Any, tokenizer: Any, texts: list[str], spec: LoadSpec,
-                 batch: int) -> dict[str, Any]:
+                 batch: int) -> Heldout:
     """Token-weighted mean cross-entropy on the test split's training-format text, tokenized
     as for training (BOS + text + EOS, truncated to max_seq_length)."""
     import contextlib
@@ -453,58 +464,58 @@ def heldout_loss(model: Any, tokenizer: Any, texts: list[str], spec: LoadSpec,
     return {"loss": total / max(count, 1), "tokens": count, "examples": len(texts)}
 
 
-def build_summary(cfg: Config, plan: SegmentPlan, spec: LoadSpec, result: dict, trainable: int,
-                  base_revision: str, data_fp: str, budget: dict, handoff: dict | None,
-                  heldout: dict | None, process_seconds: float) -> dict[str, Any]:
+def build_summary(cfg: Config, segment: SegmentRun, result: FitResult, facts: SetupFacts,
+                  heldout: Heldout | None, process_seconds: float) -> TrainSummary:
     from advisor_repro.manifest import library_versions
     from advisor_repro.training.handoff import lora_from_config
 
-    rows, shape = result["rows"], result["shape"]
+    plan, spec = segment.plan, segment.spec
+    rows, shape = result.rows, result.shape
     tokens = sum(r["tokens"] for r in rows)
-    seconds = result["train_seconds"]
-    return {
-        "stage": plan.stage, "segment": plan.segment, "backend": result["backend"],
-        "backend_requested": cfg.model.backend,
-        "base_model": cfg.model.train_base, "base_revision": base_revision,
-        "base_folder": str(spec.base_dir), "device": spec.device, "dtype": spec.dtype,
-        "lora": lora_from_config(cfg.train.lora), "lora_random_state": cfg.train.lora.random_state,
-        "trainable_params": trainable, "data_fingerprint": data_fp,
-        "plan": plan.to_dict(),
-        "shape": {"micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
-                  "effective": shape.effective},
-        "shape_changes": result["changes"],
-        # the split in force (the report's phase table reads these four keys)
-        "micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
-        "effective_batch": shape.effective, "micro_batch_choice": result["choice"],
-        "padding": result["padding"], "checkpointing": result["checkpointing"],
-        "warmup_steps": result["warmup_steps"],
-        "optimizer": f"fresh {cfg.train.optimizer}, {cfg.train.lr_scheduler} schedule from "
-                     f"warmup (nothing carried from another run)",
-        "started_from": handoff or {"lora": "fresh", "random_state": cfg.train.lora.random_state},
-        "resumed_from": result["resumed_from"],
-        "optimizer_steps": result["global_step"], "max_steps": result["max_steps"],
-        "epochs_done": round(result["epoch"], 4),
-        **segments.summarize(rows), "last_loss": rows[-1]["loss"] if rows else None,
-        "tokens": tokens, "train_seconds": round(seconds, 2),
-        "tokens_per_s": round(tokens / seconds, 2) if seconds else None,
-        "process_seconds": round(process_seconds, 2),
-        "memory_peak": result["memory_peak"], "vram": budget,
-        "session": result["session"], "heldout": heldout,
-        "warnings": _warnings(result, plan) + (
+    seconds = result.train_seconds
+    return TrainSummary(
+        stage=plan.stage, segment=plan.segment, backend=result.backend,
+        backend_requested=cfg.model.backend,
+        base_model=cfg.model.train_base, base_revision=facts.base_revision,
+        base_folder=str(spec.base_dir), device=spec.device, dtype=spec.dtype,
+        lora=lora_from_config(cfg.train.lora), lora_random_state=cfg.train.lora.random_state,
+        trainable_params=facts.trainable, data_fingerprint=facts.data_fingerprint,
+        plan=plan.to_dict(),
+        shape={"micro_batch": shape.micro_batch, "grad_accum": shape.grad_accum,
+               "effective": shape.effective},
+        shape_changes=result.changes,
+        micro_batch=shape.micro_batch, grad_accum=shape.grad_accum,
+        effective_batch=shape.effective, micro_batch_choice=result.choice,
+        padding=result.padding, checkpointing=result.checkpointing,
+        warmup_steps=result.warmup_steps,
+        optimizer=f"fresh {cfg.train.optimizer}, {cfg.train.lr_scheduler} schedule from "
+                  f"warmup (nothing carried from another run)",
+        started_from=facts.handoff or {"lora": "fresh",
+                                       "random_state": cfg.train.lora.random_state},
+        resumed_from=result.resumed_from,
+        optimizer_steps=result.global_step, max_steps=result.max_steps,
+        epochs_done=round(result.epoch, 4),
+        **segments.summarize(rows), last_loss=rows[-1]["loss"] if rows else None,
+        tokens=tokens, train_seconds=round(seconds, 2),
+        tokens_per_s=round(tokens / seconds, 2) if seconds else None,
+        process_seconds=round(process_seconds, 2),
+        memory_peak=result.memory_peak, vram=facts.vram,
+        session=result.session, heldout=heldout,
+        warnings=_warnings(result, plan) + (
             [f"model.backend is {cfg.model.backend}, but preflight found it cannot run here: "
-             f"trained with the {result['backend']} backend"]
-            if result["backend"] != cfg.model.backend else []),
-        "versions": {k: v for k, v in library_versions().items() if k in LIBS},
-    }
+             f"trained with the {result.backend} backend"]
+            if result.backend != cfg.model.backend else []),
+        versions={k: v for k, v in library_versions().items() if k in LIBS},
+    )
 
 
-def _warnings(result: dict, plan: SegmentPlan) -> list[str]:
-    session = result["session"]
+def _warnings(result: FitResult, plan: SegmentPlan) -> list[str]:
+    session = result.session
     out = [session["warning"]] if session["warning"] else []
     if session["stopped_early"]:
         out.append(f"stopped at the session limit ({plan.session_limit_hours:g} h) after "
-                   f"{result['global_step']} of {result['max_steps']} optimizer steps; "
+                   f"{result.global_step} of {result.max_steps} optimizer steps; "
                    "the adapter of that step is saved")
     out += [f"micro-batch changed {c['from']} -> {c['to']} (same effective batch): "
-            f"{c['reason']}" for c in result["changes"]]
+            f"{c['reason']}" for c in result.changes]
     return out
