@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from advisor_repro.cli import main
+from advisor_repro.errors import StageInputError
 from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json
 from advisor_repro.training import checkpointing
 from advisor_repro.training.handoff import safetensors_param_count
@@ -378,3 +379,26 @@ def test_hf_backend_halves_the_micro_batch_when_the_first_step_does_not_fit(
     assert s["shape_changes"] and s["shape_changes"][0]["from"] == [64, 1]
     assert s["shape"]["effective"] == 64 and s["shape"]["micro_batch"] < 64
     assert s["optimizer_steps"] == 1
+
+
+def test_the_stage_hands_the_training_process_its_declared_inputs_only(tmp_path):
+    """The door resolves the run directory's paths; the wing is given them, never builds them."""
+    from advisor_repro.stages.contract import StageContext
+    from advisor_repro.stages.train import STAGE_1, STAGE_2, inputs_of
+
+    for rel in STAGE_2.needs:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir() if rel == "handoff/bundle" else path.write_text("{}")
+    one = inputs_of(StageContext("train-1", tmp_path, STAGE_1.needs))
+    two = inputs_of(StageContext("train-2", tmp_path, STAGE_2.needs))
+    assert (one.test_text, one.bundle) == (None, None)
+    assert one.out == tmp_path / "train-1" and one.decision == tmp_path / "preflight/decision.json"
+    assert two.bundle == tmp_path / "handoff/bundle"
+    assert two.test_text == tmp_path / "data/test_text.jsonl"
+    argv = two.argv()
+    assert argv[argv.index("--bundle") + 1] == str(tmp_path / "handoff/bundle")
+    assert "--bundle" not in one.argv() and "--test-text" not in one.argv()
+    (tmp_path / "data/train_text.jsonl").unlink()
+    with pytest.raises(StageInputError, match=r"data/train_text\.jsonl"):
+        inputs_of(StageContext("train-2", tmp_path, STAGE_2.needs))

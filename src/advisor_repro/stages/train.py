@@ -1,7 +1,7 @@
 """Stages `train-1` and `train-2`: the paper's two QLoRA segments, each in a fresh process.
 
-The stage writes the resolved config to <stage>/config.json and starts
-`python -m advisor_repro.training.process --run-dir RUN --stage train-N`, which runs
+The stage writes the resolved config to <stage>/config.json, resolves its declared inputs into
+`SegmentInputs` and starts `python -m advisor_repro.training.process` on them, which runs
 `advisor_repro.training.trainer.run` and exits; nothing in memory crosses from segment 1 to
 segment 2, only the handoff bundle on disk. The control run (stages/control.py) uses the same
 process.
@@ -27,10 +27,11 @@ from advisor_repro.hardware.projection import GpuWork
 from advisor_repro.models import hub as models
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 from advisor_repro.training import process, segments
-from advisor_repro.training.records import TrainSummary
+from advisor_repro.training.records import SegmentInputs, TrainSummary
 
 TRAIN_TEXT, TEST_TEXT = "data/train_text.jsonl", "data/test_text.jsonl"
 DECISION = "preflight/decision.json"
+BUNDLE = "handoff/bundle"
 # Config slices every training run depends on (checkpoint_every only affects crash resume).
 COMMON = (
     "model.source", "model.random_scale", "model.train_base", "model.train_base_revision",
@@ -47,15 +48,26 @@ class TrainingCrashed(RuntimeError):
     partial and a rerun resumes from its last checkpoint."""
 
 
-def launch(cfg: Config, ctx: StageContext) -> TrainSummary:
-    """Run ctx.name's training in a fresh interpreter; return its summary.json."""
+def inputs_of(ctx: StageContext) -> SegmentInputs:
+    """The training run's inputs, from what the stage declares (each checked to exist)."""
     for rel in ctx.needs:
         ctx.input(rel)  # every declared input exists, or StageInputError names the stage
+    declared = set(ctx.needs)
+    return SegmentInputs(
+        stage=ctx.name, out=ctx.out, decision=ctx.input(DECISION),
+        train_text=ctx.input(TRAIN_TEXT),
+        test_text=ctx.input(TEST_TEXT) if TEST_TEXT in declared else None,
+        bundle=ctx.input(BUNDLE) if BUNDLE in declared else None)
+
+
+def launch(cfg: Config, ctx: StageContext) -> TrainSummary:
+    """Run ctx.name's training in a fresh interpreter; return its summary.json."""
+    inputs = inputs_of(ctx)
     write_json(ctx.out / "config.json", cfg.to_dict())
     (ctx.out / process.ERROR_FILE).unlink(missing_ok=True)
-    cpu = read_json(ctx.input(DECISION)).get("device") == "cpu"
-    done = run_module(process.MODULE, ["--run-dir", str(ctx.run_dir), "--stage", ctx.name],
-                      env=process.child_env(cpu), forward_sigterm=True)
+    cpu = read_json(inputs.decision).get("device") == "cpu"
+    done = run_module(process.MODULE, inputs.argv(), env=process.child_env(cpu),
+                      forward_sigterm=True)
     if done.returncode == 0:
         return TrainSummary.read(ctx.out / "summary.json")
     refusal = process.child_error(ctx.out)
@@ -155,7 +167,7 @@ STAGE_2 = Stage(
     summary="segment 2 (the T4 session): from the verified handoff bundle only, fresh "
     "optimizer and LR schedule, in its own process",
     run=run_segment,
-    needs=("handoff/bundle", "handoff/verified.json", TRAIN_TEXT, TEST_TEXT, DECISION),
+    needs=(BUNDLE, "handoff/verified.json", TRAIN_TEXT, TEST_TEXT, DECISION),
     config=(*COMMON, "train.segment2"),
     estimate=estimate_for("train-2"),
     caches=caches,

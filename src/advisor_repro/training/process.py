@@ -1,6 +1,8 @@
 """One training run in a fresh interpreter, the child side: `python -m
-advisor_repro.training.process --run-dir RUN --stage train-N` (or control) builds the Config
-from <stage>/config.json and runs `training.trainer.run`; a ReproError is written to the
+advisor_repro.training.process --stage train-N --out RUN/train-N --decision ... --train-text
+...` (or control) builds the Config from <out>/config.json and runs `training.trainer.run` on
+the inputs the stage resolved (`SegmentInputs`: the wing never builds a path into another
+stage's folder); a ReproError is written to the
 stage's error file, which the `repro` side (stages/train.py, through advisor_repro.fresh)
 raises again. Nothing in memory crosses from segment 1 to segment 2, only the handoff bundle on
 disk. Also here: the child's environment (`child_env`) and the error file's reader."""
@@ -16,6 +18,7 @@ from advisor_repro import errors
 from advisor_repro.config import Config, build, validate
 from advisor_repro.files import read_json, write_json
 from advisor_repro.training import segments
+from advisor_repro.training.records import SegmentInputs
 
 MODULE = "advisor_repro.training.process"
 ERROR_FILE = ".child-error.json"  # dot-name: never an output
@@ -53,15 +56,20 @@ def child_error(out: Path) -> errors.ReproError | None:
 # ---- the training process side -------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__)
-    p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--stage", required=True, choices=segments.STAGES)
+    for name in ("out", "decision", "train-text"):
+        p.add_argument(f"--{name}", required=True, type=Path)
+    p.add_argument("--test-text", type=Path)
+    p.add_argument("--bundle", type=Path)
     args = p.parse_args(argv)
-    out = args.run_dir / args.stage
+    inputs = SegmentInputs(args.stage, args.out, args.decision, args.train_text,
+                           args.test_text, args.bundle)
+    out = inputs.out
     cfg = build(Config, read_json(out / "config.json"), str(out / "config.json"))
     validate(cfg)
     from advisor_repro.training import trainer
     try:
-        trainer.run(cfg, args.run_dir, args.stage)
+        trainer.run(cfg, inputs)
     except errors.ReproError as exc:
         write_json(out / ERROR_FILE, {"type": type(exc).__name__, "problem": exc.problem,
                                       "fix": exc.fix, "exit_code": exc.exit_code})

@@ -172,3 +172,24 @@ class TrainSummary:
     @classmethod
     def read(cls, path: Path) -> TrainSummary:
         return cls.from_json(read_json(path))
+
+
+@dataclass(frozen=True)
+class SegmentInputs:
+    """What one training run reads and where it writes, as the stage resolved them from its
+    declared inputs: preflight's decision, the training (and held-out) text, the handoff
+    bundle for segment 2."""
+
+    stage: str  # train-1 | train-2 | control
+    out: Path  # the stage's own folder
+    decision: Path
+    train_text: Path
+    test_text: Path | None = None  # read where the plan computes a held-out loss
+    bundle: Path | None = None  # segment 2's handoff bundle
+
+    def argv(self) -> list[str]:
+        args = ["--stage", self.stage, "--out", str(self.out), "--decision", str(self.decision),
+                "--train-text", str(self.train_text)]
+        if self.test_text:
+            args += ["--test-text", str(self.test_text)]
+        return args + (["--bundle", str(self.bundle)] if self.bundle else [])

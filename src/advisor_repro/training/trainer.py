@@ -39,6 +39,7 @@ from advisor_repro.training.records import (
     FromBundle,
     Heldout,
     Padding,
+    SegmentInputs,
     SegmentRun,
     SessionFacts,
     SetupFacts,
@@ -52,15 +53,16 @@ SAVE_MARGIN_S = 120.0  # time kept for saving the adapter before a session limit
 LIBS = ("torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "unsloth")
 
 
-def run(cfg: Config, run_dir: Path, stage: str,
+def run(cfg: Config, inputs: SegmentInputs,
         say: Callable[[str], None] = print) -> TrainSummary:
-    """Train `stage` ("train-1", "train-2" or "control") in run_dir/stage; return the summary."""
+    """Train `inputs.stage` ("train-1", "train-2" or "control") into `inputs.out` from the
+    inputs its stage resolved; return the summary."""
     process_start = time.monotonic()
-    decision = read_json(Path(run_dir) / "preflight" / "decision.json")
+    stage, out = inputs.stage, inputs.out
+    decision = read_json(inputs.decision)
     backend = get_backend(backend_name(cfg.model.backend, decision))
     backend.prepare()
-    out = Path(run_dir) / stage
-    train_text = Path(run_dir) / "data" / "train_text.jsonl"
+    train_text = inputs.train_text
     texts = [r["text"] for r in read_jsonl(train_text)]
     plan = segments.plan_for(cfg, stage, len(texts))
     device, dtype = precision(cfg.train, decision)
@@ -70,10 +72,11 @@ def run(cfg: Config, run_dir: Path, stage: str,
     budget = cap_vram(device, cfg.hardware.vram_budget_gib).train_json()
     base_dir, base_revision = models.base_model(cfg.model)
     data_fp = sha256_file(train_text)
-    handoff = verify_bundle(cfg, run_dir, base_revision, data_fp) if plan.from_bundle else None
+    bundle = _bundle(inputs) if plan.from_bundle else None
+    handoff = verify_bundle(cfg, bundle, base_revision, data_fp) if bundle else None
     spec = LoadSpec(base_dir, device, dtype, cfg.train.max_seq_length, cfg.train.lora,
                     cfg.train.gradient_checkpointing,
-                    Path(run_dir) / "handoff" / "bundle" if plan.from_bundle else None,
+                    bundle,
                     offload_checkpointing=cfg.train.unsloth_checkpointing == "unsloth")
     say(f"[{stage}] {backend.NAME} backend, {device} {dtype}, base {cfg.model.train_base} "
         f"({base_revision}), {len(texts)} training conversations")
@@ -101,7 +104,9 @@ def run(cfg: Config, run_dir: Path, stage: str,
     save_adapter(model, tokenizer, out / "adapter")
     heldout = None
     if plan.heldout:
-        test = [r["text"] for r in read_jsonl(Path(run_dir) / "data" / "test_text.jsonl")]
+        if inputs.test_text is None:
+            raise ValueError(f"{stage} computes a held-out loss but was given no test text")
+        test = [r["text"] for r in read_jsonl(inputs.test_text)]
         heldout = heldout_loss(model, tokenizer, test, spec, result.shape.micro_batch)
         say(f"[{stage}] held-out loss on {heldout['examples']} test conversations: "
             f"{heldout['loss']:.4f}")
@@ -133,16 +138,21 @@ def backend_name(wanted: str, decision: dict[str, str]) -> str:
 
 
 
-def verify_bundle(cfg: Config, run_dir: Path, base_revision: str, data_fp: str) -> FromBundle:
+def _bundle(inputs: SegmentInputs) -> Path:
+    if inputs.bundle is None:
+        raise ValueError(f"{inputs.stage} starts from the handoff bundle but was given none")
+    return inputs.bundle
+
+
+def verify_bundle(cfg: Config, bundle: Path, base_revision: str, data_fp: str) -> FromBundle:
     """Segment 2's gate: the bundle must match this run's own base, LoRA config, trainable
     count and data, every file by hash (HandoffError names the check that failed)."""
     from advisor_repro.training.handoff import expected_from_config, load_verified_bundle
 
-    bundle = Path(run_dir) / "handoff" / "bundle"
     expected = expected_from_config(cfg, cfg.model.train_base, base_revision, data_fp)
     facts = load_verified_bundle(bundle, expected)
     return {
-        "bundle": "handoff/bundle",
+        "bundle": f"{bundle.parent.name}/{bundle.name}",  # as the run directory names it
         "handoff_json_sha256": sha256_file(bundle / "handoff.json"),
         "segment1_optimizer_steps": facts["optimizer_steps"],
         "segment1_epochs_done": facts["epochs_done"],
