@@ -108,7 +108,7 @@ def run(cfg: Config, n: int, free_tokens: int, scale: str, standin_dir: Path, sa
     import torch
 
     from advisor_repro.judges.gpu_check import QWEN25_14B, build_standin
-    from advisor_repro.judges.local import LocalJudge
+    from advisor_repro.judges.local import LocalJudge, LocalRun
 
     on_gpu = scale == "full"
     if on_gpu and not torch.cuda.is_available():
@@ -129,7 +129,7 @@ def run(cfg: Config, n: int, free_tokens: int, scale: str, standin_dir: Path, sa
     t0 = time.monotonic()
     judge = LocalJudge(folder, "Qwen2.5-14B-shape-random" if on_gpu else "tiny-qwen2-random",
                        "standin", cfg.judge, "cuda" if on_gpu else "cpu", cfg.judge.local_quant,
-                       budget_gib=cfg.hardware.vram_budget_gib if on_gpu else 0.0)
+                       LocalRun(budget_gib=cfg.hardware.vram_budget_gib if on_gpu else 0.0))
     record["load_s"] = round(time.monotonic() - t0, 1)
     record["identity"] = judge.identity
     if on_gpu:

@@ -5,12 +5,22 @@ calls' latency a number of calls takes."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from advisor_repro.config import Config, Judge
 from advisor_repro.errors import ReproError
 from advisor_repro.judges.cache import Backend, CachedJudge
 from advisor_repro.judges.rubric import PROMPT_VERSION
+
+
+class JudgeSettings(TypedDict):
+    temperature: float
+    max_tokens: int
+    prompt_version: str
+
+
+class Structured(TypedDict, total=False):
+    structured: str  # schemas.SCHEMA_VERSION, when judge.structured is on
 
 
 def make_judge(cfg: Config, cache_dir: Path | None) -> CachedJudge:
@@ -77,7 +87,7 @@ def waits(jc: Judge, calls: int) -> int:
     return calls
 
 
-def settings(jc: Judge) -> dict[str, Any]:
+def settings(jc: Judge) -> JudgeSettings:
     """The judge parameters that change a reply, shared by every backend's identity."""
     return {
         "temperature": jc.temperature,
@@ -86,7 +96,7 @@ def settings(jc: Judge) -> dict[str, Any]:
     }
 
 
-def structured(jc: Judge) -> dict[str, Any]:
+def structured(jc: Judge) -> Structured:
     """The API judges' identity entry for structured output (absent on the paper's
     free-text path, so its cache keys stay as they were)."""
     from advisor_repro.judges.schemas import SCHEMA_VERSION
