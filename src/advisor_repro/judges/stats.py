@@ -14,13 +14,201 @@ in the preference counts, whose shares keep all judged prompts as denominator.
 from __future__ import annotations
 
 import random
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
 
+from advisor_repro.judges.cache import Asking, JudgeIdentity
 from advisor_repro.judges.contingency import bowker, shift_zeros, sign_test, stuart_maxwell
 
 MODELS = ("base", "ft")
 OUTCOMES = ("base", "ft", "tie")
 SLOT_RULE = "per prompt in order, random.Random(seed).random() < 0.5 puts base in slot A"
+COUNTING_RULE = (
+    "verdicts not 'ok' (unparseable, missing) have no scores: left out of means, SDs and "
+    "deltas (n_scored), counted as 'not_ok' in the preferences, whose shares are over all "
+    "judged prompts"
+)
+BOOTSTRAP_INTERVAL = "sorted resample means at indices int(0.025 R) and int(0.975 R)"
+SampleId = str | int
+
+# A line of judge/verdicts.jsonl: the released judge-scores columns (absent when the reply was
+# not usable), the pass, the base slot, the reply's bookkeeping (asking.ReplyRecord) and the
+# judge's identity; `origin` on the rows `repro import-release` writes. ("pass" is a keyword:
+# the functional form.)
+VerdictRow = TypedDict("VerdictRow", {
+    "sample_id": SampleId,
+    "pass": NotRequired[str],  # "primary" (the default) | "swap"
+    "base_slot": NotRequired[str],  # "A" | "B"
+    "domain_a": NotRequired[int],
+    "help_a": NotRequired[int],
+    "note_a": NotRequired[str],
+    "domain_b": NotRequired[int],
+    "help_b": NotRequired[int],
+    "note_b": NotRequired[str],
+    "preferred_slot": NotRequired[str],  # "a" | "b" | "tie"
+    "status": NotRequired[str],  # "ok" (the default) | "unparseable" | "missing"
+    "attempts": NotRequired[int],
+    "cache_key": NotRequired[str],
+    "errors": NotRequired[list[str]],
+    "raw": NotRequired[str],
+    "judge": NotRequired[JudgeIdentity],
+    "origin": NotRequired[str],
+})
+
+
+class MappingDocument(TypedDict):
+    """judge/mapping.json: the rule and each prompt's base slot."""
+
+    rule: str
+    slot_seed: int
+    order: list[str]
+    base_slot: dict[str, str]
+
+
+class Deblinded(TypedDict):
+    """An ok verdict's scores and preference as base / ft."""
+
+    sample_id: SampleId
+    base_domain: int
+    ft_domain: int
+    base_help: int
+    ft_help: int
+    preferred: str  # "base" | "ft" | "tie"
+    preferred_slot: str
+
+
+class ModelScore(TypedDict):
+    mean: float
+    sd: float
+
+
+class MetricScores(TypedDict):
+    base: ModelScore
+    ft: ModelScore
+    delta: float
+    ci95: list[float]
+
+
+class ScoreTable(TypedDict):
+    domain: MetricScores | None  # None when no verdict is ok
+    help: MetricScores | None
+
+
+class PreferenceCounts(TypedDict):
+    n: int
+    counts: dict[str, int]  # base, ft, tie, not_ok
+    shares: dict[str, float | None]
+
+
+class DivergentPrompt(TypedDict):
+    sample_id: SampleId
+    base_domain: int
+    ft_domain: int
+    favours: str
+
+
+class Divergent(TypedDict):
+    n: int
+    favour_base: int
+    favour_ft: int
+    prompts: list[DivergentPrompt]
+
+
+class SignTest(TypedDict):
+    base_preferred: int
+    ft_preferred: int
+    p_two_sided: float
+    note: str
+
+
+class CrossTests(TypedDict):
+    order: list[str]
+    table: list[list[int]]
+    stuart_maxwell_shifted: dict[str, float | int | None]
+    stuart_maxwell: dict[str, float | int | None]
+    bowker: dict[str, float | int | None]
+    note: str
+
+
+class PreferenceTests(TypedDict):
+    sign_test: SignTest
+    help_winner_x_preference: CrossTests
+
+
+class PassSummary(TypedDict):
+    """Table 4 and its companions for one pass."""
+
+    n_judged: int
+    n_scored: int
+    n_ok: int
+    unparseable: int
+    scores: ScoreTable
+    preference: PreferenceCounts
+    divergent: Divergent
+    tests: PreferenceTests | None  # None when no verdict is ok
+
+
+class SwapConsistency(TypedDict):
+    n_both: int
+    consistent: int
+    consistency_rate: float | None
+    inconsistent: int
+    inconsistent_sample_ids: list[str]
+    flipped_verdicts_slot_a: int
+    flipped_verdicts_slot_b: int
+    position_bias_rate: float | None
+    combined_preference: PreferenceCounts
+
+
+class JudgeBootstrap(TypedDict):
+    resamples: int
+    seed: int
+    rng: str
+    interval: str
+
+
+class Calls(TypedDict):
+    paid: int  # replies paid for in this run
+    cached: int  # replies read from judge/cache
+
+
+# judge/summary.json: fixed keys, one PassSummary per pass under its name
+SummaryValue = (str | dict[str, dict[str, int]] | JudgeBootstrap | PassSummary | SwapConsistency
+                | JudgeIdentity | Calls | Asking)
+FIXED_KEYS = ("mapping_rule", "status_counts", "counting_rule", "bootstrap", "swap_consistency",
+              "judge", "calls", "asking")
+
+
+@dataclass
+class JudgeSummary:
+    """judge/summary.json: `summarize`'s statistics of the verdicts, plus, from the judge
+    stage, who judged and what the asking cost (absent from an imported release's)."""
+
+    status_counts: dict[str, dict[str, int]]  # pass -> status -> verdicts
+    bootstrap: JudgeBootstrap
+    passes: dict[str, PassSummary]  # "primary" first, then "swap"
+    swap_consistency: SwapConsistency | None = None  # both passes only
+    judge: JudgeIdentity | None = None
+    calls: Calls | None = None
+    asking: Asking | None = None
+    mapping_rule: str = SLOT_RULE
+    counting_rule: str = COUNTING_RULE
+
+    def to_json(self) -> dict[str, SummaryValue]:
+        out: dict[str, SummaryValue] = {
+            "mapping_rule": self.mapping_rule, "status_counts": self.status_counts,
+            "counting_rule": self.counting_rule, "bootstrap": self.bootstrap}
+        out.update(self.passes)
+        optional = {"swap_consistency": self.swap_consistency, "judge": self.judge,
+                    "calls": self.calls, "asking": self.asking}
+        out.update({k: v for k, v in optional.items() if v is not None})
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, SummaryValue]) -> JudgeSummary:
+        """The passes are every key that is not one of the fixed ones."""
+        fixed = {k: d[k] for k in FIXED_KEYS if k in d}
+        return cls(passes={k: v for k, v in d.items() if k not in FIXED_KEYS}, **fixed)
 
 
 # ---- the blinding ------------------------------------------------------------------------------
@@ -30,7 +218,7 @@ def slot_mapping(sample_ids: list[Any], seed: int = 42) -> dict[str, str]:
     return {str(sid): ("A" if rng.random() < 0.5 else "B") for sid in sample_ids}
 
 
-def mapping_document(sample_ids: list[Any], seed: int) -> dict[str, Any]:
+def mapping_document(sample_ids: list[Any], seed: int) -> MappingDocument:
     return {
         "rule": SLOT_RULE,
         "slot_seed": seed,
@@ -59,7 +247,7 @@ def swapped(slot: str) -> str:
     return "B" if slot == "A" else "A"
 
 
-def deblind(row: dict[str, Any], base_slot: str) -> dict[str, Any]:
+def deblind(row: VerdictRow, base_slot: str) -> Deblinded:
     """A verdict's slot scores and preference as base / ft."""
     b, f = ("a", "b") if base_slot == "A" else ("b", "a")
     pref = row["preferred_slot"]
@@ -79,31 +267,33 @@ def winner(base: int, ft: int) -> str:
 
 
 # ---- one pass --------------------------------------------------------------------------------
-def score_table(rows: list[dict[str, Any]], resamples: int, seed: int) -> dict[str, Any]:
+def score_table(rows: list[Deblinded], resamples: int, seed: int) -> ScoreTable:
     """Per metric: per-model mean and population SD, mean paired delta (ft - base) and its
     bootstrap 95% CI (random.Random(seed), sorted resample means, indices 25 and 975)."""
+    return {"domain": _metric_scores(rows, "domain", resamples, seed),
+            "help": _metric_scores(rows, "help", resamples, seed)}
+
+
+def _metric_scores(rows: list[Deblinded], metric: str, resamples: int, seed: int
+                   ) -> MetricScores | None:
     from advisor_repro.stats import bootstrap_ci_random, mean_sd
 
-    out: dict[str, Any] = {}
-    for metric in ("domain", "help"):
-        base = [r[f"base_{metric}"] for r in rows]
-        ft = [r[f"ft_{metric}"] for r in rows]
-        if not rows:
-            out[metric] = None
-            continue
-        deltas = [f - b for b, f in zip(base, ft, strict=True)]
-        (bm, bsd), (fm, fsd), (dm, _) = mean_sd(base), mean_sd(ft), mean_sd(deltas)
-        lo, hi = bootstrap_ci_random(deltas, resamples=resamples, seed=seed)
-        out[metric] = {
-            "base": {"mean": bm, "sd": bsd},
-            "ft": {"mean": fm, "sd": fsd},
-            "delta": dm,
-            "ci95": [lo, hi],
-        }
-    return out
+    if not rows:
+        return None
+    base = [r["base_domain"] if metric == "domain" else r["base_help"] for r in rows]
+    ft = [r["ft_domain"] if metric == "domain" else r["ft_help"] for r in rows]
+    deltas = [f - b for b, f in zip(base, ft, strict=True)]
+    (bm, bsd), (fm, fsd), (dm, _) = mean_sd(base), mean_sd(ft), mean_sd(deltas)
+    lo, hi = bootstrap_ci_random(deltas, resamples=resamples, seed=seed)
+    return {
+        "base": {"mean": bm, "sd": bsd},
+        "ft": {"mean": fm, "sd": fsd},
+        "delta": dm,
+        "ci95": [lo, hi],
+    }
 
 
-def preference_counts(outcomes: list[str], n_judged: int) -> dict[str, Any]:
+def preference_counts(outcomes: list[str], n_judged: int) -> PreferenceCounts:
     """Counts and shares of base / ft / tie (+ not ok), shares over all judged prompts."""
     counts = {o: outcomes.count(o) for o in OUTCOMES}
     counts["not_ok"] = n_judged - sum(counts.values())
@@ -114,9 +304,9 @@ def preference_counts(outcomes: list[str], n_judged: int) -> dict[str, Any]:
     }
 
 
-def divergent(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def divergent(rows: list[Deblinded]) -> Divergent:
     """Prompts whose domain-accuracy scores differ, and the model each favours."""
-    items = [
+    items: list[DivergentPrompt] = [
         {
             "sample_id": r["sample_id"],
             "base_domain": r["base_domain"],
@@ -142,7 +332,7 @@ def cross_table(first: list[str], second: list[str]) -> list[list[int]]:
     ]
 
 
-def preference_tests(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def preference_tests(rows: list[Deblinded]) -> PreferenceTests:
     """The paper's "McNemar-Bowker chi2(2) = 9.3, p = 0.0095", and the tests that fit.
 
     Of the constructions we tried on the released scores (README, "The judge"), one gives
@@ -177,9 +367,7 @@ def preference_tests(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def pass_summary(
-    rows: list[dict[str, Any]], n_judged: int, resamples: int, seed: int
-) -> dict[str, Any]:
+def pass_summary(rows: list[Deblinded], n_judged: int, resamples: int, seed: int) -> PassSummary:
     """Table 4 and its companions for one pass; `rows` are de-blinded ok verdicts."""
     return {
         "n_judged": n_judged,
@@ -195,8 +383,8 @@ def pass_summary(
 
 # ---- both passes ---------------------------------------------------------------------------------
 def swap_consistency(
-    primary: dict[str, dict[str, Any]], swap: dict[str, dict[str, Any]], n_judged: int
-) -> dict[str, Any]:
+    primary: dict[str, Deblinded], swap: dict[str, Deblinded], n_judged: int
+) -> SwapConsistency:
     """Beyond the paper: agreement of the two passes (slots swapped), keyed by sample_id.
 
     consistent: the de-blinded preference is the same in both passes.
@@ -223,13 +411,13 @@ def swap_consistency(
 
 
 def summarize(
-    verdicts: list[dict[str, Any]],
+    verdicts: list[VerdictRow],
     mapping: dict[str, str],
     resamples: int = 1000,
     seed: int = 42,
-) -> dict[str, Any]:
+) -> JudgeSummary:
     """judge/summary.json from verdict rows and the base-slot mapping (sample_id -> A/B)."""
-    passes: dict[str, dict[str, dict[str, Any]]] = {}
+    passes: dict[str, dict[str, Deblinded]] = {}
     judged: dict[str, int] = {}
     status: dict[str, dict[str, int]] = {}
     for row in verdicts:
@@ -245,20 +433,16 @@ def summarize(
             mapping[sid] if name == "primary" else swapped(mapping[sid])
         )
         passes.setdefault(name, {})[sid] = deblind(row, slot)
-    out: dict[str, Any] = {
-        "mapping_rule": SLOT_RULE,
-        "status_counts": status,
-        "counting_rule": "verdicts not 'ok' (unparseable, missing) have no scores: left out "
-        "of means, SDs and deltas (n_scored), counted as 'not_ok' in the preferences, whose "
-        "shares are over all judged prompts",
-        "bootstrap": {"resamples": resamples, "seed": seed, "rng": "random.Random",
-                      "interval": "sorted resample means at indices int(0.025 R) and int(0.975 R)"},
-    }
-    for name in sorted(judged, key=lambda p: (p != "primary", p)):
-        rows = list(passes.get(name, {}).values())
-        out[name] = pass_summary(rows, judged[name], resamples, seed)
+    out = JudgeSummary(
+        status_counts=status,
+        bootstrap={"resamples": resamples, "seed": seed, "rng": "random.Random",
+                   "interval": BOOTSTRAP_INTERVAL},
+        passes={name: pass_summary(list(passes.get(name, {}).values()), judged[name],
+                                   resamples, seed)
+                for name in sorted(judged, key=lambda p: (p != "primary", p))},
+    )
     if "primary" in judged and "swap" in judged:
-        out["swap_consistency"] = swap_consistency(
+        out.swap_consistency = swap_consistency(
             passes.get("primary", {}), passes.get("swap", {}), judged["primary"]
         )
     return out
