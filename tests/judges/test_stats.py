@@ -10,6 +10,7 @@ import pytest
 
 from advisor_repro.judges import stats as judge_stats
 from advisor_repro.judges.contingency import chi2_sf
+from advisor_repro.judges.records import JudgeSummary
 
 # De-blinded judge values of the 50 prompts, in prompt order: base domain, ft domain, base
 # helpfulness, ft helpfulness, preferred model (b = base, f = fine-tuned, t = tie). They are the
@@ -184,7 +185,7 @@ def test_judge_stage_replays_the_released_file_into_table4(tmp_path):
     cfg = load_config("paper", ["judge.backend='replay'", f"judge.replay_file='{csv_path}'"])
     pipeline.run_stage(pipeline.get_stage("judge"), cfg, run, log=lambda m: None)
     written = read_json(run / "judge/summary.json")
-    assert judge_stats.JudgeSummary.from_json(written).to_json() == written  # reads its own
+    assert JudgeSummary.from_json(written).to_json() == written  # reads its own
     s = written["primary"]
     assert round(s["scores"]["domain"]["delta"], 2) == -0.40
     assert [round(x, 2) for x in s["scores"]["help"]["ci95"]] == [-0.52, -0.12]

@@ -11,9 +11,10 @@ from advisor_repro.errors import JudgeError
 from advisor_repro.evaluation.generation import AnswerRow, EvalPrompt
 from advisor_repro.files import read_json, read_jsonl, sha256_file, write_json
 from advisor_repro.judges import CachedJudge, Question, ask_all
+from advisor_repro.judges.records import JudgeSummary, VerdictRow
 from advisor_repro.judges.replay import pair_key
 from advisor_repro.judges.rubric import PairVerdict, pair_messages, parse_pair
-from advisor_repro.judges.stats import JudgeSummary, VerdictRow, summarize, swapped
+from advisor_repro.judges.stats import summarize, swapped
 
 Plan = list[tuple[EvalPrompt, str, str]]  # (prompt, pass, base slot) of each question
 

@@ -23,8 +23,8 @@ from advisor_repro.errors import ConfigError, DataError
 from advisor_repro.files import read_jsonl, sha256_file
 from advisor_repro.judges import MissingReply
 from advisor_repro.judges.cache import JudgeIdentity
+from advisor_repro.judges.records import VerdictRow
 from advisor_repro.judges.rubric import Messages
-from advisor_repro.judges.stats import VerdictRow
 
 PAIR_COLUMNS = ("sample_id", "domain_a", "help_a", "domain_b", "help_b", "preferred_slot")
 
