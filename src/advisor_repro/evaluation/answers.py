@@ -54,6 +54,15 @@ def kv_cache(cfg: Config, device: str, backend: str | None) -> str:
     return "static" if cuda else "dynamic"
 
 
+class PassStatsJson(TypedDict):
+    answers: int
+    tokens: int
+    seconds: float
+    oom_halvings: int
+    batch_size: NotRequired[int]
+    tokens_per_s: float | None
+
+
 @dataclass
 class PassStats:
     """One model's generation in this run (summary.json's per_model_this_run entry)."""
@@ -65,26 +74,18 @@ class PassStats:
     batch_size: int | None = None  # the last batch's size; None until a batch has run
 
     def to_json(self) -> PassStatsJson:
-        out: PassStatsJson = {"answers": self.answers, "tokens": self.tokens,
-                              "seconds": self.seconds, "oom_halvings": self.oom_halvings}
+        out: PassStatsJson = {
+            "answers": self.answers, "tokens": self.tokens, "seconds": self.seconds,
+            "oom_halvings": self.oom_halvings,
+            "tokens_per_s": round(self.tokens / self.seconds, 2) if self.seconds else None}
         if self.batch_size is not None:
             out["batch_size"] = self.batch_size
-        out["tokens_per_s"] = round(self.tokens / self.seconds, 2) if self.seconds else None
         return out
 
     @classmethod
     def from_json(cls, d: PassStatsJson) -> PassStats:
         return cls(d["answers"], d["tokens"], d["seconds"], d["oom_halvings"],
                    d.get("batch_size"))
-
-
-class PassStatsJson(TypedDict):
-    answers: int
-    tokens: int
-    seconds: float
-    oom_halvings: int
-    batch_size: NotRequired[int]
-    tokens_per_s: float | None
 
 
 @dataclass
@@ -215,6 +216,28 @@ class AdapterRecord(TypedDict):
     tree_sha256: str
 
 
+class GenerateSummaryJson(TypedDict):
+    device: str
+    quant: str
+    double_quant: bool | None
+    compute_dtype: str
+    deviations: list[str]
+    vram: dict[str, float]
+    base_model: str
+    base_revision: str
+    adapter: AdapterRecord
+    ft_variant: str
+    caps: list[int]
+    shared_prefix: bool
+    double_bos: bool
+    answers: int
+    resumed_answers: int
+    dropped_partial_bytes: int
+    generated_this_run: int
+    per_model_this_run: dict[str, PassStatsJson]
+    kv_cache: str
+
+
 @dataclass
 class GenerateSummary:
     """generate/summary.json: how the answers were made (device, precision, deviations, VRAM),
@@ -259,28 +282,6 @@ class GenerateSummary:
     def from_json(cls, d: GenerateSummaryJson) -> GenerateSummary:
         per_model = {k: PassStats.from_json(v) for k, v in d["per_model_this_run"].items()}
         return cls(**{**d, "per_model_this_run": per_model})
-
-
-class GenerateSummaryJson(TypedDict):
-    device: str
-    quant: str
-    double_quant: bool | None
-    compute_dtype: str
-    deviations: list[str]
-    vram: dict[str, float]
-    base_model: str
-    base_revision: str
-    adapter: AdapterRecord
-    ft_variant: str
-    caps: list[int]
-    shared_prefix: bool
-    double_bos: bool
-    answers: int
-    resumed_answers: int
-    dropped_partial_bytes: int
-    generated_this_run: int
-    per_model_this_run: dict[str, PassStatsJson]
-    kv_cache: str
 
 
 @dataclass(frozen=True)
