@@ -34,7 +34,7 @@ from advisor_repro.judges.pairs import (
 from advisor_repro.judges.stats import mapping_document, summarize
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
-Rows = list[EvalPrompt]
+Prompts = list[EvalPrompt]
 
 
 def check(cfg: Config, ctx: StageContext) -> None:
@@ -62,7 +62,8 @@ def passes(cfg: Config) -> list[str]:
     return ["primary", "swap"] if cfg.judge.swap_pass else ["primary"]
 
 
-def judged_inputs(cfg: Config, ctx: StageContext) -> tuple[Rows, Rows, dict[tuple[str, str], str]]:
+def judged_inputs(cfg: Config, ctx: StageContext
+                  ) -> tuple[Prompts, Prompts, dict[tuple[str, str], str]]:
     """(all prompts, the judged ones, answers at judge.cap); refuses answers missing there."""
     jc = cfg.judge
     prompts = read_jsonl(ctx.input("data/eval_prompts.jsonl"))
