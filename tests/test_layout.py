@@ -29,8 +29,11 @@ def _imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found |= {f"{node.module}.{a.name}" for a in node.names}
+            # `from pkg import mod` imports the submodule; `from pkg import name`, the package
+            subs = {f"{node.module}.{a.name}" for a in node.names} & known
+            found |= subs
+            if len(subs) < len(node.names):
+                found.add(node.module)
     return {m for m in found if m in known and m != name}
 
 
@@ -47,9 +50,6 @@ def _cycle(g: dict[str, set[str]]) -> list[str] | None:
         state[node] = 1
         stack.append(node)
         for nxt in sorted(g[node]):
-            # a package's __init__ importing its own submodules is how packages export
-            if node.startswith(nxt + ".") or nxt.startswith(node + "."):
-                continue
             if state.get(nxt) == 1:
                 return [*stack[stack.index(nxt):], nxt]
             if nxt not in state and (found := visit(nxt)):
@@ -71,6 +71,8 @@ def test_the_import_graph_has_no_cycle():
 def test_the_cycle_finder_finds_one():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+    # a package exporting a submodule that imports the package back is a cycle too
+    assert _cycle({"p": {"p.m"}, "p.m": {"p"}}) == ["p", "p.m", "p"]
 
 
 def test_no_wing_imports_a_stage():

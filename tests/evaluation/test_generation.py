@@ -100,14 +100,14 @@ def test_one_pass_at_the_largest_cap_equals_a_run_at_each_cap(smoke):
     tok, model = smoke
     ids = gen.encode_prompts(tok, PROMPTS)
     decode = lambda t: tok.decode(t, skip_special_tokens=True).strip()  # noqa: E731
-    kw = {"pad_id": tok.pad_token_id, "eos_ids": [tok.eos_token_id], "decode": decode}
-    shared = gen.generate_batch(model, ids, [6, 14], **kw)
-    alone_6 = gen.generate_batch(model, ids, [6], **kw)
+    greedy = gen.Decoding(pad_id=tok.pad_token_id, eos_ids=[tok.eos_token_id])
+    shared = gen.generate_batch(model, ids, [6, 14], greedy, decode=decode)
+    alone_6 = gen.generate_batch(model, ids, [6], greedy, decode=decode)
     for both, one in zip(shared, alone_6, strict=True):
         assert both[0]["text"] == one[0]["text"] and both[0]["new_tokens"] == 6
         assert both[0]["truncated"] and both[0]["text"] and both[1]["text"].startswith(
             both[0]["text"][:10])
-    single = gen.generate_batch(model, ids[2:], [14], **kw)[0][0]
+    single = gen.generate_batch(model, ids[2:], [14], greedy, decode=decode)[0][0]
     assert single["text"] == shared[2][1]["text"]
     assert all(r[1]["seconds"] >= r[0]["seconds"] > 0 for r in shared)
 
@@ -115,8 +115,8 @@ def test_one_pass_at_the_largest_cap_equals_a_run_at_each_cap(smoke):
 def test_min_new_tokens_forces_full_length_answers(smoke):
     tok, model = smoke
     ids = gen.encode_prompts(tok, ["Say only: yes."])
-    res = gen.generate_batch(model, ids, [10], pad_id=tok.pad_token_id,
-                             eos_ids=[tok.eos_token_id], min_new_tokens=10)
+    res = gen.generate_batch(model, ids, [10], gen.Decoding(
+        pad_id=tok.pad_token_id, eos_ids=[tok.eos_token_id], min_new_tokens=10))
     assert res[0][0] == {**res[0][0], "new_tokens": 10, "truncated": True}
 
 
@@ -125,9 +125,10 @@ def test_static_kv_cache_gives_the_dynamic_cache_answers(smoke):
     answers: the same tokens as the dynamic cache, batched with left padding."""
     tok, model = smoke
     ids = gen.encode_prompts(tok, PROMPTS)
-    kw = {"pad_id": tok.pad_token_id, "eos_ids": [tok.eos_token_id],
-          "decode": lambda t: tok.decode(t, skip_special_tokens=True)}
-    dynamic = gen.generate_batch(model, ids, [12], **kw)
-    static = gen.generate_batch(model, ids, [12], cache_implementation="static", **kw)
+    decode = lambda t: tok.decode(t, skip_special_tokens=True)  # noqa: E731
+    greedy = gen.Decoding(pad_id=tok.pad_token_id, eos_ids=[tok.eos_token_id])
+    dynamic = gen.generate_batch(model, ids, [12], greedy, decode=decode)
+    static = gen.generate_batch(model, ids, [12], gen.Decoding(
+        tok.pad_token_id, [tok.eos_token_id], cache_implementation="static"), decode=decode)
     assert [r[0]["text"] for r in static] == [r[0]["text"] for r in dynamic]
     assert all(r[0]["text"] for r in static)

@@ -13,7 +13,7 @@ from advisor_repro.bench.judge_fit import build_standin, pairs
 from advisor_repro.config import load_config
 from advisor_repro.errors import ConfigError
 from advisor_repro.judges import CachedJudge, Question, ask, ask_all
-from advisor_repro.judges.local import LocalJudge
+from advisor_repro.judges.local import LocalJudge, LocalRun
 from advisor_repro.judges.rubric import claim_messages, pair_messages, parse_claim, parse_pair
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,7 +27,8 @@ def standin(tmp_path_factory):
 
 def tiny_judge(folder, *settings, decoding="grammar"):
     jc = load_config("paper", ["judge.backend='local'", *settings]).judge
-    return LocalJudge(folder, "tiny-qwen2", "standin", jc, "cpu", "auto", decoding=decoding)
+    return LocalJudge(folder, "tiny-qwen2", "standin", jc, "cpu", "auto",
+                      LocalRun(decoding=decoding))
 
 
 def test_a_random_weight_judge_gives_20_valid_verdicts_of_20(standin, tmp_path):

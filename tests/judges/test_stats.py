@@ -10,6 +10,7 @@ import pytest
 
 from advisor_repro.judges import stats as judge_stats
 from advisor_repro.judges.contingency import chi2_sf
+from advisor_repro.judges.records import JudgeSummary
 
 # De-blinded judge values of the 50 prompts, in prompt order: base domain, ft domain, base
 # helpfulness, ft helpfulness, preferred model (b = base, f = fine-tuned, t = tie). They are the
@@ -70,7 +71,7 @@ def test_mapping_reproduces_the_papers_rule():
 def test_table4_exactly_from_the_released_format_and_the_rule():
     rows = list(csv.DictReader(io.StringIO(released_csv())))
     mapping = judge_stats.slot_mapping([r["sample_id"] for r in rows], 42)
-    s = judge_stats.summarize(rows, mapping)["primary"]
+    s = judge_stats.summarize(rows, mapping).passes["primary"]
     dom, hlp = s["scores"]["domain"], s["scores"]["help"]
     # PAPER.md, the judge table: 2.14 +- 0.53 | 1.74 +- 0.69 | -0.40 [-0.62, -0.18]
     assert [round(x, 2) for x in (dom["base"]["mean"], dom["base"]["sd"], dom["ft"]["mean"],
@@ -90,7 +91,8 @@ def test_table4_exactly_from_the_released_format_and_the_rule():
 
 def test_statistics_match_an_independent_computation():
     rows = list(csv.DictReader(io.StringIO(released_csv())))
-    s = judge_stats.summarize(rows, judge_stats.slot_mapping(list(range(1, 51)), 42))["primary"]
+    s = judge_stats.summarize(rows, judge_stats.slot_mapping(list(range(1, 51)), 42)).passes[
+        "primary"]
     for metric, (b_at, f_at) in (("domain", (0, 1)), ("help", (2, 3))):
         base = [int(v[b_at]) for v in DEBLINDED]
         ft = [int(v[f_at]) for v in DEBLINDED]
@@ -133,7 +135,7 @@ def test_swap_pass_consistency_and_position_bias():
         # sample 4: slot a, then tie: inconsistent
         _row(4, "primary", "B", 2, 2, "a"), _row(4, "swap", "A", 2, 2, "tie"),
     ]
-    s = judge_stats.summarize(rows, mapping)
+    s = judge_stats.summarize(rows, mapping).to_json()
     c = s["swap_consistency"]
     assert (c["n_both"], c["consistent"], c["consistency_rate"]) == (4, 2, 0.5)
     assert c["inconsistent_sample_ids"] == ["2", "4"]
@@ -148,7 +150,7 @@ def test_unparseable_verdicts_are_counted_apart():
     mapping = {"1": "A", "2": "B", "3": "A"}
     rows = [_row(1, "primary", "A", 3, 1, "a"), _row(2, "primary", "B", 1, 3, "b"),
             {"sample_id": 3, "pass": "primary", "status": "unparseable", "raw": "###"}]
-    s = judge_stats.summarize(rows, mapping)
+    s = judge_stats.summarize(rows, mapping).to_json()
     p = s["primary"]
     assert (p["n_judged"], p["n_scored"]) == (3, 2)
     assert p["preference"]["counts"] == {"base": 2, "ft": 0, "tie": 0, "not_ok": 1}
@@ -159,7 +161,7 @@ def test_unparseable_verdicts_are_counted_apart():
 
 def test_nothing_parsed_gives_empty_tables_not_a_crash():
     rows = [{"sample_id": 1, "pass": "primary", "status": "unparseable", "raw": ""}]
-    p = judge_stats.summarize(rows, {"1": "A"})["primary"]
+    p = judge_stats.summarize(rows, {"1": "A"}).passes["primary"]
     assert p["scores"] == {"domain": None, "help": None} and p["tests"] is None
 
 
@@ -182,7 +184,9 @@ def test_judge_stage_replays_the_released_file_into_table4(tmp_path):
                  for i in range(1, 51) for m in ("base", "ft")])
     cfg = load_config("paper", ["judge.backend='replay'", f"judge.replay_file='{csv_path}'"])
     pipeline.run_stage(pipeline.get_stage("judge"), cfg, run, log=lambda m: None)
-    s = read_json(run / "judge/summary.json")["primary"]
+    written = read_json(run / "judge/summary.json")
+    assert JudgeSummary.from_json(written).to_json() == written  # reads its own
+    s = written["primary"]
     assert round(s["scores"]["domain"]["delta"], 2) == -0.40
     assert [round(x, 2) for x in s["scores"]["help"]["ci95"]] == [-0.52, -0.12]
     assert s["preference"]["counts"] == {"base": 23, "ft": 9, "tie": 18, "not_ok": 0}

@@ -296,7 +296,7 @@ def write_paper_run(run: Path, judge_backend: str = "anthropic") -> Path:
     }
     write_json(run / "metrics/summary.json", summary)
     verdicts, mapping = judge_verdicts()
-    judged = judge_stats.summarize(verdicts, mapping)
+    judged = judge_stats.summarize(verdicts, mapping).to_json()
     judged["judge"] = {"backend": judge_backend, "model": cfg.judge.model}
     write_json(run / "judge/summary.json", judged)
     write_json(

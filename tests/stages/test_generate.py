@@ -97,6 +97,7 @@ def test_summary_records_the_cpu_fp32_deviation_and_the_adapter(generated, smoke
     assert s["adapter"]["path"] == "train-2/adapter"  # relative: no machine path in results
     assert s["generated_this_run"] == 12 and s["resumed_answers"] == 0
     assert set(s["per_model_this_run"]) == {"base", "ft"}
+    assert answers.GenerateSummary.from_json(s).to_json() == s  # the record reads what it wrote
     rec = read_json(run / "generate" / "done.json")
     assert "answers.jsonl" in rec["outputs"] and rec["inputs"]["files"]["train-2/adapter"]
 
@@ -194,4 +195,5 @@ def test_kv_cache_choice(setting, decision, want):
     from advisor_repro.config import load_config
     from advisor_repro.evaluation.answers import kv_cache
 
-    assert kv_cache(load_config("paper", [f"generate.kv_cache='{setting}'"]), decision) == want
+    cfg = load_config("paper", [f"generate.kv_cache='{setting}'"])
+    assert kv_cache(cfg, decision["device"], decision.get("backend")) == want

@@ -8,6 +8,7 @@ from advisor_repro import pipeline
 from advisor_repro.config import load_config
 from advisor_repro.errors import DataError
 from advisor_repro.evaluation.metrics import normalise, resolve_bertscore_model
+from advisor_repro.evaluation.scoring import MetricsSummary
 from advisor_repro.files import read_json, read_jsonl, write_jsonl
 from advisor_repro.stages import metrics
 
@@ -64,6 +65,7 @@ def test_sacrebleu_and_rouge_equal_direct_calls(scored):
     run, _, rows = scored
     summary = read_json(run / "metrics" / "summary.json")
     assert summary["origin"] == "run" and summary["caps"] == list(CAPS)
+    assert MetricsSummary.from_json(summary).to_json() == summary  # reads what it wrote
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     for cap in CAPS:
         s = summary[str(cap)]

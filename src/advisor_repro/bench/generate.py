@@ -142,8 +142,8 @@ def batched(model: Any, prompts: list[list[int]], new_tokens: int, eos: int, bat
     while done < len(prompts):
         chunk, stamps = prompts[done:done + bs], []
         try:
-            results = gen.generate_batch(model, chunk, [new_tokens], pad_id=eos, eos_ids=[eos],
-                                         min_new_tokens=new_tokens, cache_implementation=cache,
+            results = gen.generate_batch(model, chunk, [new_tokens],
+                                         gen.Decoding(eos, [eos], new_tokens, cache),
                                          on_step=lambda s=stamps: s.append(time.perf_counter()))
         except torch.OutOfMemoryError:
             if bs == 1:
@@ -192,7 +192,7 @@ def run(cfg: Config, opts: GenerateOptions, say: Any = print,
         "environment": bench_environment(LIBS), "batched": {},
     }  # fmt: skip
     say("warm-up ...")
-    gen.generate_batch(model, prompts[:2], [8], pad_id=eos, eos_ids=[eos], min_new_tokens=8)
+    gen.generate_batch(model, prompts[:2], [8], gen.Decoding(eos, [eos], min_new_tokens=8))
     say(f"sequential: {opts.sequential} prompts x {new_tokens} tokens, one at a time ...")
     seq = sequential(model, prompts[:opts.sequential], new_tokens, eos)
     seq["extrapolated_seconds_all"] = round(answers * new_tokens / seq["tokens_per_s"], 1)

@@ -160,7 +160,7 @@ def run(cfg: Config, opts: JudgeOptions, say: Any, save: Any = None) -> JudgeRec
     import torch
 
     from advisor_repro.bench.judge_fit import build_standin
-    from advisor_repro.judges.local import LocalJudge
+    from advisor_repro.judges.local import LocalJudge, LocalRun
     from advisor_repro.models.standin import QWEN25_14B
 
     n, free_tokens, scale, standin_dir = (opts.questions, opts.free_tokens, opts.scale,
@@ -184,7 +184,7 @@ def run(cfg: Config, opts: JudgeOptions, say: Any, save: Any = None) -> JudgeRec
     t0 = time.monotonic()
     judge = LocalJudge(folder, "Qwen2.5-14B-shape-random" if on_gpu else "tiny-qwen2-random",
                        "standin", cfg.judge, "cuda" if on_gpu else "cpu", cfg.judge.local_quant,
-                       budget_gib=cfg.hardware.vram_budget_gib if on_gpu else 0.0)
+                       LocalRun(budget_gib=cfg.hardware.vram_budget_gib if on_gpu else 0.0))
     record["load_s"] = round(time.monotonic() - t0, 1)
     record["identity"] = judge.identity
     if on_gpu:

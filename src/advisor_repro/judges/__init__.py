@@ -16,20 +16,20 @@ from the Config and wraps it in `CachedJudge`, whose cache folder lives in the s
 folder: a rerun or a resumed crash reads a reply already paid for instead of asking again.
 
 The modules: cache.py (the backend interface, `CachedJudge`), asking.py (`ask_all`, `ask`,
-`Question`, `Reply`), factory.py (`make_judge`, `check_backend`, `unavailable`, `settings`,
-`structured`, `waits`); this package only exports them.
+`Question`, `Reply`), factory.py (`make_judge`, `check_backend`, `unavailable`, `waits`); the
+backends import from those modules, and this package only exports them.
 """
 
 from advisor_repro.judges.asking import TASK_OF, Question, Reply, ask, ask_all
-from advisor_repro.judges.cache import Backend, CachedJudge, MissingReply, cache_key
-from advisor_repro.judges.factory import (
-    check_backend,
-    make_judge,
+from advisor_repro.judges.cache import (
+    Backend,
+    CachedJudge,
+    MissingReply,
+    cache_key,
     settings,
     structured,
-    unavailable,
-    waits,
 )
+from advisor_repro.judges.factory import check_backend, make_judge, unavailable, waits
 
 __all__ = ["TASK_OF", "Backend", "CachedJudge", "MissingReply", "Question", "Reply", "ask",
            "ask_all", "cache_key", "check_backend", "make_judge", "settings", "structured",

@@ -11,13 +11,12 @@ same strict parser. Without it, the paper's free text, parsed (the author's harn
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 
 from advisor_repro.config import Judge
-from advisor_repro.judges import settings, structured
-from advisor_repro.judges.http import RateGate, api_key, post_json
+from advisor_repro.judges.cache import JudgeIdentity, settings, structured
+from advisor_repro.judges.http import ChatBody, Endpoint, RateGate, api_key, post_json
 from advisor_repro.judges.rubric import Messages
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -29,7 +28,7 @@ class AnthropicJudge:
     def __init__(self, jc: Judge) -> None:
         self.jc = jc
         self.base_url = (jc.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.identity: dict[str, Any] = {
+        self.identity: JudgeIdentity = {
             "backend": "anthropic",
             "model": jc.model,
             "base_url": self.base_url,
@@ -38,13 +37,14 @@ class AnthropicJudge:
             **structured(jc),
         }
         self.concurrency = jc.concurrency  # requests in flight at once (judges/pool.py)
-        self.gate = RateGate()  # a 429 pauses every connection of this judge
         self.client = httpx.Client(timeout=jc.timeout_s, limits=httpx.Limits(
             max_connections=jc.concurrency, max_keepalive_connections=jc.concurrency))
+        # a 429 pauses every connection of this judge
+        self.endpoint = Endpoint(self.client, jc.max_retries, jc.backoff_s, gate=RateGate())
 
-    def body(self, messages: Messages, task: str) -> dict[str, Any]:
+    def body(self, messages: Messages, task: str) -> ChatBody:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-        body: dict[str, Any] = {
+        body: ChatBody = {
             "model": self.jc.model,
             "max_tokens": self.jc.max_tokens,
             "temperature": self.jc.temperature,
@@ -63,14 +63,11 @@ class AnthropicJudge:
     def complete(self, messages: Messages, key: str, task: str = "") -> str:
         secret = api_key(self.jc.api_key_env, "anthropic", required=True)
         data = post_json(
-            self.client,
+            self.endpoint,
             f"{self.base_url}/v1/messages",
             {"x-api-key": secret, "anthropic-version": API_VERSION},
             self.body(messages, task),
             secret=secret,
-            max_retries=self.jc.max_retries,
-            backoff_s=self.jc.backoff_s,
-            gate=self.gate,
         )
         blocks = data.get("content")
         if not isinstance(blocks, list):

@@ -4,13 +4,14 @@ the reply and the problem shown."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, NotRequired, TypedDict, TypeVar
 
 from advisor_repro.judges.cache import CachedJudge, MissingReply
 from advisor_repro.judges.rubric import (
     Messages,
+    Parsed,
     ReplyError,
     parse_answer,
     parse_claim,
@@ -18,24 +19,36 @@ from advisor_repro.judges.rubric import (
     retry_messages,
 )
 
-TASK_OF: dict[Callable[[str], dict[str, Any]], str] = {
+TASK_OF: dict[Callable[[str], Parsed], str] = {
     parse_pair: "pair", parse_claim: "claim", parse_answer: "answer"}
+
+P = TypeVar("P", bound=Parsed)  # the parsed reply of one task
+
+
+class ReplyRecord(TypedDict):
+    """The bookkeeping fields every stage writes next to the parsed values."""
+
+    status: str
+    attempts: int
+    cache_key: str
+    errors: NotRequired[list[str]]  # not "ok" only
+    raw: NotRequired[str]
 
 
 @dataclass
-class Reply:
+class Reply(Generic[P]):
     """One answered question: the parsed reply, or why there is none."""
 
     status: str  # "ok" | "unparseable" | "missing" (replay file has no reply)
-    parsed: dict[str, Any] | None
+    parsed: P | None
     raw: str  # the last reply text
     attempts: int
     cache_key: str
     errors: list[str] = field(default_factory=list)
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> ReplyRecord:
         """Bookkeeping fields every stage writes next to the parsed values."""
-        out: dict[str, Any] = {
+        out: ReplyRecord = {
             "status": self.status,
             "attempts": self.attempts,
             "cache_key": self.cache_key,
@@ -47,20 +60,21 @@ class Reply:
 
 
 @dataclass
-class Question:
+class Question(Generic[P]):
     """One independent question: its messages, the strict parser of its reply, its key."""
 
     messages: Messages
-    parse: Callable[[str], dict[str, Any]]
+    parse: Callable[[str], P]
     key: str
 
 
-def ask_all(judge: CachedJudge, questions: list[Question], parse_retries: int) -> list[Reply]:
+def ask_all(judge: CachedJudge, questions: Sequence[Question[P]], parse_retries: int
+            ) -> list[Reply[P]]:
     """Ask every question (batched where the backend can), parse strictly, and ask a
     malformed reply's question again with the reply and the problem shown, at most
     `parse_retries` times. Never raises for a bad reply: it becomes an "unparseable" Reply
     that the statistics count separately."""
-    replies: list[Reply | None] = [None] * len(questions)
+    replies: list[Reply[P] | None] = [None] * len(questions)
     errors: list[list[str]] = [[] for _ in questions]
     messages = [q.messages for q in questions]
     todo = list(range(len(questions)))
@@ -100,9 +114,9 @@ def ask_all(judge: CachedJudge, questions: list[Question], parse_retries: int) -
 def ask(
     judge: CachedJudge,
     messages: Messages,
-    parse: Callable[[str], dict[str, Any]],
+    parse: Callable[[str], P],
     key: str,
     parse_retries: int,
-) -> Reply:
+) -> Reply[P]:
     """One question: ask_all of one."""
     return ask_all(judge, [Question(messages, parse, key)], parse_retries)[0]

@@ -12,14 +12,45 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NotRequired, Protocol, TypedDict
 
+from advisor_repro.config import Judge
 from advisor_repro.files import canonical_json, read_json, sha256_text, write_json
-from advisor_repro.judges.rubric import Messages
+from advisor_repro.judges.rubric import PROMPT_VERSION, Messages
+
+
+class JudgeIdentity(TypedDict):
+    """Who answers and every setting that changes a reply (part of every cache key; never a
+    key). The backends fill the entries that are theirs."""
+
+    backend: str  # "anthropic" | "openai" | "local" | "replay"
+    model: str
+    base_url: NotRequired[str]  # the API judges
+    api_version: NotRequired[str]  # anthropic
+    revision: NotRequired[str]  # local: the weights' revision
+    quant: NotRequired[str]
+    dtype: NotRequired[str]
+    decoding: NotRequired[str]
+    file: NotRequired[str]  # replay: the file's name and hash
+    file_sha256: NotRequired[str]
+    temperature: NotRequired[float]  # settings(): every asking backend
+    max_tokens: NotRequired[int]
+    prompt_version: NotRequired[str]
+    structured: NotRequired[str]  # factory.structured: the API judges' schema version
+
+
+class Asking(TypedDict):
+    """How the replies paid for were asked (judge/summary.json's `asking`)."""
+
+    seconds: float
+    batch_sizes: NotRequired[list[int]]  # the local judge
+    grammar_seconds: NotRequired[float]
+    concurrency: NotRequired[int]  # the API judges
+    peak_reserved_gib: NotRequired[float]  # the local judge on a GPU
 
 
 class Backend(Protocol):
-    identity: dict[str, Any]
+    identity: JudgeIdentity
 
     def complete(self, messages: Messages, key: str, task: str = "") -> str: ...
 
@@ -30,7 +61,7 @@ class MissingReply(LookupError):
     """The replay file holds no reply for this question."""
 
 
-def cache_key(identity: dict[str, Any], messages: Messages) -> str:
+def cache_key(identity: JudgeIdentity, messages: Messages) -> str:
     """Backend, model, base URL, revision, parameters and the hash of the full prompt."""
     prompt_sha = sha256_text(canonical_json(messages))
     return sha256_text(canonical_json({"judge": identity, "prompt_sha256": prompt_sha}))
@@ -57,7 +88,7 @@ class CachedJudge:
         self.seconds = 0.0  # wall-clock spent waiting for the backend's replies
 
     @property
-    def identity(self) -> dict[str, Any]:
+    def identity(self) -> JudgeIdentity:
         return self.backend.identity
 
     def _path(self, ck: str) -> Path | None:
@@ -137,10 +168,10 @@ class CachedJudge:
             bar.close()
         return [(t or "", ck) for t, ck in zip(texts, keys, strict=True)]
 
-    def asking(self) -> dict[str, Any]:
+    def asking(self) -> Asking:
         """How the replies paid for here were asked: seconds, and the local judge's batches or
         the API judge's connections."""
-        out: dict[str, Any] = {"seconds": round(self.seconds, 2)}
+        out: Asking = {"seconds": round(self.seconds, 2)}
         for name in ("batch_sizes", "grammar_seconds", "concurrency", "peak_reserved_gib"):
             value = getattr(self.backend, name, None)
             if value is not None:  # peak_reserved_gib: the local judge on a GPU only
@@ -149,3 +180,30 @@ class CachedJudge:
 
     def close(self) -> None:
         self.backend.close()
+
+
+class JudgeSettings(TypedDict):
+    temperature: float
+    max_tokens: int
+    prompt_version: str
+
+
+class Structured(TypedDict, total=False):
+    structured: str  # schemas.SCHEMA_VERSION, when judge.structured is on
+
+
+def settings(jc: Judge) -> JudgeSettings:
+    """The judge parameters that change a reply, shared by every backend's identity."""
+    return {
+        "temperature": jc.temperature,
+        "max_tokens": jc.max_tokens,
+        "prompt_version": PROMPT_VERSION,
+    }
+
+
+def structured(jc: Judge) -> Structured:
+    """The API judges' identity entry for structured output (absent on the paper's
+    free-text path, so its cache keys stay as they were)."""
+    from advisor_repro.judges.schemas import SCHEMA_VERSION
+
+    return {"structured": SCHEMA_VERSION} if jc.structured else {}

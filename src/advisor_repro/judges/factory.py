@@ -1,16 +1,14 @@
 """Which judge a Config asks, and whether it can be asked: the backend factory, the checks
-made without asking, the judge's settings shared by every backend's identity, and how many
-calls' latency a number of calls takes."""
+made without asking, and how many calls' latency a number of calls takes. (The judge's
+settings shared by every backend's identity are in cache.py, beside the identity they join.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from advisor_repro.config import Config, Judge
 from advisor_repro.errors import ReproError
 from advisor_repro.judges.cache import Backend, CachedJudge
-from advisor_repro.judges.rubric import PROMPT_VERSION
 
 
 def make_judge(cfg: Config, cache_dir: Path | None) -> CachedJudge:
@@ -75,20 +73,3 @@ def waits(jc: Judge, calls: int) -> int:
     if jc.backend in ("anthropic", "openai"):
         return -(-calls // jc.concurrency)
     return calls
-
-
-def settings(jc: Judge) -> dict[str, Any]:
-    """The judge parameters that change a reply, shared by every backend's identity."""
-    return {
-        "temperature": jc.temperature,
-        "max_tokens": jc.max_tokens,
-        "prompt_version": PROMPT_VERSION,
-    }
-
-
-def structured(jc: Judge) -> dict[str, Any]:
-    """The API judges' identity entry for structured output (absent on the paper's
-    free-text path, so its cache keys stay as they were)."""
-    from advisor_repro.judges.schemas import SCHEMA_VERSION
-
-    return {"structured": SCHEMA_VERSION} if jc.structured else {}

@@ -15,13 +15,16 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import httpx
 
 from advisor_repro.errors import JudgeError
+from advisor_repro.judges.rubric import Messages
+from advisor_repro.judges.schemas import JsonSchema
 
 MAX_WAIT_S = 60.0  # longest single wait between retries
 
@@ -90,22 +93,59 @@ def _retry_after(resp: httpx.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_WAIT_S)
 
 
+class Tool(TypedDict):
+    name: str
+    description: str
+    input_schema: JsonSchema
+
+
+class NamedSchema(TypedDict):
+    name: str
+    strict: bool
+    schema: JsonSchema
+
+
+class ResponseFormat(TypedDict):
+    type: str  # "json_schema"
+    json_schema: NamedSchema
+
+
+class ChatBody(TypedDict):
+    """The request both HTTP judges send: Anthropic's Messages API (the system prompt apart,
+    a forced tool when structured) or an OpenAI-compatible chat completion (a
+    response_format when structured)."""
+
+    model: str
+    messages: Messages
+    max_tokens: int
+    temperature: float
+    system: NotRequired[str]
+    tools: NotRequired[list[Tool]]
+    tool_choice: NotRequired[dict[str, str]]
+    response_format: NotRequired[ResponseFormat]
+
+
+@dataclass
+class Endpoint:
+    """One judge's HTTP side, shared by its connections: the client, the retry policy, and
+    the gate a 429 closes for all of them."""
+
+    client: httpx.Client
+    max_retries: int
+    backoff_s: float
+    gate: RateGate | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+
 def post_json(
-    client: httpx.Client,
-    url: str,
-    headers: dict[str, str],
-    body: dict[str, Any],
-    *,
-    secret: str,
-    max_retries: int,
-    backoff_s: float,
-    sleep: Callable[[float], None] = time.sleep,
-    gate: RateGate | None = None,
+    ep: Endpoint, url: str, headers: dict[str, str], body: ChatBody, *, secret: str
 ) -> dict[str, Any]:
-    """POST `body` as JSON and return the decoded reply, or raise JudgeError."""
+    """POST `body` as JSON and return the decoded reply (the API's free-form JSON object, read
+    by the backend that asked), or raise JudgeError."""
+    client, max_retries, gate = ep.client, ep.max_retries, ep.gate
     problem = ""
     for attempt in range(max_retries + 1):
-        wait = min(backoff_s * 2**attempt, MAX_WAIT_S)
+        wait = min(ep.backoff_s * 2**attempt, MAX_WAIT_S)
         if gate is not None:
             gate.wait()
         try:
@@ -138,7 +178,7 @@ def post_json(
                         return data
                     problem = "HTTP 200 with a JSON body that is not an object"
         if attempt < max_retries:
-            sleep(wait)
+            ep.sleep(wait)
     raise JudgeError(
         _scrub(f"{url}: {problem} on each of {max_retries + 1} tries", secret),
         "rerun later: verdicts already received are cached and are not asked again "

@@ -24,13 +24,14 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from advisor_repro.config import Config, Judge
 from advisor_repro.errors import ConfigError
 from advisor_repro.hardware.gpu import GIB, cap_vram, nf4_config
-from advisor_repro.judges import settings
+from advisor_repro.judges.cache import JudgeIdentity, settings
 from advisor_repro.judges.rubric import Messages
 
 RESERVE_GIB = 1.0  # CUDA context and allocator slack kept free when fitting the batch
@@ -97,6 +98,15 @@ def fit_batch(free_bytes: int, config: Any, prompt_len: int, reply: int, dtype_b
     return max(1, min(n, MAX_BATCH, free_bytes // per_row))
 
 
+@dataclass(frozen=True)
+class LocalRun:
+    """How this judge runs here: the VRAM budget its batches fit (0 = the whole card) and its
+    decoding ("grammar", or "free" for the benchmark's baseline only)."""
+
+    budget_gib: float = 0.0
+    decoding: str = "grammar"
+
+
 class LocalJudge:
     # greedy grammar decoding may compute the next step's masks during the forward pass; the
     # same tokens either way (GrammarProcessor.check), so not part of the judge's identity.
@@ -105,10 +115,11 @@ class LocalJudge:
     overlap_masks = False
 
     def __init__(self, folder: Path, name: str, revision: str, jc: Judge, device: str,
-                 quant: str, *, budget_gib: float = 0.0, decoding: str = "grammar") -> None:
+                 quant: str, run: LocalRun = LocalRun()) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        budget_gib, decoding = run.budget_gib, run.decoding
         self.jc, self.device, self.decoding, self.budget_gib = jc, device, decoding, budget_gib
         self.tok = AutoTokenizer.from_pretrained(folder)
         self.grammars: dict[str, str] = {}
@@ -137,7 +148,7 @@ class LocalJudge:
         self.dtype_bytes = 2 if dtype in (torch.float16, torch.bfloat16) else 4
         self.batch_sizes: list[int] = []  # every batch asked, in order (halvings show here)
         self.grammar_seconds = 0.0  # time decoding steps waited on token masks
-        self.identity: dict[str, Any] = {
+        self.identity: JudgeIdentity = {
             "backend": "local",
             "model": name,
             "revision": revision,
@@ -175,7 +186,7 @@ class LocalJudge:
     def from_config(cls, cfg: Config) -> LocalJudge:
         folder, revision, name = resolve_model(cfg)
         return cls(folder, name, revision, cfg.judge, pick_device(cfg.hardware.device),
-                   cfg.judge.local_quant, budget_gib=cfg.hardware.vram_budget_gib)
+                   cfg.judge.local_quant, LocalRun(budget_gib=cfg.hardware.vram_budget_gib))
 
     # ---- asking ------------------------------------------------------------------------------
     def encode(self, messages: Messages) -> list[int]:

@@ -10,13 +10,11 @@ the paper's free text, parsed.
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from advisor_repro.config import Judge
-from advisor_repro.judges import settings, structured
-from advisor_repro.judges.http import RateGate, api_key, post_json
+from advisor_repro.judges.cache import JudgeIdentity, settings, structured
+from advisor_repro.judges.http import ChatBody, Endpoint, RateGate, api_key, post_json
 from advisor_repro.judges.rubric import Messages
 
 
@@ -24,7 +22,7 @@ class OpenAIJudge:
     def __init__(self, jc: Judge) -> None:
         self.jc = jc
         self.base_url = jc.base_url.rstrip("/")
-        self.identity: dict[str, Any] = {
+        self.identity: JudgeIdentity = {
             "backend": "openai",
             "model": jc.model,
             "base_url": self.base_url,
@@ -32,12 +30,13 @@ class OpenAIJudge:
             **structured(jc),
         }
         self.concurrency = jc.concurrency  # requests in flight at once (judges/pool.py)
-        self.gate = RateGate()  # a 429 pauses every connection of this judge
         self.client = httpx.Client(timeout=jc.timeout_s, limits=httpx.Limits(
             max_connections=jc.concurrency, max_keepalive_connections=jc.concurrency))
+        # a 429 pauses every connection of this judge
+        self.endpoint = Endpoint(self.client, jc.max_retries, jc.backoff_s, gate=RateGate())
 
-    def body(self, messages: Messages, task: str) -> dict[str, Any]:
-        body: dict[str, Any] = {
+    def body(self, messages: Messages, task: str) -> ChatBody:
+        body: ChatBody = {
             "model": self.jc.model,
             "messages": messages,
             "temperature": self.jc.temperature,
@@ -54,14 +53,11 @@ class OpenAIJudge:
         secret = api_key(self.jc.api_key_env, "openai", required=bool(self.jc.api_key_env))
         headers = {"authorization": f"Bearer {secret}"} if secret else {}
         data = post_json(
-            self.client,
+            self.endpoint,
             f"{self.base_url}/chat/completions",
             headers,
             self.body(messages, task),
             secret=secret,
-            max_retries=self.jc.max_retries,
-            backoff_s=self.jc.backoff_s,
-            gate=self.gate,
         )
         try:
             content = data["choices"][0]["message"]["content"]

@@ -17,23 +17,31 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from advisor_repro.errors import ConfigError, DataError
 from advisor_repro.files import read_jsonl, sha256_file
-from advisor_repro.judges import MissingReply
+from advisor_repro.judges.cache import JudgeIdentity, MissingReply
+from advisor_repro.judges.records import VerdictRow
 from advisor_repro.judges.rubric import Messages
 
 PAIR_COLUMNS = ("sample_id", "domain_a", "help_a", "domain_b", "help_b", "preferred_slot")
 
 
-def pair_key(sample_id: Any, pass_name: str) -> str:
+def pair_key(sample_id: str | int, pass_name: str) -> str:
     return f"pair:{sample_id}:{pass_name}"
 
 
-def pair_reply(row: dict[str, Any]) -> str:
-    """A verdict row (released CSV columns) as the rubric's JSON reply."""
-    def slot(s: str) -> dict[str, Any]:
+class SlotReply(TypedDict):
+    domain_accuracy: int
+    helpfulness: int
+    note: str
+
+
+def pair_reply(row: VerdictRow | dict[str, str]) -> str:
+    """A verdict row (a verdicts.jsonl line, or the released CSV's columns as text) as the
+    rubric's JSON reply."""
+    def slot(s: str) -> SlotReply:
         return {
             "domain_accuracy": int(row[f"domain_{s}"]),
             "helpfulness": int(row[f"help_{s}"]),
@@ -88,7 +96,7 @@ def _from_jsonl(path: Path) -> dict[str, str]:
 class ReplayJudge:
     def __init__(self, path: Path, replies: dict[str, str]) -> None:
         self.replies = replies
-        self.identity: dict[str, Any] = {
+        self.identity: JudgeIdentity = {
             "backend": "replay",
             "model": "replay",
             "file": path.name,

@@ -11,12 +11,40 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 PROMPT_VERSION = "rubric-v1"  # part of every cache key: a wording change never reuses a reply
 NOTE_WORDS = 15  # notes are cut to this many words (the paper: "at most 15 words")
 
 Messages = list[dict[str, str]]
+
+
+class PairVerdict(TypedDict):
+    """A parsed pair reply: the released judge-scores columns."""
+
+    domain_a: int
+    help_a: int
+    note_a: str
+    domain_b: int
+    help_b: int
+    note_b: str
+    preferred_slot: str  # "a" | "b" | "tie"
+
+
+class ClaimCheck(TypedDict):
+    asserts_claim: bool
+    states_fact: bool
+    note: str
+
+
+class AnswerCheck(TypedDict):
+    verdict: str  # "hard" | "medium" | "fine"
+    claim: str
+    abstained: bool
+    note: str
+
+
+Parsed = PairVerdict | ClaimCheck | AnswerCheck  # what a task's parser returns
 
 
 class ReplyError(ValueError):
@@ -190,27 +218,27 @@ def _flag(obj: dict[str, Any], key: str) -> bool:
     return value
 
 
-def parse_pair(text: str) -> dict[str, Any]:
+def parse_pair(text: str) -> PairVerdict:
     """-> {domain_a, help_a, domain_b, help_b, preferred_slot ("a"|"b"|"tie"), note_a, note_b}:
     the released judge-scores columns."""
     obj = _json_object(text)
-    out: dict[str, Any] = {}
+    slots: dict[str, tuple[int, int, str]] = {}  # slot -> (domain, help, note)
     for slot in ("a", "b"):
         resp = obj.get(f"response_{slot}")
         if not isinstance(resp, dict):
             raise ReplyError(f"response_{slot} must be an object with scores and a note")
-        out[f"domain_{slot}"] = _score(resp, "domain_accuracy", f"response_{slot}")
-        out[f"help_{slot}"] = _score(resp, "helpfulness", f"response_{slot}")
-        out[f"note_{slot}"] = _note(resp.get("note"))
+        slots[slot] = (_score(resp, "domain_accuracy", f"response_{slot}"),
+                       _score(resp, "helpfulness", f"response_{slot}"), _note(resp.get("note")))
     pref = obj.get("preferred")
     pref = pref.strip().lower() if isinstance(pref, str) else pref
     if pref not in ("a", "b", "tie"):
         raise ReplyError(f'preferred must be "a", "b" or "tie", got {obj.get("preferred")!r}')
-    out["preferred_slot"] = pref
-    return out
+    (domain_a, help_a, note_a), (domain_b, help_b, note_b) = slots["a"], slots["b"]
+    return {"domain_a": domain_a, "help_a": help_a, "note_a": note_a,
+            "domain_b": domain_b, "help_b": help_b, "note_b": note_b, "preferred_slot": pref}
 
 
-def parse_claim(text: str) -> dict[str, Any]:
+def parse_claim(text: str) -> ClaimCheck:
     """-> {asserts_claim: bool, states_fact: bool, note}"""
     obj = _json_object(text)
     return {
@@ -223,7 +251,7 @@ def parse_claim(text: str) -> dict[str, Any]:
 VERDICTS = ("hard", "medium", "fine")
 
 
-def parse_answer(text: str) -> dict[str, Any]:
+def parse_answer(text: str) -> AnswerCheck:
     """-> {verdict: "hard"|"medium"|"fine", claim, abstained: bool, note}"""
     obj = _json_object(text)
     verdict = obj.get("verdict")

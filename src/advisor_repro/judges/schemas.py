@@ -20,7 +20,7 @@ Two variants of each:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 SCHEMA_VERSION = "schemas-v1"  # part of the judge's identity: a schema change asks again
 NOTE_CHARS = 100  # a 15-word note, the paper's bound, is ~100 characters of English
@@ -29,22 +29,34 @@ TEXT_PATTERN = r"^[ !#-\[\]-~]*$"  # printable ASCII but the quote and the backs
 TASKS = ("pair", "claim", "answer")
 
 
-def _score() -> dict[str, Any]:
+class JsonSchema(TypedDict, total=False):
+    """The JSON Schema keywords these schemas use."""
+
+    type: str
+    enum: list[int] | list[str]
+    properties: dict[str, JsonSchema]
+    required: list[str]
+    additionalProperties: bool
+    maxLength: int
+    pattern: str
+
+
+def _score() -> JsonSchema:
     return {"type": "integer", "enum": [0, 1, 2, 3]}
 
 
-def _object(props: dict[str, Any]) -> dict[str, Any]:
+def _object(props: dict[str, JsonSchema]) -> JsonSchema:
     return {"type": "object", "properties": props, "required": list(props),
             "additionalProperties": False}
 
 
-def _text(chars: int | None) -> dict[str, Any]:
+def _text(chars: int | None) -> JsonSchema:
     if chars is None:
         return {"type": "string"}
     return {"type": "string", "maxLength": chars, "pattern": TEXT_PATTERN}
 
 
-def schema(task: str, text_chars: int | None = None) -> dict[str, Any]:
+def schema(task: str, text_chars: int | None = None) -> JsonSchema:
     """The reply's schema; `text_chars` bounds every free-text field (None = unbounded)."""
     if task == "pair":
         slot = _object({"domain_accuracy": _score(), "helpfulness": _score(),
@@ -61,11 +73,11 @@ def schema(task: str, text_chars: int | None = None) -> dict[str, Any]:
     raise ValueError(f"unknown judge task {task!r}; known: {', '.join(TASKS)}")
 
 
-def api_schema(task: str) -> dict[str, Any]:
+def api_schema(task: str) -> JsonSchema:
     return schema(task)
 
 
-def _longest(node: dict[str, Any], text_chars: int) -> Any:
+def _longest(node: JsonSchema, text_chars: int) -> Any:
     """The instance of `node` with the longest compact JSON text."""
     if node["type"] == "object":
         return {k: _longest(v, text_chars) for k, v in node["properties"].items()}
@@ -76,7 +88,7 @@ def _longest(node: dict[str, Any], text_chars: int) -> Any:
     return "x" * text_chars
 
 
-def _strings(node: dict[str, Any]) -> int:
+def _strings(node: JsonSchema) -> int:
     if node["type"] == "object":
         return sum(_strings(v) for v in node["properties"].values())
     return int(node["type"] == "string" and "enum" not in node)
@@ -95,7 +107,7 @@ def text_chars_for(task: str, max_tokens: int) -> int:
     return min(NOTE_CHARS, (max_tokens - 1 - fixed) // per)
 
 
-def local_schema(task: str, max_tokens: int) -> dict[str, Any]:
+def local_schema(task: str, max_tokens: int) -> JsonSchema:
     """The grammar's schema for a reply budget of `max_tokens` (ValueError when too small)."""
     chars = text_chars_for(task, max_tokens)
     if chars < MIN_NOTE_CHARS:

@@ -1,5 +1,6 @@
 """Judge statistics, pure: the slot mapping, de-blinding, Table 4, the preference tests and the
-swap-pass position statistics. Plain lists and dicts in, plain dicts out.
+swap-pass position statistics. Verdict rows in, the records of records.py out (TypedDicts:
+plain dicts at run time; `summarize` returns the JudgeSummary of judge/summary.json).
 
 Verdict rows carry the released judge-scores columns (sample_id, domain_a, help_a, domain_b,
 help_b, preferred_slot, note_a, note_b) plus `pass` ("primary" | "swap"), `status` ("ok" |
@@ -17,20 +18,34 @@ import random
 from typing import Any
 
 from advisor_repro.judges.contingency import bowker, shift_zeros, sign_test, stuart_maxwell
+from advisor_repro.judges.records import (
+    BOOTSTRAP_INTERVAL,
+    SLOT_RULE,
+    Deblinded,
+    Divergent,
+    DivergentPrompt,
+    JudgeSummary,
+    MappingDocument,
+    MetricScores,
+    PassSummary,
+    PreferenceCounts,
+    PreferenceTests,
+    SampleId,
+    ScoreTable,
+    SwapConsistency,
+    VerdictRow,
+)
 
 MODELS = ("base", "ft")
 OUTCOMES = ("base", "ft", "tie")
-SLOT_RULE = "per prompt in order, random.Random(seed).random() < 0.5 puts base in slot A"
-
-
 # ---- the blinding ------------------------------------------------------------------------------
-def slot_mapping(sample_ids: list[Any], seed: int = 42) -> dict[str, str]:
+def slot_mapping(sample_ids: list[SampleId], seed: int = 42) -> dict[str, str]:
     """The paper's rule: one random.Random(seed), one draw per prompt in order."""
     rng = random.Random(seed)
     return {str(sid): ("A" if rng.random() < 0.5 else "B") for sid in sample_ids}
 
 
-def mapping_document(sample_ids: list[Any], seed: int) -> dict[str, Any]:
+def mapping_document(sample_ids: list[SampleId], seed: int) -> MappingDocument:
     return {
         "rule": SLOT_RULE,
         "slot_seed": seed,
@@ -59,7 +74,7 @@ def swapped(slot: str) -> str:
     return "B" if slot == "A" else "A"
 
 
-def deblind(row: dict[str, Any], base_slot: str) -> dict[str, Any]:
+def deblind(row: VerdictRow, base_slot: str) -> Deblinded:
     """A verdict's slot scores and preference as base / ft."""
     b, f = ("a", "b") if base_slot == "A" else ("b", "a")
     pref = row["preferred_slot"]
@@ -79,31 +94,33 @@ def winner(base: int, ft: int) -> str:
 
 
 # ---- one pass --------------------------------------------------------------------------------
-def score_table(rows: list[dict[str, Any]], resamples: int, seed: int) -> dict[str, Any]:
+def score_table(rows: list[Deblinded], resamples: int, seed: int) -> ScoreTable:
     """Per metric: per-model mean and population SD, mean paired delta (ft - base) and its
     bootstrap 95% CI (random.Random(seed), sorted resample means, indices 25 and 975)."""
+    return {"domain": _metric_scores(rows, "domain", resamples, seed),
+            "help": _metric_scores(rows, "help", resamples, seed)}
+
+
+def _metric_scores(rows: list[Deblinded], metric: str, resamples: int, seed: int
+                   ) -> MetricScores | None:
     from advisor_repro.stats import bootstrap_ci_random, mean_sd
 
-    out: dict[str, Any] = {}
-    for metric in ("domain", "help"):
-        base = [r[f"base_{metric}"] for r in rows]
-        ft = [r[f"ft_{metric}"] for r in rows]
-        if not rows:
-            out[metric] = None
-            continue
-        deltas = [f - b for b, f in zip(base, ft, strict=True)]
-        (bm, bsd), (fm, fsd), (dm, _) = mean_sd(base), mean_sd(ft), mean_sd(deltas)
-        lo, hi = bootstrap_ci_random(deltas, resamples=resamples, seed=seed)
-        out[metric] = {
-            "base": {"mean": bm, "sd": bsd},
-            "ft": {"mean": fm, "sd": fsd},
-            "delta": dm,
-            "ci95": [lo, hi],
-        }
-    return out
+    if not rows:
+        return None
+    base = [r["base_domain"] if metric == "domain" else r["base_help"] for r in rows]
+    ft = [r["ft_domain"] if metric == "domain" else r["ft_help"] for r in rows]
+    deltas = [f - b for b, f in zip(base, ft, strict=True)]
+    (bm, bsd), (fm, fsd), (dm, _) = mean_sd(base), mean_sd(ft), mean_sd(deltas)
+    lo, hi = bootstrap_ci_random(deltas, resamples=resamples, seed=seed)
+    return {
+        "base": {"mean": bm, "sd": bsd},
+        "ft": {"mean": fm, "sd": fsd},
+        "delta": dm,
+        "ci95": [lo, hi],
+    }
 
 
-def preference_counts(outcomes: list[str], n_judged: int) -> dict[str, Any]:
+def preference_counts(outcomes: list[str], n_judged: int) -> PreferenceCounts:
     """Counts and shares of base / ft / tie (+ not ok), shares over all judged prompts."""
     counts = {o: outcomes.count(o) for o in OUTCOMES}
     counts["not_ok"] = n_judged - sum(counts.values())
@@ -114,9 +131,9 @@ def preference_counts(outcomes: list[str], n_judged: int) -> dict[str, Any]:
     }
 
 
-def divergent(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def divergent(rows: list[Deblinded]) -> Divergent:
     """Prompts whose domain-accuracy scores differ, and the model each favours."""
-    items = [
+    items: list[DivergentPrompt] = [
         {
             "sample_id": r["sample_id"],
             "base_domain": r["base_domain"],
@@ -142,7 +159,7 @@ def cross_table(first: list[str], second: list[str]) -> list[list[int]]:
     ]
 
 
-def preference_tests(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def preference_tests(rows: list[Deblinded]) -> PreferenceTests:
     """The paper's "McNemar-Bowker chi2(2) = 9.3, p = 0.0095", and the tests that fit.
 
     Of the constructions we tried on the released scores (README, "The judge"), one gives
@@ -177,9 +194,7 @@ def preference_tests(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def pass_summary(
-    rows: list[dict[str, Any]], n_judged: int, resamples: int, seed: int
-) -> dict[str, Any]:
+def pass_summary(rows: list[Deblinded], n_judged: int, resamples: int, seed: int) -> PassSummary:
     """Table 4 and its companions for one pass; `rows` are de-blinded ok verdicts."""
     return {
         "n_judged": n_judged,
@@ -195,8 +210,8 @@ def pass_summary(
 
 # ---- both passes ---------------------------------------------------------------------------------
 def swap_consistency(
-    primary: dict[str, dict[str, Any]], swap: dict[str, dict[str, Any]], n_judged: int
-) -> dict[str, Any]:
+    primary: dict[str, Deblinded], swap: dict[str, Deblinded], n_judged: int
+) -> SwapConsistency:
     """Beyond the paper: agreement of the two passes (slots swapped), keyed by sample_id.
 
     consistent: the de-blinded preference is the same in both passes.
@@ -223,13 +238,13 @@ def swap_consistency(
 
 
 def summarize(
-    verdicts: list[dict[str, Any]],
+    verdicts: list[VerdictRow],
     mapping: dict[str, str],
     resamples: int = 1000,
     seed: int = 42,
-) -> dict[str, Any]:
+) -> JudgeSummary:
     """judge/summary.json from verdict rows and the base-slot mapping (sample_id -> A/B)."""
-    passes: dict[str, dict[str, dict[str, Any]]] = {}
+    passes: dict[str, dict[str, Deblinded]] = {}
     judged: dict[str, int] = {}
     status: dict[str, dict[str, int]] = {}
     for row in verdicts:
@@ -245,20 +260,16 @@ def summarize(
             mapping[sid] if name == "primary" else swapped(mapping[sid])
         )
         passes.setdefault(name, {})[sid] = deblind(row, slot)
-    out: dict[str, Any] = {
-        "mapping_rule": SLOT_RULE,
-        "status_counts": status,
-        "counting_rule": "verdicts not 'ok' (unparseable, missing) have no scores: left out "
-        "of means, SDs and deltas (n_scored), counted as 'not_ok' in the preferences, whose "
-        "shares are over all judged prompts",
-        "bootstrap": {"resamples": resamples, "seed": seed, "rng": "random.Random",
-                      "interval": "sorted resample means at indices int(0.025 R) and int(0.975 R)"},
-    }
-    for name in sorted(judged, key=lambda p: (p != "primary", p)):
-        rows = list(passes.get(name, {}).values())
-        out[name] = pass_summary(rows, judged[name], resamples, seed)
+    out = JudgeSummary(
+        status_counts=status,
+        bootstrap={"resamples": resamples, "seed": seed, "rng": "random.Random",
+                   "interval": BOOTSTRAP_INTERVAL},
+        passes={name: pass_summary(list(passes.get(name, {}).values()), judged[name],
+                                   resamples, seed)
+                for name in sorted(judged, key=lambda p: (p != "primary", p))},
+    )
     if "primary" in judged and "swap" in judged:
-        out["swap_consistency"] = swap_consistency(
+        out.swap_consistency = swap_consistency(
             passes.get("primary", {}), passes.get("swap", {}), judged["primary"]
         )
     return out

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 from advisor_repro.config import Config
 from advisor_repro.evaluation import generation as gen
 from advisor_repro.evaluation.answers import (
+    AnswerRun,
+    PassStats,
+    Provenance,
     generate_model,
     generation_summary,
     kv_cache,
@@ -64,9 +66,9 @@ def check(cfg: Config, ctx: StageContext) -> None:
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
-    prompts = read_jsonl(ctx.input("data/eval_prompts.jsonl"))
+    prompts: list[gen.EvalPrompt] = read_jsonl(ctx.input("data/eval_prompts.jsonl"))
     decision = read_json(ctx.input("preflight/decision.json"))
-    device, cache = decision["device"], kv_cache(cfg, decision)
+    device = decision["device"]
     adapter = resolve_adapter(cfg, ctx)
     spec, deviations = load_spec(cfg, device)
     vram = cap_vram(device, cfg.hardware.vram_budget_gib).generate_json()
@@ -75,30 +77,29 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     kept = len(log.rows)
     tok = gen.load_tokenizer(base_dir)
     ids = gen.encode_prompts(tok, [p["prompt"] for p in prompts], cfg.generate.double_bos)
-    per_model: dict[str, Any] = {}
+    answer_run = AnswerRun(cfg, spec, log, tok, prompts, ids,
+                           kv_cache(cfg, device, decision.get("backend")))
+    per_model: dict[str, PassStats] = {}
     for name in gen.MODELS:
-        if all((p["sample_id"], name, c) in log for p in prompts for c in cfg.generate.caps):
+        if not answer_run.missing(name, list(cfg.generate.caps)):
             continue
         if name == "base":
             model = gen.load_model(base_dir, spec)
         else:
             model = load_ft(cfg, base_dir, adapter, spec, ctx.out)
-        per_model[name] = generate_model(name, model, tok, prompts, ids, cfg, spec, log, cache)
+        per_model[name] = generate_model(answer_run, name, model)
         gen.free(model)
     shutil.rmtree(ctx.out / "partial", ignore_errors=True)
-    summary = generation_summary(cfg, spec, deviations, vram, base_revision, adapter, log, kept,
-                                 per_model)
-    summary["kv_cache"] = cache
+    summary = generation_summary(answer_run, Provenance(deviations, vram, base_revision, adapter),
+                                 kept, per_model)
     if adapter.is_relative_to(ctx.run_dir):  # the run's own adapter: no machine path in results
-        summary["adapter"]["path"] = adapter.relative_to(ctx.run_dir).as_posix()
-    write_json(ctx.out / "summary.json", summary)
+        summary.adapter["path"] = adapter.relative_to(ctx.run_dir).as_posix()
+    write_json(ctx.out / "summary.json", summary.to_json())
     return StageResult(
-        figures={"answers": len(log.rows), "generated": summary["generated_this_run"],
-                 "resumed": kept, "device": device, "quant": summary["quant"]},
+        figures={"answers": len(log.rows), "generated": summary.generated_this_run,
+                 "resumed": kept, "device": device, "quant": summary.quant},
         warnings=deviations,
     )  # fmt: skip
-
-
 
 
 def external_inputs(cfg: Config) -> dict[str, str]:

@@ -15,10 +15,9 @@ variable judge.api_key_env names, a replay file that is not there.
 
 from __future__ import annotations
 
-from typing import Any
-
 from advisor_repro.config import Config
 from advisor_repro.errors import DataError, JudgeError
+from advisor_repro.evaluation.generation import AnswerRow, EvalPrompt
 from advisor_repro.files import read_jsonl, write_json, write_jsonl
 from advisor_repro.hardware.projection import GpuWork
 from advisor_repro.judges import check_backend, make_judge, waits
@@ -36,7 +35,7 @@ from advisor_repro.judges.pairs import (
 from advisor_repro.judges.stats import mapping_document, summarize
 from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageResult
 
-Rows = list[dict[str, Any]]
+Prompts = list[EvalPrompt]
 
 
 def check(cfg: Config, ctx: StageContext) -> None:
@@ -64,11 +63,12 @@ def passes(cfg: Config) -> list[str]:
     return ["primary", "swap"] if cfg.judge.swap_pass else ["primary"]
 
 
-def judged_inputs(cfg: Config, ctx: StageContext) -> tuple[Rows, Rows, dict[tuple[str, str], str]]:
+def judged_inputs(cfg: Config, ctx: StageContext
+                  ) -> tuple[Prompts, Prompts, dict[tuple[str, str], str]]:
     """(all prompts, the judged ones, answers at judge.cap); refuses answers missing there."""
     jc = cfg.judge
     prompts = read_jsonl(ctx.input("data/eval_prompts.jsonl"))
-    rows = read_jsonl(ctx.input("generate/answers.jsonl"))
+    rows: list[AnswerRow] = read_jsonl(ctx.input("generate/answers.jsonl"))
     answers = answers_at_cap(rows, jc.cap)
     chosen = prompts[: jc.sample] if jc.sample else prompts
     missing = [
@@ -100,10 +100,10 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         judge.close()
     write_jsonl(ctx.out / "verdicts.jsonl", rows)
     summary = summarize(rows, mapping["base_slot"], jc.bootstrap_resamples, jc.bootstrap_seed)
-    summary["judge"] = judge.identity
-    summary["calls"] = {"paid": judge.calls, "cached": judge.hits}
-    summary["asking"] = judge.asking()  # seconds, local batches: the stage's own cost
-    write_json(ctx.out / "summary.json", summary)
+    summary.judge = judge.identity
+    summary.calls = {"paid": judge.calls, "cached": judge.hits}
+    summary.asking = judge.asking()  # seconds, local batches: the stage's own cost
+    write_json(ctx.out / "summary.json", summary.to_json())
     return StageResult(figures=figures(summary), warnings=warnings(summary))
 
 

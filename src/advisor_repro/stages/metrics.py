@@ -13,12 +13,12 @@ Reads data/eval_prompts.jsonl (references) and generate/answers.jsonl. Writes:
 
 from __future__ import annotations
 
-from typing import Any
-
 from advisor_repro.config import Config
 from advisor_repro.errors import DataError
 from advisor_repro.evaluation import metrics as m
+from advisor_repro.evaluation.generation import AnswerRow, EvalPrompt, SampleId
 from advisor_repro.evaluation.scoring import (
+    MetricsSummary,
     cap_summary,
     pair_answers,
     per_item_rows,
@@ -33,23 +33,25 @@ from advisor_repro.stages.contract import Estimate, Stage, StageContext, StageRe
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
-    prompts = {p["sample_id"]: p for p in read_jsonl(ctx.input("data/eval_prompts.jsonl"))}
-    answers = read_jsonl(ctx.input("generate/answers.jsonl"))
+    prompts: dict[SampleId, EvalPrompt] = {
+        p["sample_id"]: p for p in read_jsonl(ctx.input("data/eval_prompts.jsonl"))}
+    answers: list[AnswerRow] = read_jsonl(ctx.input("generate/answers.jsonl"))
     pairs = pair_answers(answers, prompts, "generate/answers.jsonl")
     if not pairs:
         raise DataError("generate/answers.jsonl holds no answers", "rerun `repro generate`")
     scored = score_all(cfg.metrics, pairs, references(prompts))
-    summary: dict[str, Any] = {"origin": "run", "caps": sorted(pairs), "n_items": len(prompts)}
-    for cap, rows in pairs.items():
-        summary[str(cap)] = cap_summary(cfg.metrics, cap, rows, scored)
-    summary.update(settings(cfg.metrics, scored["bertscore_hash"]))
+    summary = MetricsSummary(
+        origin="run", caps=sorted(pairs), n_items=len(prompts),
+        per_cap={cap: cap_summary(cfg.metrics, cap, rows, scored) for cap, rows in pairs.items()},
+        settings=settings(cfg.metrics, scored.bertscore_hash),
+    )
     write_jsonl(ctx.out / "per_item.jsonl", per_item_rows(pairs, scored))
-    write_json(ctx.out / "summary.json", summary)
-    top = str(max(pairs))
+    write_json(ctx.out / "summary.json", summary.to_json())
+    top = max(pairs)
     return StageResult(figures={
         "caps": len(pairs),
-        f"bertscore_f1_delta@{top}": round(summary[top]["bertscore_f1"]["delta"], 4),
-        f"rouge_l_delta@{top}": round(summary[top]["rouge_l_f1"]["delta"], 4),
+        f"bertscore_f1_delta@{top}": round(summary.per_cap[top]["bertscore_f1"]["delta"], 4),
+        f"rouge_l_delta@{top}": round(summary.per_cap[top]["rouge_l_f1"]["delta"], 4),
     })  # fmt: skip
 
 
