@@ -197,7 +197,9 @@ def _training_pid(run: Path) -> int | None:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"advisor_repro.training.process" in cmd and str(run).encode() in cmd:
+        # the process trains into run/train-N (its --out)
+        if b"advisor_repro.training.process" in cmd and any(
+                a.startswith(str(run / "train-").encode()) for a in cmd):
             return int(proc.name)
     return None
 
