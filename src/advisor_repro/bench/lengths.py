@@ -44,7 +44,6 @@ from advisor_repro.bench.records import (
     Comparison,
     Device,
     LayerCalibration,
-    LayerDecision,
     LayerPair,
     LengthsRecord,
     LengthsRun,
@@ -441,7 +440,7 @@ def one_run(w: Loaded, stage: str, name: str, warm: bool = False) -> LengthsRun:
 
 
 def _layers(w: Loaded, train: Any, wanted: int | str | None, shape: Shape,
-            longest: int) -> LayerDecision:
+            longest: int) -> checkpointing.Layers:
     """The checkpointed layers of one run: as configured, "auto" (the memory model at this
     run's micro-batch) or an explicit number."""
     import dataclasses

@@ -6,23 +6,15 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
+from advisor_repro.hardware.utilisation import Utilisation
+from advisor_repro.training.checkpointing import Layers
+
 
 class Device(TypedDict):
     """The GPU a worker measured on (the CPU: name "cpu", no capability, no size)."""
     name: str
     capability: str | None  # "9.0"
     total_gib: float | None
-
-
-class Utilisation(TypedDict):
-    """hardware.utilisation.utilisation's fragment, stored beside each tokens/s."""
-    gpu: str
-    peak_tflops: float
-    params: int
-    mfu: float
-    hfu: float
-    checkpointing: bool | float
-    note: NotRequired[str]
 
 
 # ---- `repro bench train` (the three paths at seq 2048) ---------------------------------------
@@ -106,17 +98,7 @@ class StepRow(TypedDict):
     seconds: float
 
 
-class LayerDecision(TypedDict):
-    """checkpointing.Decision.to_dict(): how many decoder layers one run checkpoints."""
-    mode: str  # "off", "all", "auto" or "explicit"
-    layers: int
-    checkpointed: int
-    share: float
-    predicted_peak_gib: float | None
-    reason: str
-
-
-class Checkpointing(LayerDecision):
+class Checkpointing(Layers):
     """The decision, and the layers a callback saw checkpointed during the run."""
     in_force: list[int] | None  # None: every layer as configured
 

@@ -4,8 +4,9 @@ records and set out for BENCHMARKS.md. Pure: records in, records and lines out."
 
 from __future__ import annotations
 
-from advisor_repro.bench.records import LengthsRecord, TrainRecord, Utilisation
+from advisor_repro.bench.records import LengthsRecord, TrainRecord
 from advisor_repro.hardware import utilisation as hw
+from advisor_repro.hardware.utilisation import Utilisation
 
 
 # ---- `repro bench train` (the three paths) --------------------------------------------------

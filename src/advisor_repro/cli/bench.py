@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor_repro.cli.common import add_run_options, say, select
+from advisor_repro.config import Config
 from advisor_repro.errors import ConfigError
 from advisor_repro.files import write_json
 
@@ -129,6 +130,16 @@ def _lengths(args: argparse.Namespace, sel: Any) -> int:
     say(f"wrote {out}")
     return 0
 
+
+def _with_budget(cfg: Config, budget_gib: float | None) -> Config:
+    """The profile's config, with --budget-gib as its VRAM budget when given."""
+    if not budget_gib:
+        return cfg
+    from dataclasses import replace
+
+    return replace(cfg, hardware=replace(cfg.hardware, vram_budget_gib=budget_gib))
+
+
 def _generate_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("bench generate")
     g.add_argument("--answers", type=int, default=100, help="answers generated batched")
@@ -151,11 +162,7 @@ def _generate(args: argparse.Namespace) -> int:
     if min(args.answers, args.new_tokens, args.sequential) < 1 or args.sequential > args.answers:
         raise ConfigError("--answers, --new-tokens and --sequential must be >= 1, and "
                           "--sequential <= --answers", "e.g. --answers 100 --sequential 3")
-    cfg = sel.cfg
-    if args.budget_gib:
-        from dataclasses import replace
-
-        cfg = replace(cfg, hardware=replace(cfg.hardware, vram_budget_gib=args.budget_gib))
+    cfg = _with_budget(sel.cfg, args.budget_gib)
     out = Path(args.out or "runs/bench/generate.json")
     opts = bench_generate.GenerateOptions(args.answers, args.new_tokens, args.sequential,
                                           variants, args.scale)
@@ -184,11 +191,7 @@ def _judge(args: argparse.Namespace) -> int:
     if args.questions < 2 or args.free_tokens < 2:
         raise ConfigError("--questions and --free-tokens must be >= 2",
                           "e.g. --questions 8 --free-tokens 64")
-    cfg = sel.cfg
-    if args.budget_gib:
-        from dataclasses import replace
-
-        cfg = replace(cfg, hardware=replace(cfg.hardware, vram_budget_gib=args.budget_gib))
+    cfg = _with_budget(sel.cfg, args.budget_gib)
     standin = Path(args.standin_dir or "/tmp/advisor-repro-judge-standin"
                    + ("-tiny" if args.scale == "tiny" else ""))
     out = Path(args.out or "runs/bench/judge.json")

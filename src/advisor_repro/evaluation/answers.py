@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
@@ -216,28 +216,6 @@ class AdapterRecord(TypedDict):
     tree_sha256: str
 
 
-class GenerateSummaryJson(TypedDict):
-    device: str
-    quant: str
-    double_quant: bool | None
-    compute_dtype: str
-    deviations: list[str]
-    vram: dict[str, float]
-    base_model: str
-    base_revision: str
-    adapter: AdapterRecord
-    ft_variant: str
-    caps: list[int]
-    shared_prefix: bool
-    double_bos: bool
-    answers: int
-    resumed_answers: int
-    dropped_partial_bytes: int
-    generated_this_run: int
-    per_model_this_run: dict[str, PassStatsJson]
-    kv_cache: str
-
-
 @dataclass
 class GenerateSummary:
     """generate/summary.json: how the answers were made (device, precision, deviations, VRAM),
@@ -263,23 +241,14 @@ class GenerateSummary:
     per_model_this_run: dict[str, PassStats]
     kv_cache: str
 
-    def to_json(self) -> GenerateSummaryJson:
-        return {
-            "device": self.device, "quant": self.quant, "double_quant": self.double_quant,
-            "compute_dtype": self.compute_dtype, "deviations": self.deviations,
-            "vram": self.vram, "base_model": self.base_model,
-            "base_revision": self.base_revision, "adapter": self.adapter,
-            "ft_variant": self.ft_variant, "caps": self.caps,
-            "shared_prefix": self.shared_prefix, "double_bos": self.double_bos,
-            "answers": self.answers, "resumed_answers": self.resumed_answers,
-            "dropped_partial_bytes": self.dropped_partial_bytes,
-            "generated_this_run": self.generated_this_run,
-            "per_model_this_run": {k: v.to_json() for k, v in self.per_model_this_run.items()},
-            "kv_cache": self.kv_cache,
-        }  # fmt: skip
+    def to_json(self) -> dict[str, Any]:
+        """summary.json: every field in order, each model's pass as PassStats writes it."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["per_model_this_run"] = {k: v.to_json() for k, v in self.per_model_this_run.items()}
+        return out
 
     @classmethod
-    def from_json(cls, d: GenerateSummaryJson) -> GenerateSummary:
+    def from_json(cls, d: dict[str, Any]) -> GenerateSummary:
         per_model = {k: PassStats.from_json(v) for k, v in d["per_model_this_run"].items()}
         return cls(**{**d, "per_model_this_run": per_model})
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 MODEL_FLOP_PER_PARAM = 4  # forward + backward through activations
 RECOMPUTE_FLOP_PER_PARAM = 2  # the forward that gradient checkpointing runs again
@@ -94,14 +94,16 @@ def hfu(params: int, tokens_per_s: float, peak_tflops: float,
     return per * params * tokens_per_s / (peak_tflops * 1e12)
 
 
-class Utilisation(TypedDict, total=False):
+class Utilisation(TypedDict):
+    """The fragment a benchmark stores beside each tokens/s."""
+
     gpu: str
     peak_tflops: float
     params: int
     mfu: float
     hfu: float
     checkpointing: bool | float
-    note: str  # how the peak was chosen, where it needs saying
+    note: NotRequired[str]  # how the peak was chosen, where it needs saying
 
 
 def utilisation(params: int | None, tokens_per_s: float | None, device_name: str,
