@@ -13,7 +13,7 @@ import random
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from advisor_repro.errors import ConfigError
 from advisor_repro.files import canonical_json, sha256_text
@@ -54,6 +54,21 @@ class Prompt(TypedDict):
     dataset_index: int
     prompt: str
     reference: str | None
+
+
+class AnswerVerdict(TypedDict):
+    """The judge's answer check on one answer (rubric.AnswerCheck when it parsed) and the
+    reply's bookkeeping: a findings row's common part."""
+
+    status: str
+    attempts: int
+    cache_key: str
+    verdict: NotRequired[str]  # hard | medium | fine, when the reply parsed
+    claim: NotRequired[str]
+    abstained: NotRequired[bool]
+    note: NotRequired[str]
+    errors: NotRequired[list[str]]
+    raw: NotRequired[str]
 
 
 class Provenance(TypedDict):

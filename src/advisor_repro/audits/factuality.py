@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
 from advisor_repro.audits.core import (
+    AnswerVerdict,
     Catalog,
     Claim,
     PrecisionRecall,
@@ -84,22 +85,13 @@ class ClaimFinding(TypedDict):
     raw: NotRequired[str]
 
 
-class DivergentFinding(TypedDict):
+class DivergentFinding(AnswerVerdict):
     """One answer of a divergent prompt, checked against the source notes."""
 
     kind: str  # "divergent_check"
     sample_id: int | str
     model: str
     domain_favours: str  # the model the judge's domain scores favour
-    status: str
-    attempts: int
-    cache_key: str
-    verdict: NotRequired[str]  # hard | medium | fine, when the reply parsed
-    claim: NotRequired[str]
-    abstained: NotRequired[bool]
-    note: NotRequired[str]
-    errors: NotRequired[list[str]]
-    raw: NotRequired[str]
 
 
 class AbstentionFinding(TypedDict):

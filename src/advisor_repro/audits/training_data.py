@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import NotRequired, TypedDict
 
 from advisor_repro.audits.core import (
+    AnswerVerdict,
     Catalog,
     Claim,
     Draw,
@@ -29,22 +30,13 @@ Answer = tuple[int, int]  # (conversation index, turn index) in the training spl
 Labels = dict[Answer, PlantedError]  # smoke: the planted wrong values, by answer
 
 
-class TrainingVerdict(TypedDict):
+class TrainingVerdict(AnswerVerdict):
     """One drawn training answer and the judge's verdict on it (audit-training/findings.jsonl)."""
 
     kind: str  # "training_answer"
     seed: int
     index: int
     turn: int
-    status: str
-    attempts: int
-    cache_key: str
-    verdict: NotRequired[str]  # hard | medium | fine, when the reply parsed
-    claim: NotRequired[str]
-    abstained: NotRequired[bool]
-    note: NotRequired[str]
-    errors: NotRequired[list[str]]
-    raw: NotRequired[str]
     planted: NotRequired[PlantedError | None]  # smoke: the planted label of this answer
 
 
