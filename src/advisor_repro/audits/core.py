@@ -13,11 +13,15 @@ import random
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from advisor_repro.errors import ConfigError
 from advisor_repro.files import canonical_json, sha256_text
 from advisor_repro.smokedata.generate import Record
+
+if TYPE_CHECKING:
+    from advisor_repro.evaluation.embeddings import Embedder
+    from advisor_repro.judges.cache import CachedJudge
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ABSTENTION_WINDOW = 300  # characters at the start of an answer searched for a refusal
@@ -78,6 +82,23 @@ class Provenance(TypedDict):
     calls: dict[str, int]  # paid / cached
     asking: dict[str, Any]  # how the replies were asked (CachedJudge.asking)
     embedding: dict[str, str | None]  # model, revision
+
+
+@dataclass(frozen=True)
+class Judging:
+    """What an audit asks with: the judge, the embedder, and how often a malformed reply is
+    asked again."""
+
+    judge: CachedJudge
+    emb: Embedder
+    parse_retries: int
+
+    def provenance(self) -> Provenance:
+        """Who judged and embedded, as both audit summaries record it."""
+        j = self.judge
+        return {"judge": j.identity, "calls": {"paid": j.calls, "cached": j.hits},
+                "asking": j.asking(),
+                "embedding": {"model": self.emb.name, "revision": self.emb.revision}}
 
 
 class Draw(TypedDict):

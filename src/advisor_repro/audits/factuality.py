@@ -5,13 +5,14 @@ confident errors per model and claim."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NotRequired, TypedDict
 
 from advisor_repro.audits.core import (
     AnswerVerdict,
     Catalog,
     Claim,
+    Judging,
     PrecisionRecall,
     Prompt,
     Provenance,
@@ -23,29 +24,12 @@ from advisor_repro.audits.core import (
 )
 from advisor_repro.config import Config
 from advisor_repro.evaluation.embeddings import Embedder, best_match, sentences
-from advisor_repro.judges import CachedJudge, Question, ask_all
+from advisor_repro.judges import Question, ask_all
 from advisor_repro.judges.rubric import answer_messages, claim_messages, parse_answer, parse_claim
 from advisor_repro.judges.stats import deblind
 
 MODELS = ("base", "ft")
 Answers = dict[tuple[str, str], str]  # (sample_id, model) -> the answer's text at judge.cap
-
-
-@dataclass(frozen=True)
-class Judging:
-    """What an audit asks with: the judge, the embedder, and how often a malformed reply is
-    asked again."""
-
-    judge: CachedJudge
-    emb: Embedder
-    parse_retries: int
-
-    def provenance(self) -> Provenance:
-        """Who judged and embedded, as both audit summaries record it."""
-        j = self.judge
-        return {"judge": j.identity, "calls": {"paid": j.calls, "cached": j.hits},
-                "asking": j.asking(),
-                "embedding": {"model": self.emb.name, "revision": self.emb.revision}}
 
 
 class ScreenRow(TypedDict):
@@ -161,19 +145,6 @@ PAPER: PaperFigures = {"divergent_prompts": 18, "confident_errors": {"base": 0, 
 ABSTENTION_RULE = "the answer's first 300 characters hold a catalog phrase"
 
 
-class FactualityJson(Provenance):
-    catalog: CatalogInfo
-    catalog_claims: ClaimCounts
-    confident_errors: dict[str, int]
-    divergent: DivergentCounts
-    abstentions: dict[str, int]
-    abstention_rates: dict[str, Rate]
-    abstention_rule: str
-    paper: PaperFigures
-    ground_truth: NotRequired[AnswerTruth]
-    answers: AnswersUsed
-
-
 @dataclass
 class FactualitySummary:
     """audit/summary.json: counts per model and claim, rates with Wilson intervals, and (smoke)
@@ -192,30 +163,22 @@ class FactualitySummary:
     abstention_rule: str = ABSTENTION_RULE
     paper: PaperFigures = field(default_factory=lambda: PAPER)
 
-    def to_json(self) -> FactualityJson:
-        out: FactualityJson = {
-            "catalog": self.catalog, "catalog_claims": self.catalog_claims,
-            "confident_errors": self.confident_errors, "divergent": self.divergent,
-            "abstentions": self.abstentions, "abstention_rates": self.abstention_rates,
-            "abstention_rule": self.abstention_rule, "paper": self.paper,
-            **self.provenance, "answers": self.answers,
-        }  # fmt: skip
+    def to_json(self) -> dict[str, Any]:
+        """audit/summary.json: the fields, with the provenance's keys at the top level and
+        ground_truth only where there is one (write_json sorts the keys)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in ("provenance", "ground_truth")}
+        out.update(self.provenance)
         if self.ground_truth is not None:
             out["ground_truth"] = self.ground_truth
         return out
 
     @classmethod
-    def from_json(cls, d: FactualityJson) -> FactualitySummary:
-        return cls(
-            catalog=d["catalog"], catalog_claims=d["catalog_claims"],
-            confident_errors=d["confident_errors"], divergent=d["divergent"],
-            abstentions=d["abstentions"], abstention_rates=d["abstention_rates"],
-            answers=d["answers"],
-            provenance={"judge": d["judge"], "calls": d["calls"], "asking": d["asking"],
-                        "embedding": d["embedding"]},
-            ground_truth=d.get("ground_truth"), abstention_rule=d["abstention_rule"],
-            paper=d["paper"],
-        )  # fmt: skip
+    def from_json(cls, d: dict[str, Any]) -> FactualitySummary:
+        d = dict(d)
+        prov: Provenance = {"judge": d.pop("judge"), "calls": d.pop("calls"),
+                            "asking": d.pop("asking"), "embedding": d.pop("embedding")}
+        return cls(**d, provenance=prov)
 
 
 def screen(

@@ -12,6 +12,7 @@ from advisor_repro.audits.core import (
     Catalog,
     Claim,
     Draw,
+    Judging,
     PrecisionRecall,
     Provenance,
     Rate,
@@ -19,7 +20,7 @@ from advisor_repro.audits.core import (
     precision_recall,
     rate,
 )
-from advisor_repro.audits.factuality import Finding, Judging
+from advisor_repro.audits.factuality import Finding
 from advisor_repro.config import Config
 from advisor_repro.evaluation.embeddings import sentences
 from advisor_repro.judges import Question, ask_all

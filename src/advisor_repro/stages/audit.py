@@ -20,6 +20,7 @@ summary.json, cache/.
 from __future__ import annotations
 
 from advisor_repro.audits.core import (
+    Judging,
     abstained,
     catalog_inputs,
     load_catalog,
@@ -27,7 +28,6 @@ from advisor_repro.audits.core import (
 from advisor_repro.audits.factuality import (
     MODELS,
     AbstentionFinding,
-    Judging,
     confirm,
     divergent_checks,
     judge_calls,

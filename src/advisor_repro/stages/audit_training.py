@@ -18,12 +18,12 @@ gives the planted rate of the sample and the audit's precision and recall agains
 from __future__ import annotations
 
 from advisor_repro.audits.core import (
+    Judging,
     answer_pool,
     catalog_inputs,
     draw_training_sample,
     load_catalog,
 )
-from advisor_repro.audits.factuality import Judging
 from advisor_repro.audits.training_data import (
     SAMPLE_RULE,
     Labels,
